@@ -1,0 +1,665 @@
+"""Lazy movies: a (time, y, x) view of a TIFF, NumPy, HDF5 file or array.
+
+:func:`open_movie` is the single entry point. It returns a :class:`Movie` that
+knows its shape, dtype, frame rate and path but reads pixels only when asked:
+``movie[a:b]`` reads frames ``a`` to ``b - 1``; ``np.asarray(movie)`` reads all.
+Uncompressed TIFF and ``.npy`` files are memory-mapped; compressed TIFF is read
+page by page; HDF5 is read through h5py's own chunking.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import (
+    FrameRangeError,
+    MovieFormatError,
+    MovieNotFoundError,
+    NotAMovieError,
+    ParameterError,
+)
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ArrayMovie", "H5Movie", "Movie", "TiffMovie", "as_movie", "open_movie"]
+
+TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".ome.tif", ".ome.tiff"}
+H5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5"}
+
+
+class Movie:
+    """A lazy (time, y, x) movie. Subclasses implement :meth:`_take`.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        ``(T, Y, X)``: frames, rows, columns.
+    dtype : numpy.dtype
+        The pixels' type as stored (never converted).
+    frame_rate : float or None
+        Frames per second when the file records it (or it was given), else None.
+    path : pathlib.Path or None
+        The file the movie comes from; None for an in-memory array.
+    """
+
+    shape: tuple[int, int, int]
+    dtype: np.dtype
+    frame_rate: float | None
+    path: Path | None
+
+    ndim = 3
+
+    @property
+    def n_frames(self) -> int:
+        return self.shape[0]
+
+    @property
+    def frame_shape(self) -> tuple[int, int]:
+        return self.shape[1], self.shape[2]
+
+    @property
+    def frame_nbytes(self) -> int:
+        return self.shape[1] * self.shape[2] * self.dtype.itemsize
+
+    @property
+    def nbytes(self) -> int:
+        return self.n_frames * self.frame_nbytes
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __repr__(self) -> str:
+        src = str(self.path) if self.path is not None else "in memory"
+        rate = f", {self.frame_rate:g} Hz" if self.frame_rate else ""
+        t, y, x = self.shape
+        return f"<{type(self).__name__} {t} frames x {y} x {x} {self.dtype}{rate}, {src}>"
+
+    # -- reading -----------------------------------------------------------------
+    def read(self, start: int = 0, stop: int | None = None) -> np.ndarray:
+        """Read frames ``start`` to ``stop - 1`` as a (n, Y, X) array."""
+        stop = self.n_frames if stop is None else stop
+        if not 0 <= start <= stop <= self.n_frames:
+            raise FrameRangeError(
+                f"frames {start}:{stop} are outside the movie's {self.n_frames} frames "
+                f"(valid: 0 to {self.n_frames}); ask for a range inside it"
+            )
+        return self._read_range(start, stop)
+
+    def take(self, indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Read the frames at ``indices`` (any order, repeats allowed)."""
+        idx = np.asarray(indices, dtype=np.intp).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.n_frames):
+            bad = idx[(idx < 0) | (idx >= self.n_frames)][0]
+            raise FrameRangeError(
+                f"frame {bad} is outside the movie's {self.n_frames} frames "
+                f"(valid: 0 to {self.n_frames - 1})"
+            )
+        if idx.size == 0:
+            return np.empty((0, *self.frame_shape), self.dtype)
+        return self._take(idx)
+
+    def _read_range(self, start: int, stop: int) -> np.ndarray:
+        return self._take(np.arange(start, stop, dtype=np.intp))
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rest: tuple = ()
+        if isinstance(key, tuple):
+            key, rest = (key[0] if key else slice(None)), key[1:]
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self.n_frames if key < 0 else 0)
+            out = self.take([i])[0]
+            return out[rest] if rest else out
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.n_frames)
+            out = self.read(start, stop) if step == 1 else self.take(range(start, stop, step))
+        else:
+            idx = np.asarray(key)
+            if idx.dtype == bool:
+                idx = np.flatnonzero(idx)
+            idx = np.where(idx < 0, idx + self.n_frames, idx)
+            out = self.take(idx)
+        return out[(slice(None), *rest)] if rest else out
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        arr = self.read()
+        return arr if dtype is None else arr.astype(dtype, copy=False)
+
+    # -- resources ----------------------------------------------------------------
+    def close(self) -> None:
+        """Release the file handle (the movie can no longer be read)."""
+
+    def __enter__(self) -> Movie:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class ArrayMovie(Movie):
+    """A movie backed by an array in memory or a memory-mapped ``.npy`` file."""
+
+    def __init__(
+        self,
+        data: np.ndarray,
+        *,
+        frame_rate: float | None = None,
+        path: str | os.PathLike | None = None,
+    ) -> None:
+        if data.ndim != 3:
+            raise NotAMovieError(_not_a_movie_message(data.shape))
+        self._data = data
+        self.shape = tuple(int(n) for n in data.shape)  # type: ignore[assignment]
+        self.dtype = data.dtype
+        self.frame_rate = frame_rate
+        self.path = Path(path) if path is not None else None
+
+    def _read_range(self, start: int, stop: int) -> np.ndarray:
+        return np.asarray(self._data[start:stop])
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        return np.asarray(self._data[idx])
+
+
+class H5Movie(Movie):
+    """A movie stored as an HDF5 dataset, in any axis order."""
+
+    def __init__(
+        self,
+        path: Path,
+        dataset: str | None,
+        axes: str | None,
+        channel: int | None,
+        frame_rate: float | None,
+    ) -> None:
+        import h5py
+
+        try:
+            self._file = h5py.File(path, "r")
+        except OSError as exc:
+            raise MovieFormatError(f"{path}: not a readable HDF5 file ({exc})") from exc
+        self.path = path
+        ds = self._find_dataset(dataset)
+        self._ds = ds
+        axes = _check_axes(axes or _default_axes(ds.ndim), ds.shape, channel)
+        self._axes = axes
+        self._channel = channel
+        t_ax = axes.index("T")
+        self._t_axis = t_ax
+        self.shape = (ds.shape[t_ax], ds.shape[axes.index("Y")], ds.shape[axes.index("X")])
+        self.dtype = ds.dtype
+        self.frame_rate = frame_rate if frame_rate is not None else _h5_frame_rate(ds)
+
+    def _find_dataset(self, name: str | None):
+        import h5py
+
+        f = self._file
+        if name is not None:
+            if name not in f:
+                raise MovieFormatError(
+                    f"{self.path}: no dataset {name!r}; it holds {_h5_datasets(f) or 'none'}"
+                )
+            obj = f[name]
+            if not isinstance(obj, h5py.Dataset):
+                raise MovieFormatError(f"{self.path}:{name} is a group, not a dataset")
+            return obj
+        found = [n for n in _h5_datasets(f) if f[n].ndim >= 3]
+        if len(found) != 1:
+            raise MovieFormatError(
+                f"{self.path}: say which dataset holds the movie with dataset=... "
+                f"(or FILE.h5:/path); candidates: {found or 'none with 3 or more dimensions'}"
+            )
+        return f[found[0]]
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        # h5py wants increasing, unique indices: read those, then reorder.
+        uniq, inverse = np.unique(idx, return_inverse=True)
+        if uniq.size == uniq[-1] - uniq[0] + 1:
+            tsel: Any = slice(int(uniq[0]), int(uniq[-1]) + 1)
+        else:
+            tsel = uniq
+        sel: list[Any] = [slice(None)] * self._ds.ndim
+        sel[self._t_axis] = tsel
+        if "C" in self._axes:
+            sel[self._axes.index("C")] = self._channel
+        block = self._ds[tuple(sel)]
+        kept = [a for a in self._axes if a != "C"]
+        block = np.transpose(block, [kept.index(a) for a in "TYX"])
+        return np.ascontiguousarray(block[inverse])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class TiffMovie(Movie):
+    """A movie in a TIFF file of any flavour tifffile reads.
+
+    Every series whose frames have the movie's shape and dtype is used, in file
+    order. Leading dimensions (Z, several series, mislabelled channels...) become
+    time. Uncompressed, contiguous series are memory-mapped; others are read page
+    by page, so only the pages asked for are decoded.
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        channel: int | None,
+        frame_rate: float | None,
+        truncated: str = "error",
+    ) -> None:
+        import tifffile
+
+        self.path = path
+        try:
+            self._tif = tifffile.TiffFile(path)
+            series = list(self._tif.series)
+        except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct_error()) as exc:
+            raise MovieFormatError(
+                f"{path}: not a readable TIFF file ({exc}); check that the file is complete "
+                "and really a TIFF"
+            ) from exc
+        if not series:
+            raise MovieFormatError(f"{path}: the TIFF file holds no image")
+        self._sources: list[_SeriesFrames] = []
+        first = _SeriesFrames(series[0], channel, path)
+        self._sources.append(first)
+        for s in series[1:]:
+            src = _SeriesFrames(s, channel, path)
+            if src.frame_shape == first.frame_shape and src.dtype == first.dtype:
+                self._sources.append(src)
+            else:
+                log.info("%s: series %d (shape %s) skipped: frames differ from series 0",
+                         path, s.index, s.shape)
+        self.dtype = first.dtype
+        counts = [len(s) for s in self._sources]
+        n = int(sum(counts))
+        self._offsets = np.cumsum([0, *counts])
+        self.shape = (n, *first.frame_shape)  # type: ignore[assignment]
+        flattened = sorted({a for s in self._sources for a in s.flattened})
+        if len(self._sources) > 1 or flattened:
+            what = []
+            if flattened:
+                what.append(f"axes {''.join(flattened)} of the TIFF were flattened into time")
+            if len(self._sources) > 1:
+                what.append(f"{len(self._sources)} series were joined in time")
+            msg = f"{path.name}: " + " and ".join(what) + f" ({n} frames)"
+            if any(a in flattened for a in "CS"):
+                msg += "; if C/S holds colour channels, pass channel= to pick one"
+            warnings.warn(msg, UserWarning, stacklevel=3)
+        self._check_complete(truncated)
+        self.frame_rate = frame_rate if frame_rate is not None else _tiff_frame_rate(self._tif)
+
+    def _check_complete(self, truncated: str) -> None:
+        size = self.path.stat().st_size
+        last_good = -1
+        for i in range(self.n_frames):
+            if self._frame_end(i) > size:
+                break
+            last_good = i
+        else:
+            return
+        if truncated == "keep" and last_good >= 0:
+            warnings.warn(
+                f"{self.path.name}: file is truncated; using its {last_good + 1} complete "
+                f"frames of {self.n_frames}",
+                UserWarning,
+                stacklevel=4,
+            )
+            self._cut(last_good + 1)
+            return
+        raise MovieFormatError(
+            f"{self.path}: file is truncated: only frames 0 to {last_good} of {self.n_frames} "
+            "are complete (re-copy the file, or open it with truncated='keep' to use those)"
+        )
+
+    def _frame_end(self, i: int) -> int:
+        s = int(np.searchsorted(self._offsets, i, side="right") - 1)
+        return self._sources[s].frame_end(i - int(self._offsets[s]))
+
+    def _cut(self, n: int) -> None:
+        new: list[_SeriesFrames] = []
+        for s, src in enumerate(self._sources):
+            lo = int(self._offsets[s])
+            if lo >= n:
+                break
+            src.cut(n - lo)
+            new.append(src)
+        self._sources = new
+        self._offsets = np.cumsum([0, *[len(s) for s in new]])
+        self.shape = (n, *self.shape[1:])  # type: ignore[assignment]
+
+    def _take(self, idx: np.ndarray) -> np.ndarray:
+        if len(self._sources) == 1:
+            return self._sources[0].take(idx)
+        out = np.empty((idx.size, *self.frame_shape), self.dtype)
+        which = np.searchsorted(self._offsets, idx, side="right") - 1
+        for s in np.unique(which):
+            sel = which == s
+            out[sel] = self._sources[s].take(idx[sel] - self._offsets[s])
+        return out
+
+    @property
+    def memory_mapped(self) -> bool:
+        return all(s.memmap is not None for s in self._sources)
+
+    def close(self) -> None:
+        self._tif.close()
+
+
+class _SeriesFrames:
+    """Frames of one TIFF series: a table (page, sample) per frame."""
+
+    def __init__(self, series: Any, channel: int | None, path: Path) -> None:
+        self.series = series
+        self.dtype = np.dtype(series.dtype)
+        key = series.keyframe
+        page_axes = key.axes
+        n_lead = len(series.axes) - len(page_axes)
+        lead_axes, lead_shape = series.axes[:n_lead], series.shape[:n_lead]
+        if "Y" not in page_axes or "X" not in page_axes:
+            raise MovieFormatError(f"{path}: TIFF pages have axes {page_axes!r}, not Y and X")
+        self.frame_shape = (key.shape[page_axes.index("Y")], key.shape[page_axes.index("X")])
+        self.page_axes = page_axes
+        self.sample_axis = page_axes.index("S") if "S" in page_axes else None
+        n_samples = key.shape[self.sample_axis] if self.sample_axis is not None else 1
+        pages_grid = np.arange(int(np.prod(lead_shape, dtype=np.int64))).reshape(lead_shape)
+        self.flattened: set[str] = set()
+        samples: list[int | None] = [None]
+        if channel is not None:
+            if "C" in lead_axes:
+                c = lead_axes.index("C")
+                _check_channel(channel, lead_shape[c], path)
+                pages_grid = np.take(pages_grid, channel, axis=c)
+            elif self.sample_axis is not None:
+                _check_channel(channel, n_samples, path)
+                samples = [channel]
+            else:
+                raise ParameterError(
+                    f"{path}: channel={channel} was given but the file has no channel axis "
+                    f"(axes {series.axes}); leave channel out"
+                )
+        elif self.sample_axis is not None:
+            samples = list(range(n_samples))
+            if n_samples > 1:
+                self.flattened.add("S")
+        lead_left = [a for a, s in zip(lead_axes, lead_shape, strict=True) if s > 1]
+        if channel is not None and "C" in lead_axes:
+            lead_left = [a for a in lead_left if a != "C"]
+        if len(lead_left) > 1 or any(a not in "TQI" for a in lead_left):
+            self.flattened.update(lead_left)
+        pages = pages_grid.reshape(-1)
+        self.page_of = np.repeat(pages, len(samples))
+        self.sample_of = np.tile(np.array([-1 if s is None else s for s in samples]), pages.size)
+        self.pages = series.pages
+        self.memmap = self._try_memmap()
+
+    def _try_memmap(self) -> np.ndarray | None:
+        s = self.series
+        if s.dataoffset is None or s.keyframe.compression != 1:
+            return None
+        try:
+            n_pages = int(np.prod(s.shape)) // int(np.prod(s.keyframe.shape))
+            mm = np.memmap(s.parent.filehandle.path, dtype=s.dtype.newbyteorder(
+                s.parent.byteorder), mode="r", offset=s.dataoffset,
+                shape=(n_pages, *s.keyframe.shape))
+        except (ValueError, OSError):
+            return None  # e.g. truncated: fall back to page reading, which checks sizes
+        return mm
+
+    def __len__(self) -> int:
+        return int(self.page_of.size)
+
+    def frame_end(self, i: int) -> int:
+        p = int(self.page_of[i])
+        if self.memmap is not None:
+            per_page = int(np.prod(self.series.keyframe.shape)) * self.dtype.itemsize
+            return int(self.series.dataoffset) + (p + 1) * per_page
+        page = self.pages[p]
+        if page is None:
+            return 0
+        offs, counts = page.dataoffsets, page.databytecounts
+        return int(max(o + c for o, c in zip(offs, counts, strict=True)))
+
+    def cut(self, n: int) -> None:
+        self.page_of = self.page_of[:n]
+        self.sample_of = self.sample_of[:n]
+
+    def take(self, idx: np.ndarray) -> np.ndarray:
+        pages = self.page_of[idx]
+        samples = self.sample_of[idx]
+        if self.memmap is not None:
+            if pages.size > 1 and np.all(np.diff(pages) == 1):
+                block = np.asarray(self.memmap[pages[0] : pages[-1] + 1])
+            else:
+                block = np.asarray(self.memmap[pages])
+        else:
+            block = np.stack([self.pages[int(p)].asarray() for p in pages])
+        if self.sample_axis is not None:
+            axis = 1 + self.sample_axis
+            block = np.moveaxis(block, axis, 1)[np.arange(pages.size), samples]
+        return np.ascontiguousarray(block, dtype=self.dtype.newbyteorder("="))
+
+
+# -- opening ----------------------------------------------------------------------
+def open_movie(
+    path: str | os.PathLike,
+    *,
+    axes: str | None = None,
+    channel: int | None = None,
+    dataset: str | None = None,
+    frame_rate: float | None = None,
+    truncated: str = "error",
+) -> Movie:
+    """Open a movie file lazily as (time, y, x).
+
+    Parameters
+    ----------
+    path : str or path-like
+        A TIFF (``.tif``, ``.tiff``, ``.btf``; plain, BigTIFF, ImageJ, OME, several
+        pages or series), a NumPy ``.npy`` file or an HDF5 file. For HDF5 the
+        dataset may be named in the path: ``"file.h5:/imaging"``.
+    axes : str, optional
+        The order of the stored axes for ``.npy`` and HDF5, as letters ``T``, ``Y``,
+        ``X`` (and ``C`` for a channel axis), e.g. ``"YXT"``. Default ``"TYX"``.
+    channel : int, optional
+        Which channel to keep when the file has a channel axis (ImageJ ``C``,
+        TIFF samples ``S``, or ``C`` in ``axes``).
+    dataset : str, optional
+        The HDF5 dataset holding the movie, e.g. ``"imaging"``. Needed when the file
+        holds more than one dataset of 3 or more dimensions.
+    frame_rate : float, optional
+        Frames per second; overrides what the file records.
+    truncated : {"error", "keep"}
+        What to do when a TIFF file ends in the middle of a frame: raise (default),
+        or keep the complete frames with a warning.
+
+    Returns
+    -------
+    movie : Movie
+        A lazy movie: ``movie.shape`` is (T, Y, X); ``movie[a:b]`` reads frames a
+        to b-1; ``np.asarray(movie)`` reads all of it.
+
+    Notes
+    -----
+    Leading dimensions beyond time (Z planes, several series, an ImageJ channel
+    axis that is really time) are flattened into time in C order, with a warning.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os, tifffile
+    >>> path = os.path.join(tempfile.mkdtemp(), "movie.tif")
+    >>> tifffile.imwrite(path, np.zeros((10, 4, 5), np.uint16))
+    >>> movie = open_movie(path)
+    >>> movie.shape, movie.dtype.name
+    ((10, 4, 5), 'uint16')
+    >>> movie[2:4].shape
+    (2, 4, 5)
+    """
+    raw = os.fspath(path)
+    if dataset is None and not os.path.exists(raw):
+        m = re.match(r"^(.*\.(?:h5|hdf5|hdf|he5)):(/?.+)$", raw, re.IGNORECASE)
+        if m:
+            raw, dataset = m.group(1), m.group(2)
+    p = Path(raw)
+    if not p.exists():
+        raise MovieNotFoundError(f"{p}: no such file; check the path")
+    if p.is_dir():
+        raise MovieFormatError(f"{p} is a folder; give the movie file inside it")
+    if truncated not in ("error", "keep"):
+        raise ParameterError(f"truncated={truncated!r}: use 'error' or 'keep'")
+    suffix = p.suffix.lower()
+    if suffix in {".tif", ".tiff", ".btf", ".tf8"}:
+        if axes is not None:
+            raise ParameterError(
+                f"{p}: axes= is for .npy and HDF5 files; TIFF files carry their own axes"
+            )
+        return TiffMovie(p, channel, frame_rate, truncated)
+    if suffix == ".npy":
+        try:
+            data = np.load(p, mmap_mode="r", allow_pickle=False)
+        except (ValueError, OSError) as exc:
+            raise MovieFormatError(f"{p}: not a readable .npy array ({exc})") from exc
+        return as_movie(data, axes=axes, channel=channel, frame_rate=frame_rate, path=p)
+    if suffix in H5_SUFFIXES:
+        return H5Movie(p, dataset, axes, channel, frame_rate)
+    raise MovieFormatError(
+        f"{p}: unknown movie format {suffix!r}; roitrace reads TIFF (.tif, .tiff, .btf), "
+        ".npy and HDF5 (.h5, .hdf5)"
+    )
+
+
+def as_movie(
+    data: Any,
+    *,
+    axes: str | None = None,
+    channel: int | None = None,
+    frame_rate: float | None = None,
+    path: str | os.PathLike | None = None,
+) -> Movie:
+    """Return ``data`` as a :class:`Movie`: a Movie stays as it is, a path is opened,
+    an array is wrapped (after reordering ``axes`` to T, Y, X).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> as_movie(np.zeros((5, 3, 4))).shape
+    (5, 3, 4)
+    """
+    if isinstance(data, Movie):
+        return data
+    if isinstance(data, (str, os.PathLike)):
+        return open_movie(data, axes=axes, channel=channel, frame_rate=frame_rate)
+    arr = data if isinstance(data, np.ndarray) else np.asarray(data)
+    if arr.ndim == 2 and axes is None:
+        raise NotAMovieError(_not_a_movie_message(arr.shape))
+    axes = _check_axes(axes or _default_axes(arr.ndim), arr.shape, channel)
+    if "C" in axes:
+        arr = np.take(arr, channel, axis=axes.index("C"))
+        axes = axes.replace("C", "")
+    arr = np.transpose(arr, [axes.index(a) for a in "TYX"])
+    return ArrayMovie(arr, frame_rate=frame_rate, path=path)
+
+
+# -- helpers ----------------------------------------------------------------------
+def _not_a_movie_message(shape: tuple[int, ...]) -> str:
+    if len(shape) == 2:
+        return (
+            f"got a 2-D image of shape {shape}, not a movie: roitrace needs a (time, y, x) "
+            "stack; for a single frame use image[np.newaxis]"
+        )
+    return f"got an array of shape {shape}; a movie must have 3 dimensions (time, y, x)"
+
+
+def _default_axes(ndim: int) -> str:
+    if ndim != 3:
+        raise NotAMovieError(
+            f"the data has {ndim} dimensions; give axes= (letters T, Y, X and C) to say "
+            "which is which"
+        )
+    return "TYX"
+
+
+def _check_axes(axes: str, shape: tuple[int, ...], channel: int | None) -> str:
+    axes = axes.upper()
+    if len(axes) != len(shape) or sorted(axes) not in (sorted("TYX"), sorted("CTYX")):
+        raise ParameterError(
+            f"axes={axes!r} does not describe data of shape {shape}: use one letter per "
+            "dimension, each of T, Y, X once (and C for a channel axis), e.g. 'YXT'"
+        )
+    if "C" in axes:
+        if channel is None:
+            raise ParameterError(
+                f"the data has a channel axis C of size {shape[axes.index('C')]}: pass "
+                "channel= to choose one"
+            )
+        _check_channel(channel, shape[axes.index("C")], "the data")
+    elif channel is not None:
+        raise ParameterError(f"channel={channel} was given but axes={axes!r} has no C")
+    return axes
+
+
+def _check_channel(channel: int, n: int, where: object) -> None:
+    if not 0 <= channel < n:
+        raise ParameterError(f"{where}: channel={channel} but there are {n} channels (0..{n-1})")
+
+
+def _h5_datasets(f: Any) -> list[str]:
+    import h5py
+
+    names: list[str] = []
+    f.visititems(lambda n, o: names.append("/" + n) if isinstance(o, h5py.Dataset) else None)
+    return names
+
+
+def _h5_frame_rate(ds: Any) -> float | None:
+    for obj in (ds, ds.file):
+        for key in ("frame_rate", "fs", "fps", "frameRate", "rate"):
+            if key in obj.attrs:
+                try:
+                    return float(np.asarray(obj.attrs[key]).reshape(-1)[0])
+                except (TypeError, ValueError):
+                    continue
+    return None
+
+
+def _tiff_frame_rate(tif: Any) -> float | None:
+    ij = tif.imagej_metadata or {}
+    if ij.get("finterval"):
+        return 1.0 / float(ij["finterval"])
+    if ij.get("fps"):
+        return float(ij["fps"])
+    si = getattr(tif, "scanimage_metadata", None)
+    if si:
+        fd = si.get("FrameData", {})
+        for key in ("SI.hRoiManager.scanFrameRate", "SI.hRoiManager.scanVolumeRate"):
+            if key in fd:
+                return float(fd[key])
+    ome = tif.ome_metadata if tif.is_ome else None
+    if ome:
+        m = re.search(r'TimeIncrement="([0-9.eE+-]+)"', ome)
+        unit = re.search(r'TimeIncrementUnit="(\w+)"', ome)
+        if m and float(m.group(1)) > 0:
+            scale = {"ms": 1e-3, "us": 1e-6, "µs": 1e-6, "min": 60.0, "h": 3600.0}.get(
+                unit.group(1) if unit else "s", 1.0)
+            return 1.0 / (float(m.group(1)) * scale)
+    return None
+
+
+def struct_error() -> type[Exception]:
+    import struct
+
+    return struct.error
