@@ -1,4 +1,85 @@
-"""roitrace: turn calcium-imaging movies into one fluorescence trace per cell."""
+"""roitrace: turn calcium-imaging movies into one fluorescence trace per cell.
+
+The pipeline, one module per stage::
+
+    open_movie -> projection -> threshold (mask) -> neuropil_ring
+               -> pixel_traces / pixel_weights -> aggregate -> extract -> dff
+
+Every stage that reads pixels streams the movie through :mod:`roitrace.engine`.
+"""
+
 from ._version import __version__
-from .errors import *  # noqa: F403
+from .aggregate import aggregate
+from .errors import (
+    BaselineError,
+    EmptyMaskError,
+    FetchError,
+    FrameRangeError,
+    MovieError,
+    MovieFormatError,
+    MovieNotFoundError,
+    NonFiniteError,
+    NotAMovieError,
+    ParameterError,
+    RoitraceError,
+    ShapeMismatchError,
+    WeightsError,
+)
+from .extract import extract
+from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
+from .neuropil import neuropil_ring
+from .normalize import baseline, dff, minmax, zscore
+from .projection import projection, projections
+from .traces import pixel_traces, pixel_weights, weights_image
+
+__all__ = [
+    "BaselineError",
+    "EmptyMaskError",
+    "FetchError",
+    "FrameRangeError",
+    "Movie",
+    "MovieError",
+    "MovieFormatError",
+    "MovieNotFoundError",
+    "NonFiniteError",
+    "NotAMovieError",
+    "ParameterError",
+    "RoitraceError",
+    "ShapeMismatchError",
+    "WeightsError",
+    "__version__",
+    "aggregate",
+    "as_movie",
+    "baseline",
+    "dff",
+    "extract",
+    "minmax",
+    "neuropil_ring",
+    "open_movie",
+    "pixel_traces",
+    "pixel_weights",
+    "pixels",
+    "projection",
+    "projections",
+    "threshold",
+    "weights_image",
+    "zscore",
+]
+
+
+def __getattr__(name: str):
+    # Heavy or optional parts load on first use so `import roitrace` stays fast.
+    if name == "simulate":
+        from .simulate import simulate
+
+        return simulate
+    if name == "fetch":
+        from .fetch import fetch
+
+        return fetch
+    if name == "plot":
+        from . import plot
+
+        return plot
+    raise AttributeError(f"module 'roitrace' has no attribute {name!r}")

@@ -50,6 +50,10 @@ class WeightsError(RoitraceError, ValueError):
     """Pixel weights cannot be used (they sum to zero, are not finite...)."""
 
 
+class NonFiniteError(RoitraceError, ValueError):
+    """The movie has NaN or infinite values where a trace is computed."""
+
+
 class BaselineError(RoitraceError, ValueError):
     """A normalisation's reference (F0, standard deviation, range) is zero or negative."""
 
@@ -66,6 +70,7 @@ __all__ = [
     "MovieError",
     "MovieFormatError",
     "MovieNotFoundError",
+    "NonFiniteError",
     "NotAMovieError",
     "ParameterError",
     "RoitraceError",

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 __all__ = ["ArrayMovie", "H5Movie", "Movie", "TiffMovie", "as_movie", "open_movie"]
 
 TIFF_SUFFIXES = {".tif", ".tiff", ".btf", ".tf8", ".ome.tif", ".ome.tiff"}
+_MISSING = 2**62  # a frame whose page cannot be found ends "beyond any file"
 H5_SUFFIXES = {".h5", ".hdf5", ".hdf", ".he5"}
 
 
@@ -143,6 +144,13 @@ class Movie:
     def close(self) -> None:
         """Release the file handle (the movie can no longer be read)."""
 
+    def __del__(self) -> None:
+        # A lazy movie owns an open file; release it when the movie is dropped.
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - never raise from a finaliser
+            pass
+
     def __enter__(self) -> Movie:
         return self
 
@@ -242,7 +250,8 @@ class H5Movie(Movie):
         return np.ascontiguousarray(block[inverse])
 
     def close(self) -> None:
-        self._file.close()
+        if getattr(self, "_file", None) is not None:
+            self._file.close()
 
 
 class TiffMovie(Movie):
@@ -264,16 +273,22 @@ class TiffMovie(Movie):
         import tifffile
 
         self.path = path
-        try:
-            self._tif = tifffile.TiffFile(path)
-            series = list(self._tif.series)
-        except (tifffile.TiffFileError, ValueError, OSError, IndexError, struct_error()) as exc:
-            raise MovieFormatError(
-                f"{path}: not a readable TIFF file ({exc}); check that the file is complete "
-                "and really a TIFF"
-            ) from exc
+        with _TiffLog() as tiff_log:
+            try:
+                self._tif = tifffile.TiffFile(path)
+                series = list(self._tif.series)
+            except (tifffile.TiffFileError, ValueError, OSError, IndexError,
+                    struct_error()) as exc:
+                raise MovieFormatError(
+                    f"{path}: not a readable TIFF file ({exc}); check that the file is "
+                    "complete and really a TIFF"
+                ) from exc
         if not series:
             raise MovieFormatError(f"{path}: the TIFF file holds no image")
+        if tiff_log.damaged:
+            # tifffile lost pages (their directories were cut off) and fell back to a
+            # shorter series: rebuild the frames that are really there.
+            series = [_recover_series(self._tif, path, truncated)]
         self._sources: list[_SeriesFrames] = []
         first = _SeriesFrames(series[0], channel, path)
         self._sources.append(first)
@@ -357,7 +372,73 @@ class TiffMovie(Movie):
         return all(s.memmap is not None for s in self._sources)
 
     def close(self) -> None:
-        self._tif.close()
+        if getattr(self, "_tif", None) is not None:
+            self._tif.close()
+
+
+class _TiffLog(logging.Handler):
+    """Collect tifffile's logged complaints about a damaged file while it opens."""
+
+    SIGNS = ("invalid page offset", "failed to reshape", "corrupted", "truncated")
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.damaged = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        msg = record.getMessage()
+        if any(sign in msg for sign in self.SIGNS):
+            self.damaged = True
+
+    def __enter__(self) -> _TiffLog:
+        self._logger = logging.getLogger("tifffile")
+        self._logger.addHandler(self)
+        self._propagate = self._logger.propagate
+        self._logger.propagate = False  # we report it ourselves, as one error
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.propagate = self._propagate
+
+
+def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
+    """The complete frames of a damaged TIFF as one series, or an error naming them."""
+    import tifffile
+
+    size = path.stat().st_size
+    pages = []
+    for page in tif.pages:
+        if page is None or max(o + c for o, c in zip(
+                page.dataoffsets, page.databytecounts, strict=True)) > size:
+            break
+        pages.append(page)
+    key = pages[0] if pages else None
+    expected = None
+    meta = tif.shaped_metadata[0] if tif.shaped_metadata else None
+    if meta and "shape" in meta:
+        expected = int(np.prod(meta["shape"][:-2]))
+    n = len(pages)
+    contiguous = key is not None and key.compression == 1 and key.is_contiguous
+    if contiguous and expected:
+        # tifffile writes contiguous data first and the later directories after it:
+        # the frames' data can still be found from the first page's offset.
+        n = min(expected, (size - key.dataoffsets[0]) // key.nbytes)
+    if n == 0:
+        raise MovieFormatError(f"{path}: the TIFF file is damaged and holds no complete frame")
+    total = f" of {expected}" if expected else ""
+    if truncated != "keep":
+        raise MovieFormatError(
+            f"{path}: file is truncated: only frames 0 to {n - 1}{total} are complete "
+            "(re-copy the file, or open it with truncated='keep' to use those)"
+        )
+    warnings.warn(f"{path.name}: file is truncated; using its {n} complete frames{total}",
+                  UserWarning, stacklevel=4)
+    if contiguous and expected:
+        return tifffile.TiffPageSeries([key], (n, *key.shape), key.dtype, "I" + key.axes,
+                                       parent=tif, kind="recovered")
+    return tifffile.TiffPageSeries(pages, (n, *key.shape), key.dtype, "I" + key.axes,
+                                   parent=tif, kind="recovered")
 
 
 class _SeriesFrames:
@@ -428,9 +509,12 @@ class _SeriesFrames:
         if self.memmap is not None:
             per_page = int(np.prod(self.series.keyframe.shape)) * self.dtype.itemsize
             return int(self.series.dataoffset) + (p + 1) * per_page
-        page = self.pages[p]
-        if page is None:
-            return 0
+        try:
+            page = self.pages[p]
+        except (IndexError, ValueError, OSError):
+            page = None
+        if page is None:  # its directory was lost with the end of the file
+            return _MISSING
         offs, counts = page.dataoffsets, page.databytecounts
         return int(max(o + c for o, c in zip(offs, counts, strict=True)))
 

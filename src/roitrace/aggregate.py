@@ -1,0 +1,110 @@
+"""Aggregation: combine a cell's pixel traces into one trace."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
+
+__all__ = ["HOWS", "aggregate", "check_weights"]
+
+HOWS = ("mean", "median", "weighted", "trimmed_mean")
+
+
+def aggregate(
+    pixel_traces: Any,
+    how: str = "mean",
+    *,
+    weights: Any = None,
+    proportion: float = 0.1,
+) -> np.ndarray:
+    """Combine pixel traces (time x pixels) into one trace per time point.
+
+    Parameters
+    ----------
+    pixel_traces : (T, P) array_like
+        One column per pixel, as returned by :func:`roitrace.pixel_traces`.
+    how : {"mean", "median", "weighted", "trimmed_mean"}
+        ``mean``: ``np.mean(x, axis=1)``. ``median``: ``np.median(x, axis=1)``,
+        robust to a few outlying pixels. ``weighted``: ``np.average(x, axis=1,
+        weights=weights)``. ``trimmed_mean``: ``scipy.stats.trim_mean(x,
+        proportion, axis=1)``, the mean after cutting ``proportion`` of the pixels
+        from each end at every time point.
+    weights : (P,) array_like, optional
+        Pixel weights for ``how="weighted"`` (see :func:`roitrace.pixel_weights`).
+    proportion : float
+        Fraction cut from each end for ``how="trimmed_mean"``, in [0, 0.5).
+
+    Returns
+    -------
+    trace : (T,) ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> x = np.array([[1.0, 2.0, 9.0], [2.0, 3.0, 4.0]])
+    >>> aggregate(x, "mean")
+    array([4., 3.])
+    >>> aggregate(x, "median")
+    array([2., 3.])
+    >>> aggregate(x, "weighted", weights=[0.5, 0.5, 0.0])
+    array([1.5, 2.5])
+    """
+    x = np.asarray(pixel_traces)
+    if x.ndim != 2:
+        raise ShapeMismatchError(
+            f"pixel_traces must be (time, pixels), got shape {x.shape}; "
+            "use pixel_traces(movie, mask)"
+        )
+    if x.shape[1] == 0:
+        raise EmptyMaskError("there are no pixel traces to combine (the mask holds no pixel)")
+    check_how(how)
+    if how == "mean":
+        return np.mean(x, axis=1)
+    if how == "median":
+        return np.median(x, axis=1)
+    if how == "weighted":
+        if weights is None:
+            raise ParameterError(
+                "how='weighted' needs weights=, e.g. pixel_weights(movie, mask)"
+            )
+        w = check_weights(weights, x.shape[1])
+        return np.average(x, axis=1, weights=w)
+    check_proportion(proportion)
+    from scipy.stats import trim_mean
+
+    return trim_mean(x, proportion, axis=1)
+
+
+def check_how(how: str) -> None:
+    if how not in HOWS:
+        raise ParameterError(f"how={how!r} is unknown; use one of {', '.join(HOWS)}")
+
+
+def check_proportion(proportion: float) -> None:
+    if not 0 <= proportion < 0.5:
+        raise ParameterError(
+            f"proportion={proportion} is outside [0, 0.5): it is the fraction cut from EACH "
+            "end, so 0.1 keeps the middle 80% of pixels"
+        )
+
+
+def check_weights(weights: Any, n_pixels: int) -> np.ndarray:
+    """Check pixel weights: one finite value per pixel, not summing to zero."""
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_pixels,):
+        raise ShapeMismatchError(
+            f"weights have shape {w.shape} but there are {n_pixels} pixels; give one weight "
+            "per pixel, in np.where(mask) order"
+        )
+    if not np.all(np.isfinite(w)):
+        raise WeightsError("weights contain NaN or infinite values")
+    total = w.sum()
+    if total == 0 or not np.isfinite(total):
+        raise WeightsError(
+            f"weights sum to {total:g}, so the weighted mean is undefined; for brightness "
+            "weights this means the pixels' mean fluorescence is 0: use how='mean'"
+        )
+    return w

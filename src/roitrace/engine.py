@@ -1,0 +1,219 @@
+"""The one engine that streams a movie's frames, chunk by chunk.
+
+Every stage that reads pixels (projections, pixel traces, weights, extraction)
+goes through :func:`stream`: it reads the requested frames once, in chunks of
+frames, and hands each chunk to every *consumer* in turn. A consumer is any
+object with ``update(offset, block)`` (``offset`` is the chunk's position in the
+output's time axis, ``block`` a (n, Y, X) array) and ``result()``. Memory stays at
+one chunk plus what the consumers keep, whatever the movie's length.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import FrameRangeError, ParameterError
+from .movie import Movie, as_movie
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Consumer", "default_chunk_frames", "iter_chunks", "resolve_frames", "stream"]
+
+#: Default memory for one chunk of frames (the whole chunk is held at once).
+DEFAULT_CHUNK_BYTES = 64 * 1024**2
+
+FramesLike = None | slice | range | tuple[int, int] | Sequence[int] | np.ndarray
+
+
+class Consumer(Protocol):
+    """What :func:`stream` feeds: ``update`` per chunk, ``result`` at the end."""
+
+    def update(self, offset: int, block: np.ndarray) -> None: ...
+
+    def result(self) -> Any: ...
+
+
+def resolve_frames(n_frames: int, frames: FramesLike = None) -> slice | np.ndarray:
+    """Turn a ``frames=`` option into a step-1 slice or an index array, checked.
+
+    ``frames`` may be None (all), a slice or range, a ``(start, stop)`` pair or a
+    sequence of frame indices. Out-of-range frames raise :class:`FrameRangeError`.
+
+    Examples
+    --------
+    >>> resolve_frames(10, (2, 5))
+    slice(2, 5, None)
+    >>> resolve_frames(10, [1, 3])
+    array([1, 3])
+    """
+    if frames is None:
+        return slice(0, n_frames)
+    if isinstance(frames, tuple) and len(frames) == 2 and all(
+        isinstance(v, (int, np.integer)) for v in frames
+    ):
+        frames = slice(int(frames[0]), int(frames[1]))
+    if isinstance(frames, range):
+        frames = slice(frames.start, frames.stop, frames.step)
+    if isinstance(frames, slice):
+        start = 0 if frames.start is None else frames.start
+        stop = n_frames if frames.stop is None else frames.stop
+        step = 1 if frames.step is None else frames.step
+        if start < 0 or stop > n_frames or start >= stop or step < 1:
+            raise FrameRangeError(
+                f"frames {start}:{stop} are outside the movie's {n_frames} frames or empty; "
+                f"use a range within 0:{n_frames}"
+            )
+        return slice(start, stop) if step == 1 else np.arange(start, stop, step)
+    idx = np.asarray(frames)
+    if idx.dtype == bool:
+        if idx.shape != (n_frames,):
+            raise FrameRangeError(
+                f"a boolean frames= needs one value per frame ({n_frames}), got {idx.shape}"
+            )
+        idx = np.flatnonzero(idx)
+    if idx.ndim != 1 or not np.issubdtype(idx.dtype, np.integer):
+        raise ParameterError("frames= must be a slice, a (start, stop) pair or frame indices")
+    if idx.size == 0:
+        raise FrameRangeError("frames= selects no frame")
+    if idx.min() < 0 or idx.max() >= n_frames:
+        raise FrameRangeError(
+            f"frames {idx.min()}..{idx.max()} fall outside the movie's {n_frames} frames "
+            f"(valid: 0 to {n_frames - 1})"
+        )
+    return idx.astype(np.intp)
+
+
+def n_selected(sel: slice | np.ndarray) -> int:
+    """How many frames a resolved selection holds."""
+    return sel.stop - sel.start if isinstance(sel, slice) else int(sel.size)
+
+
+def default_chunk_frames(movie: Movie, chunk_bytes: int | None = None) -> int:
+    """Frames per chunk so that one chunk takes about ``chunk_bytes`` of memory.
+
+    The default budget is 64 MiB, or ``ROITRACE_CHUNK_MB`` from the environment,
+    but never more than 1/8 of the memory currently available.
+    """
+    if chunk_bytes is None:
+        env = os.environ.get("ROITRACE_CHUNK_MB")
+        chunk_bytes = int(float(env) * 1024**2) if env else DEFAULT_CHUNK_BYTES
+        avail = _available_memory()
+        if avail:
+            chunk_bytes = min(chunk_bytes, avail // 8)
+    return max(1, int(chunk_bytes // max(movie.frame_nbytes, 1)))
+
+
+def iter_chunks(
+    movie: Any,
+    *,
+    frames: FramesLike = None,
+    chunk_frames: int | None = None,
+    progress: bool = False,
+    desc: str = "reading",
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Yield ``(offset, block)`` over the selected frames, ``block`` (n, Y, X).
+
+    ``offset`` counts frames of the selection (0 for the first selected frame),
+    not frames of the file.
+    """
+    movie = as_movie(movie)
+    sel = resolve_frames(movie.n_frames, frames)
+    total = n_selected(sel)
+    if chunk_frames is None:
+        chunk_frames = default_chunk_frames(movie)
+    if chunk_frames < 1:
+        raise ParameterError(f"chunk_frames={chunk_frames}: use 1 or more frames per chunk")
+    bar = _progress(total, desc) if progress else None
+    try:
+        for off in range(0, total, chunk_frames):
+            n = min(chunk_frames, total - off)
+            if isinstance(sel, slice):
+                block = movie.read(sel.start + off, sel.start + off + n)
+            else:
+                block = movie.take(sel[off : off + n])
+            yield off, block
+            if bar is not None:
+                bar.advance(n)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def stream(
+    movie: Any,
+    consumers: Sequence[Consumer],
+    *,
+    frames: FramesLike = None,
+    chunk_frames: int | None = None,
+    progress: bool = False,
+    desc: str = "reading",
+) -> list[Any]:
+    """Read the movie once and feed every chunk to every consumer.
+
+    Returns the consumers' results, in order.
+    """
+    for off, block in iter_chunks(
+        movie, frames=frames, chunk_frames=chunk_frames, progress=progress, desc=desc
+    ):
+        for c in consumers:
+            c.update(off, block)
+    return [c.result() for c in consumers]
+
+
+# -- progress bar -------------------------------------------------------------------
+class _Progress:
+    """A rich progress bar that shows frames and frames/s."""
+
+    def __init__(self, total: int, desc: str) -> None:
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+        from rich.console import Console
+
+        self._p = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("frames"),
+            TextColumn("{task.fields[rate]}"),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            console=Console(stderr=True),
+            transient=False,
+        )
+        self._p.start()
+        self._task = self._p.add_task(desc, total=total, rate="")
+
+    def advance(self, n: int) -> None:
+        self._p.advance(self._task, n)
+        speed = self._p.tasks[0].speed
+        if speed:
+            self._p.update(self._task, rate=f"{speed:,.0f} frames/s")
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _progress(total: int, desc: str) -> _Progress:
+    return _Progress(total, desc)
+
+
+def _available_memory() -> int | None:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None

@@ -1,0 +1,192 @@
+"""Saving results (the last stage): traces as CSV or netCDF, images as TIFF.
+
+Every file records the roitrace version and the parameters that made it, and is
+written under a temporary name then renamed, so an error or Ctrl-C never leaves a
+half-written file under the final name.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_path
+from ._version import __version__
+from .errors import MovieFormatError, ParameterError
+
+__all__ = ["load", "save", "write_image"]
+
+TRACE_VARS = ("F", "Fneu", "F_corrected", "dff")
+
+
+def save(result: Any, path: str | os.PathLike) -> Path:
+    """Save an :func:`roitrace.extract` result; the format follows the suffix.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        Dims ``(roi, time)``, as returned by :func:`roitrace.extract`.
+    path : str or path-like
+        ``.csv``: tidy table, one row per (roi, frame) with columns ``roi, frame,
+        time, F, Fneu, F_corrected, dff`` (those present), preceded by ``#``
+        comment lines holding the parameters (read it with
+        ``pandas.read_csv(path, comment="#")``). ``.nc`` / ``.h5``: the Dataset
+        itself as netCDF4 (needs h5netcdf).
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from roitrace import extract
+    >>> ds = extract(np.ones((3, 4, 4)), np.eye(4, dtype=bool))
+    >>> p = save(ds, os.path.join(tempfile.mkdtemp(), "traces.csv"))
+    >>> load(p)["F"].shape
+    (1, 3)
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _save_csv(result, path)
+    if suffix in (".nc", ".h5", ".hdf5"):
+        return _save_netcdf(result, path)
+    raise ParameterError(f"{path}: unknown output format {suffix!r}; use .csv, .nc or .h5")
+
+
+def load(path: str | os.PathLike):
+    """Read a file written by :func:`save` back into an xarray Dataset."""
+    path = Path(path)
+    if not path.exists():
+        raise MovieFormatError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return _load_csv(path)
+    if suffix in (".nc", ".h5", ".hdf5"):
+        import xarray as xr
+
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    raise ParameterError(f"{path}: unknown format {suffix!r}; roitrace reads .csv, .nc, .h5")
+
+
+def write_image(image: np.ndarray, path: str | os.PathLike, *,
+                metadata: dict[str, Any] | None = None) -> Path:
+    """Write a 2-D image (a projection, a mask) as TIFF, with its metadata as JSON.
+
+    The metadata (plus the roitrace version) is stored in the TIFF's
+    ImageDescription by tifffile and read back by ``tifffile.TiffFile(path).
+    shaped_metadata``.
+    """
+    import tifffile
+
+    path = Path(path)
+    meta = {"roitrace_version": __version__, **(metadata or {})}
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, np.asarray(image), metadata=_jsonable(meta))
+    return path
+
+
+# -- CSV ------------------------------------------------------------------------------
+def _save_csv(ds: Any, path: Path) -> Path:
+    names = [v for v in TRACE_VARS if v in ds]
+    if not names:
+        raise ParameterError("the result has no trace variable (F, Fneu, F_corrected, dff)")
+    n_roi, n_t = ds.sizes["roi"], ds.sizes["time"]
+    cols = {
+        "roi": np.repeat(ds["roi"].values, n_t),
+        "frame": np.tile(ds["frame"].values, n_roi),
+    }
+    if "time" in ds.coords:
+        cols["time"] = np.tile(ds["time"].values, n_roi)
+    for v in names:
+        cols[v] = ds[v].transpose("roi", "time").values.reshape(-1)
+    fmt = ["%d" if k in ("roi", "frame") else "%.17g" for k in cols]
+    header = "".join(f"# {k}: {_attr_text(v)}\n" for k, v in _file_attrs(ds).items())
+    table = np.column_stack([c.astype(np.float64) for c in cols.values()])
+    with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
+        f.write(header)
+        f.write(",".join(cols) + "\n")
+        np.savetxt(f, table, fmt=fmt, delimiter=",")
+    return path
+
+
+def _load_csv(path: Path):
+    import xarray as xr
+
+    attrs: dict[str, Any] = {}
+    lines = []
+    with open(path) as f:
+        for line in f:
+            if line.startswith("#"):
+                key, _, value = line[1:].strip().partition(": ")
+                attrs[key] = value
+            else:
+                lines.append(line)
+    if not lines:
+        raise MovieFormatError(f"{path}: no table in this CSV file")
+    header = lines[0].strip().split(",")
+    if not {"roi", "frame"} <= set(header):
+        raise MovieFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
+    table = np.loadtxt(io.StringIO("".join(lines[1:])), delimiter=",", ndmin=2)
+    col = {h: table[:, i] for i, h in enumerate(header)}
+    rois, roi_idx = np.unique(col["roi"].astype(np.int64), return_inverse=True)
+    frames, t_idx = np.unique(col["frame"].astype(np.int64), return_inverse=True)
+    data_vars = {}
+    for v in TRACE_VARS:
+        if v in col:
+            arr = np.full((rois.size, frames.size), np.nan)
+            arr[roi_idx, t_idx] = col[v]
+            data_vars[v] = (("roi", "time"), arr)
+    coords: dict[str, Any] = {"roi": rois, "frame": ("time", frames)}
+    if "time" in col:
+        t = np.full(frames.size, np.nan)
+        t[t_idx] = col["time"]
+        coords["time"] = ("time", t, {"units": "s"})
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# -- netCDF ---------------------------------------------------------------------------
+def _save_netcdf(ds: Any, path: Path) -> Path:
+    try:
+        import h5netcdf  # noqa: F401
+    except ImportError as exc:
+        raise ParameterError(
+            "writing .nc/.h5 needs h5netcdf: pip install 'roitrace[netcdf]'"
+        ) from exc
+    out = ds.copy()
+    out.attrs = {k: _attr_text(v) if isinstance(v, (dict, list)) else v
+                 for k, v in _file_attrs(ds).items()}
+    with atomic_path(path) as tmp:
+        out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
+    return path
+
+
+def _file_attrs(ds: Any) -> dict[str, Any]:
+    attrs = dict(ds.attrs)
+    attrs.setdefault("roitrace_version", __version__)
+    return attrs
+
+
+def _attr_text(v: Any) -> str:
+    return v if isinstance(v, str) else json.dumps(_jsonable(v))
+
+
+def _jsonable(v: Any) -> Any:
+    if isinstance(v, dict):
+        return {str(k): _jsonable(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_jsonable(x) for x in v]
+    if isinstance(v, np.generic):
+        return v.item()
+    if isinstance(v, np.ndarray):
+        return v.tolist()
+    if isinstance(v, Path):
+        return str(v)
+    return v

@@ -1,0 +1,208 @@
+"""Pixel traces and pixel weights: each ROI pixel's time series, and how much it counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .aggregate import check_weights
+from .engine import FramesLike, n_selected, resolve_frames, stream
+from .errors import EmptyMaskError, ParameterError
+from .masks import check_mask
+from .movie import as_movie
+
+__all__ = ["PixelGather", "PixelMeans", "pixel_traces", "pixel_weights", "weights_image"]
+
+
+class PixelGather:
+    """Consumer: copy the time series of fixed pixels into a (T, P) array."""
+
+    def __init__(self, flat_index: np.ndarray, n_frames: int, dtype: np.dtype) -> None:
+        self.flat = flat_index
+        self.out = np.empty((n_frames, flat_index.size), dtype)
+
+    def update(self, offset: int, block: np.ndarray) -> None:
+        n = block.shape[0]
+        np.take(block.reshape(n, -1), self.flat, axis=1, out=self.out[offset : offset + n])
+
+    def result(self) -> np.ndarray:
+        return self.out
+
+
+class PixelMeans:
+    """Consumer: each pixel's mean over time, accumulated in float64."""
+
+    def __init__(self, flat_index: np.ndarray) -> None:
+        self.flat = flat_index
+        self.sum = np.zeros(flat_index.size, np.float64)
+        self.n = 0
+
+    def update(self, offset: int, block: np.ndarray) -> None:
+        n = block.shape[0]
+        self.sum += block.reshape(n, -1)[:, self.flat].sum(axis=0, dtype=np.float64)
+        self.n += n
+
+    def result(self) -> np.ndarray:
+        return self.sum / self.n
+
+
+def pixel_traces(
+    movie: Any,
+    mask: Any,
+    *,
+    frames: FramesLike = None,
+    chunk_frames: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """The time series of every pixel in a mask, as a (time, pixels) array.
+
+    Equal to ``data[frames][:, y, x]`` with ``(y, x) = np.where(mask)``, but reads
+    only the frames asked for, chunk by chunk.
+
+    Parameters
+    ----------
+    movie : Movie, (T, Y, X) array_like or path
+    mask : (Y, X) array_like of bool
+    frames : slice, (start, stop) or sequence of int, optional
+        Only these frames (default all).
+    chunk_frames : int, optional
+        Frames read at once.
+    progress : bool
+        Show a progress bar.
+
+    Returns
+    -------
+    traces : (T, P) ndarray
+        In the movie's dtype; column ``i`` is pixel ``(y[i], x[i])``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.arange(2 * 2 * 3).reshape(2, 2, 3)
+    >>> mask = np.array([[True, False, False], [False, False, True]])
+    >>> pixel_traces(data, mask)
+    array([[ 0,  5],
+           [ 6, 11]])
+    """
+    movie = as_movie(movie)
+    mask = check_mask(mask, movie.frame_shape, allow_empty=False)
+    flat = np.flatnonzero(mask)
+    sel = resolve_frames(movie.n_frames, frames)
+    gather = PixelGather(flat, n_selected(sel), movie.dtype)
+    (out,) = stream(movie, [gather], frames=sel, chunk_frames=chunk_frames,
+                    progress=progress, desc="pixel traces")
+    return out
+
+
+def pixel_weights(
+    movie: Any,
+    mask: Any,
+    *,
+    by: str = "brightness",
+    sigma: float | None = None,
+    frames: FramesLike = None,
+    chunk_frames: int | None = None,
+    progress: bool = False,
+) -> np.ndarray:
+    """Weights for the mask's pixels, summing to 1, in ``np.where(mask)`` order.
+
+    Parameters
+    ----------
+    movie : Movie, (T, Y, X) array_like or path
+        Needed for ``by="brightness"``; unused (may be None) for ``"proximity"``.
+    mask : (Y, X) array_like of bool
+    by : {"brightness", "proximity"}
+        ``brightness`` (the notebook's): each pixel's mean over time divided by
+        their sum, ``means / means.sum()``; bright pixels count more.
+        ``proximity``: a Gaussian fall-off with the distance ``d`` from the mask's
+        centroid, ``w = exp(-d**2 / (2 * sigma**2))``, normalised to sum to 1;
+        pixels at the cell's edge count less.
+    sigma : float, optional
+        Width of the proximity fall-off in pixels. Default: the radius of a disk
+        with the mask's area, ``sqrt(P / pi)``.
+    frames : slice, (start, stop) or sequence of int, optional
+        Frames the brightness is averaged over (default all).
+
+    Returns
+    -------
+    weights : (P,) ndarray of float64
+
+    Raises
+    ------
+    WeightsError
+        When the weights sum to 0 (e.g. all pixels are 0 on average).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> data = np.ones((4, 3, 3)); data[:, 1, 1] = 3
+    >>> mask = np.zeros((3, 3), bool); mask[1, :] = True
+    >>> pixel_weights(data, mask)
+    array([0.2, 0.6, 0.2])
+    """
+    if by not in ("brightness", "proximity"):
+        raise ParameterError(f"by={by!r} is unknown; use 'brightness' or 'proximity'")
+    if by == "proximity":
+        mask = check_mask(mask, allow_empty=False)
+        return proximity_weights(mask, sigma=sigma)
+    movie = as_movie(movie)
+    mask = check_mask(mask, movie.frame_shape, allow_empty=False)
+    (means,) = stream(movie, [PixelMeans(np.flatnonzero(mask))], frames=frames,
+                      chunk_frames=chunk_frames, progress=progress, desc="pixel means")
+    return brightness_weights(means)
+
+
+def brightness_weights(means: np.ndarray) -> np.ndarray:
+    """The notebook's weights from each pixel's mean: ``means / means.sum()``."""
+    check_weights(means, means.size)
+    return means / np.sum(means)
+
+
+def proximity_weights(mask: np.ndarray, *, sigma: float | None = None) -> np.ndarray:
+    """Gaussian weights by distance from the mask's centroid (see :func:`pixel_weights`)."""
+    y, x = np.nonzero(mask)
+    if sigma is None:
+        sigma = float(np.sqrt(y.size / np.pi))
+    if sigma <= 0:
+        raise ParameterError(f"sigma={sigma}: the fall-off width must be positive")
+    d2 = (y - y.mean()) ** 2 + (x - x.mean()) ** 2
+    w = np.exp(-d2 / (2.0 * sigma**2))
+    return w / w.sum()
+
+
+def weights_image(weights: Any, mask: Any, *, fill: float = 0.0) -> np.ndarray:
+    """Put per-pixel weights back into an image of the mask's shape.
+
+    Parameters
+    ----------
+    weights : (P,) array_like
+        One value per mask pixel, in ``np.where(mask)`` order.
+    mask : (Y, X) array_like of bool
+    fill : float
+        Value outside the mask.
+
+    Returns
+    -------
+    image : (Y, X) ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mask = np.array([[True, False], [False, True]])
+    >>> weights_image([0.25, 0.75], mask)
+    array([[0.25, 0.  ],
+           [0.  , 0.75]])
+    """
+    mask = check_mask(mask)
+    w = np.asarray(weights, dtype=np.float64)
+    n = int(mask.sum())
+    if n == 0:
+        raise EmptyMaskError("the mask holds no pixel")
+    if w.shape != (n,):
+        raise ParameterError(
+            f"{w.size} weights for a mask of {n} pixels: give one weight per mask pixel"
+        )
+    image = np.full(mask.shape, fill, np.float64)
+    image[mask] = w
+    return image
