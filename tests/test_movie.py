@@ -47,8 +47,9 @@ def test_tiff_variants(path):
     assert data.dtype == expected.dtype
     assert_array_equal(data, expected)
     if shaped:
-        assert any("flattened" in str(w.message) or "joined" in str(w.message)
-                   for w in caught), "flattening extra dimensions must be announced"
+        assert any("flattened" in str(w.message) or "joined" in str(w.message) for w in caught), (
+            "flattening extra dimensions must be announced"
+        )
     # Lazy reads of any frame range give the same numbers.
     assert_array_equal(movie[1:3], expected[1:3])
     assert_array_equal(movie[[-1, 0]], expected[[-1, 0]])
@@ -75,10 +76,15 @@ def test_compressed_tiff_reads_pages_lazily(tmp_path):
 def test_bigtiff_imagej_and_ome(tmp_path):
     data = np.random.default_rng(1).integers(0, 4000, (12, 6, 7)).astype(np.uint16)
     tifffile.imwrite(tmp_path / "big.tif", data, bigtiff=True)
-    tifffile.imwrite(tmp_path / "ij.tif", data, imagej=True,
-                     metadata={"axes": "TYX", "finterval": 0.05})
-    tifffile.imwrite(tmp_path / "x.ome.tif", data, ome=True,
-                     metadata={"axes": "TYX", "TimeIncrement": 0.1, "TimeIncrementUnit": "s"})
+    tifffile.imwrite(
+        tmp_path / "ij.tif", data, imagej=True, metadata={"axes": "TYX", "finterval": 0.05}
+    )
+    tifffile.imwrite(
+        tmp_path / "x.ome.tif",
+        data,
+        ome=True,
+        metadata={"axes": "TYX", "TimeIncrement": 0.1, "TimeIncrementUnit": "s"},
+    )
     for name, rate in (("big.tif", None), ("ij.tif", 20.0), ("x.ome.tif", 10.0)):
         movie = rt.open_movie(tmp_path / name)
         assert_array_equal(np.asarray(movie), data)

@@ -64,9 +64,7 @@ def test_projections_match_numpy(movie, data):
     assert_array_equal(rt.projection(movie, "median"), np.median(data, axis=0))
     assert_array_equal(rt.projection(movie, "max"), np.max(data, axis=0))
     assert_array_equal(rt.projection(movie, "min"), np.min(data, axis=0))
-    assert_array_equal(
-        rt.projection(movie, "percentile", q=90), np.percentile(data, 90, axis=0)
-    )
+    assert_array_equal(rt.projection(movie, "percentile", q=90), np.percentile(data, 90, axis=0))
 
 
 def test_three_sigma_mask(movie, projection):
@@ -146,8 +144,9 @@ def test_frames_300_to_750_on_a_longer_movie():
 
 def test_last_pixel_of_mask3(movie, data, masks):
     y_pixels, x_pixels = np.where(masks[2])
-    assert_array_equal(rt.pixel_traces(movie, masks[2])[:, -1],
-                       data[:, y_pixels[-1], x_pixels[-1]])
+    assert_array_equal(
+        rt.pixel_traces(movie, masks[2])[:, -1], data[:, y_pixels[-1], x_pixels[-1]]
+    )
 
 
 @pytest.mark.parametrize("i", [0, 1, 2])
@@ -165,11 +164,14 @@ def _traces(data, mask):
     return data[:, y, x]
 
 
-@pytest.mark.parametrize(("i", "how", "fn"), [
-    (0, "mean", lambda t: np.mean(t, axis=1)),  # example: mean of mask 1
-    (0, "median", lambda t: np.median(t, axis=1)),
-    (2, "mean", lambda t: np.mean(t, axis=1)),
-])
+@pytest.mark.parametrize(
+    ("i", "how", "fn"),
+    [
+        (0, "mean", lambda t: np.mean(t, axis=1)),  # example: mean of mask 1
+        (0, "median", lambda t: np.median(t, axis=1)),
+        (2, "mean", lambda t: np.mean(t, axis=1)),
+    ],
+)
 def test_cell_trace(movie, data, masks, i, how, fn):
     expected = fn(_traces(data, masks[i]))
     ds = rt.extract(movie, masks[i], how=how)
@@ -215,8 +217,9 @@ def test_weighted_average(movie, data, masks, i):
     ds = rt.extract(movie, masks[i], how="weighted")
     assert_allclose(ds["F"][0], expected, rtol=1e-12)
     w = rt.pixel_weights(movie, masks[i])
-    assert_allclose(rt.aggregate(rt.pixel_traces(movie, masks[i]), "weighted", weights=w),
-                    expected, rtol=1e-12)
+    assert_allclose(
+        rt.aggregate(rt.pixel_traces(movie, masks[i]), "weighted", weights=w), expected, rtol=1e-12
+    )
 
 
 def test_trimmed_mean(movie, data, masks):

@@ -26,11 +26,14 @@ from .errors import (
     WeightsError,
 )
 from .extract import extract
+from .fetch import fetch
 from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
 from .projection import projection, projections
+from .save import load, save
+from .simulate import Simulation, simulate
 from .traces import pixel_traces, pixel_weights, weights_image
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "ParameterError",
     "RoitraceError",
     "ShapeMismatchError",
+    "Simulation",
     "WeightsError",
     "__version__",
     "aggregate",
@@ -54,6 +58,8 @@ __all__ = [
     "baseline",
     "dff",
     "extract",
+    "fetch",
+    "load",
     "minmax",
     "neuropil_ring",
     "open_movie",
@@ -62,6 +68,8 @@ __all__ = [
     "pixels",
     "projection",
     "projections",
+    "save",
+    "simulate",
     "threshold",
     "weights_image",
     "zscore",
@@ -69,17 +77,9 @@ __all__ = [
 
 
 def __getattr__(name: str):
-    # Heavy or optional parts load on first use so `import roitrace` stays fast.
-    if name == "simulate":
-        from .simulate import simulate
-
-        return simulate
-    if name == "fetch":
-        from .fetch import fetch
-
-        return fetch
+    # matplotlib loads on first use of roitrace.plot, so `import roitrace` stays fast.
     if name == "plot":
-        from . import plot
+        import importlib
 
-        return plot
+        return importlib.import_module(".plot", __name__)
     raise AttributeError(f"module 'roitrace' has no attribute {name!r}")

@@ -67,9 +67,7 @@ def aggregate(
         return np.median(x, axis=1)
     if how == "weighted":
         if weights is None:
-            raise ParameterError(
-                "how='weighted' needs weights=, e.g. pixel_weights(movie, mask)"
-            )
+            raise ParameterError("how='weighted' needs weights=, e.g. pixel_weights(movie, mask)")
         w = check_weights(weights, x.shape[1])
         return np.average(x, axis=1, weights=w)
     check_proportion(proportion)

@@ -12,7 +12,7 @@ import logging
 import sys
 import warnings
 from collections.abc import Callable
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -35,7 +35,7 @@ app = typer.Typer(
 )
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     mean = "mean"
     max = "max"
     min = "min"
@@ -44,7 +44,7 @@ class Kind(str, Enum):
     percentile = "percentile"
 
 
-class Method(str, Enum):
+class Method(StrEnum):
     absolute = "absolute"
     percentile = "percentile"
     sigma = "sigma"
@@ -54,7 +54,7 @@ class Method(str, Enum):
     local = "local"
 
 
-class How(str, Enum):
+class How(StrEnum):
     mean = "mean"
     median = "median"
     weighted = "weighted"
@@ -98,23 +98,33 @@ def _version(value: bool) -> None:
 @app.callback()
 def _main(
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log what is done.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
 ) -> None:
     warnings.showwarning = _show_warning
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING,
-                        format="roitrace: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING, format="roitrace: %(message)s"
+    )
 
 
 # -- shared options ----------------------------------------------------------------------
-MovieArg = Annotated[Path, typer.Argument(help="Movie file: TIFF, .npy or HDF5 (file.h5:/dataset).")]
-FramesOpt = Annotated[str | None, typer.Option(
-    "--frames", help="Only these frames, START:STOP (stop excluded), e.g. 300:750.")]
+MovieArg = Annotated[
+    Path, typer.Argument(help="Movie file: TIFF, .npy or HDF5 (file.h5:/dataset).")
+]
+FramesOpt = Annotated[
+    str | None,
+    typer.Option("--frames", help="Only these frames, START:STOP (stop excluded), e.g. 300:750."),
+]
 DatasetOpt = Annotated[str | None, typer.Option(help="HDF5 dataset holding the movie.")]
 AxesOpt = Annotated[str | None, typer.Option(help="Axis order of .npy/HDF5 data, e.g. YXT.")]
 ChannelOpt = Annotated[int | None, typer.Option(help="Channel to use when the file has several.")]
-RateOpt = Annotated[float | None, typer.Option("--frame-rate", help="Frames per second "
-                                                "(overrides the file's).")]
+RateOpt = Annotated[
+    float | None, typer.Option("--frame-rate", help="Frames per second (overrides the file's).")
+]
 ChunkOpt = Annotated[int | None, typer.Option("--chunk-frames", help="Frames read at once.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
 
@@ -140,7 +150,8 @@ def _open(movie: Path, dataset, axes, channel, frame_rate):
 @handle_errors
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the CSV and figures.")] = Path(
-        "roitrace-demo"),
+        "roitrace-demo"
+    ),
     seed: Annotated[int, typer.Option(help="Random seed of the simulated movie.")] = 0,
     no_progress: NoProgress = False,
 ) -> None:
@@ -154,16 +165,20 @@ def demo(
 def _print_demo(s: dict[str, Any]) -> None:
     from rich.table import Table
 
-    out.print(f"Simulated movie: {s['movie']}  ({s['shape'][0]} frames x {s['shape'][1]} x "
-              f"{s['shape'][2]}, {s['frame_rate']:g} Hz)")
-    out.print(f"Mask: std projection > {s['threshold']:.1f} (3-sigma rule): {s['npix']} pixels; "
-              f"neuropil ring gap {s['gap']}, width {s['width']}: {s['npix_neuropil']} pixels")
+    out.print(
+        f"Simulated movie: {s['movie']}  ({s['shape'][0]} frames x {s['shape'][1]} x "
+        f"{s['shape'][2]}, {s['frame_rate']:g} Hz)"
+    )
+    out.print(
+        f"Mask: std projection > {s['threshold']:.1f} (3-sigma rule): {s['npix']} pixels; "
+        f"neuropil ring gap {s['gap']}, width {s['width']}: {s['npix_neuropil']} pixels"
+    )
     table = Table(title="Correlation of each extracted trace with the true calcium trace")
     table.add_column("aggregation")
     table.add_column("F (raw)", justify="right")
     table.add_column("F - 0.7 Fneu", justify="right")
     for how, (r_raw, r_corr) in s["correlations"].items():
-        table.add_row(how, f"{r_raw:.3f}", f"{r_corr:.3f}")
+        table.add_row(how, f"{r_raw:.3f}", "" if r_corr != r_corr else f"{r_corr:.3f}")
     out.print(table)
     out.print(f"Traces: {s['csv']}")
     out.print("Figures:")
@@ -190,10 +205,21 @@ def project(
     from .save import write_image
 
     m = _open(movie, dataset, axes, channel, None)
-    image = projection(m, kind.value, q=q, frames=_frames(frames), chunk_frames=chunk_frames,
-                       progress=not no_progress)
-    params = {"command": "project", "movie": str(movie), "kind": kind.value, "q": q,
-              "frames": frames}
+    image = projection(
+        m,
+        kind.value,
+        q=q,
+        frames=_frames(frames),
+        chunk_frames=chunk_frames,
+        progress=not no_progress,
+    )
+    params = {
+        "command": "project",
+        "movie": str(movie),
+        "kind": kind.value,
+        "q": q,
+        "frames": frames,
+    }
     if output.suffix.lower() == ".npy":
         import numpy as np
 
@@ -202,7 +228,8 @@ def project(
         with atomic_path(output) as tmp:
             np.save(tmp, image)
         output.with_name(output.name + ".json").write_text(
-            json.dumps({"roitrace_version": __version__, **params}, indent=1))
+            json.dumps({"roitrace_version": __version__, **params}, indent=1)
+        )
     else:
         write_image(image, output, metadata=params)
     out.print(f"{kind.value} projection of {m.shape[0]} frames -> {output}")
@@ -213,18 +240,23 @@ def project(
 def extract(
     movie: MovieArg,
     output: Annotated[Path, typer.Option("-o", "--output", help="Traces file (.csv, .nc).")],
-    threshold: Annotated[float | None, typer.Option(
-        "--threshold", help="Keep pixels whose projection is above this value.")] = None,
+    threshold: Annotated[
+        float | None,
+        typer.Option("--threshold", help="Keep pixels whose projection is above this value."),
+    ] = None,
     method: Annotated[Method | None, typer.Option(help="Threshold method.")] = None,
     q: Annotated[float | None, typer.Option(help="Percentile for --method percentile.")] = None,
     k: Annotated[float | None, typer.Option(help="Sigmas for --method sigma (default 3).")] = None,
     block_size: Annotated[int | None, typer.Option(help="Odd block size, --method local.")] = None,
     offset: Annotated[float, typer.Option(help="Offset for --method local.")] = 0.0,
-    projection_kind: Annotated[Kind, typer.Option(
-        "--projection", help="Projection the threshold is applied to.")] = Kind.std,
+    projection_kind: Annotated[
+        Kind, typer.Option("--projection", help="Projection the threshold is applied to.")
+    ] = Kind.std,
     how: Annotated[How, typer.Option(help="How a cell's pixels are combined.")] = How.mean,
     proportion: Annotated[float, typer.Option(help="Cut from each end, trimmed_mean.")] = 0.1,
-    neuropil_gap: Annotated[int | None, typer.Option(help="Ring starts this many px away.")] = None,
+    neuropil_gap: Annotated[
+        int | None, typer.Option(help="Ring starts this many px away.")
+    ] = None,
     neuropil_width: Annotated[int | None, typer.Option(help="Ring width in pixels.")] = None,
     neuropil_factor: Annotated[float, typer.Option(help="F - factor * Fneu.")] = 0.7,
     figures: Annotated[Path | None, typer.Option(help="Folder for PNG figures.")] = None,
@@ -245,8 +277,10 @@ def extract(
 
     if (threshold is None) == (method is None or method == Method.absolute):
         if threshold is None:
-            raise ParameterError("say how to find the cell: --threshold VALUE or --method "
-                                 "percentile --q 80 (or sigma, otsu, li, triangle, local)")
+            raise ParameterError(
+                "say how to find the cell: --threshold VALUE or --method "
+                "percentile --q 80 (or sigma, otsu, li, triangle, local)"
+            )
         if method is not None and method != Method.absolute:
             raise ParameterError("give either --threshold or --method, not both")
     if (neuropil_gap is None) != (neuropil_width is None):
@@ -254,20 +288,40 @@ def extract(
     progress = not no_progress
     m = _open(movie, dataset, axes, channel, frame_rate)
     sel = _frames(frames)
-    proj = projection(m, projection_kind.value, frames=sel, chunk_frames=chunk_frames,
-                      progress=progress)
-    mask = make_mask(proj, threshold, method=(method or Method.absolute).value, q=q, k=k,
-                     block_size=block_size, offset=offset)
+    proj = projection(
+        m, projection_kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
+    )
+    mask = make_mask(
+        proj,
+        threshold,
+        method=(method or Method.absolute).value,
+        q=q,
+        k=k,
+        block_size=block_size,
+        offset=offset,
+    )
     npil = None if neuropil_gap is None else {"gap": neuropil_gap, "width": neuropil_width}
-    ds = run_extract(m, mask, how=how.value, neuropil=npil, neuropil_factor=neuropil_factor,
-                     proportion=proportion, frames=sel, chunk_frames=chunk_frames,
-                     progress=progress)
-    ds.attrs.update({
-        "command": "extract", "projection": projection_kind.value,
-        "threshold_method": (method or Method.absolute).value,
-        "threshold": json.dumps({"value": threshold, "q": q, "k": k, "block_size": block_size,
-                                 "offset": offset}),
-    })
+    ds = run_extract(
+        m,
+        mask,
+        how=how.value,
+        neuropil=npil,
+        neuropil_factor=neuropil_factor,
+        proportion=proportion,
+        frames=sel,
+        chunk_frames=chunk_frames,
+        progress=progress,
+    )
+    ds.attrs.update(
+        {
+            "command": "extract",
+            "projection": projection_kind.value,
+            "threshold_method": (method or Method.absolute).value,
+            "threshold": json.dumps(
+                {"value": threshold, "q": q, "k": k, "block_size": block_size, "offset": offset}
+            ),
+        }
+    )
     save(ds, output)
     out.print(f"mask: {int(mask.sum())} pixels; {ds.sizes['time']} frames -> {output}")
     if figures is not None:

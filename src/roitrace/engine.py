@@ -53,8 +53,10 @@ def resolve_frames(n_frames: int, frames: FramesLike = None) -> slice | np.ndarr
     """
     if frames is None:
         return slice(0, n_frames)
-    if isinstance(frames, tuple) and len(frames) == 2 and all(
-        isinstance(v, (int, np.integer)) for v in frames
+    if (
+        isinstance(frames, tuple)
+        and len(frames) == 2
+        and all(isinstance(v, (int, np.integer)) for v in frames)
     ):
         frames = slice(int(frames[0]), int(frames[1]))
     if isinstance(frames, range):
@@ -170,6 +172,7 @@ class _Progress:
     """A rich progress bar that shows frames and frames/s."""
 
     def __init__(self, total: int, desc: str) -> None:
+        from rich.console import Console
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -178,7 +181,6 @@ class _Progress:
             TimeElapsedColumn,
             TimeRemainingColumn,
         )
-        from rich.console import Console
 
         self._p = Progress(
             TextColumn("[bold]{task.description}"),

@@ -63,9 +63,7 @@ def to_labels(rois: Any, frame_shape: tuple[int, int]) -> np.ndarray:
     """A label image (0 = background) from one boolean mask or an integer label image."""
     arr = np.asarray(rois)
     if arr.ndim != 2:
-        raise ShapeMismatchError(
-            f"rois must be a 2-D mask or label image, got shape {arr.shape}"
-        )
+        raise ShapeMismatchError(f"rois must be a 2-D mask or label image, got shape {arr.shape}")
     if arr.shape != tuple(frame_shape):
         raise ShapeMismatchError(
             f"rois have shape {arr.shape} but the movie's frames are {tuple(frame_shape)}: "
@@ -180,8 +178,14 @@ def extract(
             raise ParameterError("neuropil_how='weighted' is not supported; use mean or median")
         rings = _rings(labels, cells, gap, width)
         consumers.append(RoiAggregator(rings, n_t, npil_how, proportion))
-    results = stream(movie, consumers, frames=sel, chunk_frames=chunk_frames,
-                     progress=progress, desc="extracting")
+    results = stream(
+        movie,
+        consumers,
+        frames=sel,
+        chunk_frames=chunk_frames,
+        progress=progress,
+        desc="extracting",
+    )
 
     frame_idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
     coords: dict[str, Any] = {
@@ -190,27 +194,43 @@ def extract(
         "npix": ("roi", np.array([c.flat.size for c in cells], np.int64)),
     }
     if movie.frame_rate:
-        coords["time"] = ("time", frame_idx / float(movie.frame_rate),
-                          {"units": "s", "long_name": "time"})
-    data_vars = {"F": (("roi", "time"), results[0], {"long_name": "cell fluorescence",
-                                                     "aggregation": how})}
+        coords["time"] = (
+            "time",
+            frame_idx / float(movie.frame_rate),
+            {"units": "s", "long_name": "time"},
+        )
+    data_vars = {
+        "F": (("roi", "time"), results[0], {"long_name": "cell fluorescence", "aggregation": how})
+    }
     if neuropil is not None:
         coords["npix_neuropil"] = ("roi", np.array([r.flat.size for r in rings], np.int64))
         fneu = results[1]
-        data_vars["Fneu"] = (("roi", "time"), fneu, {"long_name": "neuropil fluorescence",
-                                                      "aggregation": npil_how})
+        data_vars["Fneu"] = (
+            ("roi", "time"),
+            fneu,
+            {"long_name": "neuropil fluorescence", "aggregation": npil_how},
+        )
         data_vars["F_corrected"] = (
-            ("roi", "time"), results[0] - neuropil_factor * fneu,
-            {"long_name": "neuropil-corrected fluorescence",
-             "formula": f"F - {neuropil_factor} * Fneu"},
+            ("roi", "time"),
+            results[0] - neuropil_factor * fneu,
+            {
+                "long_name": "neuropil-corrected fluorescence",
+                "formula": f"F - {neuropil_factor} * Fneu",
+            },
         )
     for name, (_, values, _attrs) in data_vars.items():
         _check_finite(name, values, ids)
     params = {
         "how": how,
-        "weights": weights if isinstance(weights, str) else
-        ("brightness" if how == "weighted" and weights is None else
-         "array" if weights is not None else "none"),
+        "weights": weights
+        if isinstance(weights, str)
+        else (
+            "brightness"
+            if how == "weighted" and weights is None
+            else "array"
+            if weights is not None
+            else "none"
+        ),
         "proportion": proportion,
         "neuropil": json.dumps(neuropil) if neuropil is not None else "none",
         "neuropil_factor": neuropil_factor,
@@ -248,9 +268,14 @@ def _set_weights(movie, cells, weights, sel, chunk_frames, progress) -> None:
             return
         if weights != "brightness":
             raise ParameterError(f"weights={weights!r}: use 'brightness', 'proximity' or an array")
-        (means,) = stream(movie, [PixelMeans(np.concatenate([c.flat for c in cells]))],
-                          frames=sel, chunk_frames=chunk_frames, progress=progress,
-                          desc="pixel means")
+        (means,) = stream(
+            movie,
+            [PixelMeans(np.concatenate([c.flat for c in cells]))],
+            frames=sel,
+            chunk_frames=chunk_frames,
+            progress=progress,
+            desc="pixel means",
+        )
         start = 0
         for c in cells:
             c.weights = brightness_weights(means[start : start + c.flat.size])
@@ -265,8 +290,11 @@ def _set_weights(movie, cells, weights, sel, chunk_frames, progress) -> None:
 
 
 def _neuropil_params(neuropil: Any) -> tuple[int, int]:
-    if not isinstance(neuropil, dict) or set(neuropil) - {"gap", "width"} or not {
-        "gap", "width"} <= set(neuropil):
+    if (
+        not isinstance(neuropil, dict)
+        or set(neuropil) - {"gap", "width"}
+        or not {"gap", "width"} <= set(neuropil)
+    ):
         raise ParameterError(
             f"neuropil={neuropil!r}: give a dict with 'gap' and 'width' in pixels, "
             "e.g. {'gap': 2, 'width': 1}"

@@ -31,8 +31,8 @@ def threshold_value(
     Examples
     --------
     >>> import numpy as np
-    >>> float(threshold_value(np.arange(11.0), method="percentile", q=80))
-    8.0
+    >>> float(threshold_value(np.arange(12.0).reshape(3, 4), method="percentile", q=50))
+    5.5
     """
     image = _check_image(image)
     if method not in METHODS:
@@ -65,8 +65,11 @@ def threshold_value(
         return threshold_local(image, block_size, offset=offset)
     from skimage import filters
 
-    fn = {"otsu": filters.threshold_otsu, "li": filters.threshold_li,
-          "triangle": filters.threshold_triangle}[method]
+    fn = {
+        "otsu": filters.threshold_otsu,
+        "li": filters.threshold_li,
+        "triangle": filters.threshold_triangle,
+    }[method]
     return float(fn(image))
 
 
@@ -130,8 +133,9 @@ def threshold(
     3
     """
     image = _check_image(image)
-    t = threshold_value(image, value, method=method, q=q, k=k, block_size=block_size,
-                        offset=offset)
+    t = threshold_value(
+        image, value, method=method, q=q, k=k, block_size=block_size, offset=offset
+    )
     mask = image > t
     if not allow_empty and not mask.any():
         where = "the local thresholds" if method == "local" else f"the threshold {float(t):.6g}"
@@ -156,8 +160,13 @@ def pixels(mask: Any) -> tuple[np.ndarray, np.ndarray]:
     return np.where(mask)
 
 
-def check_mask(mask: Any, frame_shape: tuple[int, int] | None = None, *, name: str = "mask",
-               allow_empty: bool = True) -> np.ndarray:
+def check_mask(
+    mask: Any,
+    frame_shape: tuple[int, int] | None = None,
+    *,
+    name: str = "mask",
+    allow_empty: bool = True,
+) -> np.ndarray:
     """Return ``mask`` as a 2-D boolean array, checking its shape against the frames."""
     arr = np.asarray(mask)
     if arr.ndim != 2:

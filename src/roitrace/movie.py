@@ -148,7 +148,7 @@ class Movie:
         # A lazy movie owns an open file; release it when the movie is dropped.
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - never raise from a finaliser
+        except Exception:
             pass
 
     def __enter__(self) -> Movie:
@@ -277,8 +277,13 @@ class TiffMovie(Movie):
             try:
                 self._tif = tifffile.TiffFile(path)
                 series = list(self._tif.series)
-            except (tifffile.TiffFileError, ValueError, OSError, IndexError,
-                    struct_error()) as exc:
+            except (
+                tifffile.TiffFileError,
+                ValueError,
+                OSError,
+                IndexError,
+                struct_error(),
+            ) as exc:
                 raise MovieFormatError(
                     f"{path}: not a readable TIFF file ({exc}); check that the file is "
                     "complete and really a TIFF"
@@ -297,8 +302,12 @@ class TiffMovie(Movie):
             if src.frame_shape == first.frame_shape and src.dtype == first.dtype:
                 self._sources.append(src)
             else:
-                log.info("%s: series %d (shape %s) skipped: frames differ from series 0",
-                         path, s.index, s.shape)
+                log.info(
+                    "%s: series %d (shape %s) skipped: frames differ from series 0",
+                    path,
+                    s.index,
+                    s.shape,
+                )
         self.dtype = first.dtype
         counts = [len(s) for s in self._sources]
         n = int(sum(counts))
@@ -315,6 +324,13 @@ class TiffMovie(Movie):
             if any(a in flattened for a in "CS"):
                 msg += "; if C/S holds colour channels, pass channel= to pick one"
             warnings.warn(msg, UserWarning, stacklevel=3)
+        if n == 1:
+            warnings.warn(
+                f"{path.name} holds a single 2-D image, read as a movie of 1 frame; "
+                "projections and traces need a (time, y, x) stack",
+                UserWarning,
+                stacklevel=3,
+            )
         self._check_complete(truncated)
         self.frame_rate = frame_rate if frame_rate is not None else _tiff_frame_rate(self._tif)
 
@@ -409,8 +425,11 @@ def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
     size = path.stat().st_size
     pages = []
     for page in tif.pages:
-        if page is None or max(o + c for o, c in zip(
-                page.dataoffsets, page.databytecounts, strict=True)) > size:
+        if (
+            page is None
+            or max(o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=True))
+            > size
+        ):
             break
         pages.append(page)
     key = pages[0] if pages else None
@@ -432,13 +451,18 @@ def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
             f"{path}: file is truncated: only frames 0 to {n - 1}{total} are complete "
             "(re-copy the file, or open it with truncated='keep' to use those)"
         )
-    warnings.warn(f"{path.name}: file is truncated; using its {n} complete frames{total}",
-                  UserWarning, stacklevel=4)
+    warnings.warn(
+        f"{path.name}: file is truncated; using its {n} complete frames{total}",
+        UserWarning,
+        stacklevel=4,
+    )
     if contiguous and expected:
-        return tifffile.TiffPageSeries([key], (n, *key.shape), key.dtype, "I" + key.axes,
-                                       parent=tif, kind="recovered")
-    return tifffile.TiffPageSeries(pages, (n, *key.shape), key.dtype, "I" + key.axes,
-                                   parent=tif, kind="recovered")
+        return tifffile.TiffPageSeries(
+            [key], (n, *key.shape), key.dtype, "I" + key.axes, parent=tif, kind="recovered"
+        )
+    return tifffile.TiffPageSeries(
+        pages, (n, *key.shape), key.dtype, "I" + key.axes, parent=tif, kind="recovered"
+    )
 
 
 class _SeriesFrames:
@@ -494,9 +518,13 @@ class _SeriesFrames:
             return None
         try:
             n_pages = int(np.prod(s.shape)) // int(np.prod(s.keyframe.shape))
-            mm = np.memmap(s.parent.filehandle.path, dtype=s.dtype.newbyteorder(
-                s.parent.byteorder), mode="r", offset=s.dataoffset,
-                shape=(n_pages, *s.keyframe.shape))
+            mm = np.memmap(
+                s.parent.filehandle.path,
+                dtype=s.dtype.newbyteorder(s.parent.byteorder),
+                mode="r",
+                offset=s.dataoffset,
+                shape=(n_pages, *s.keyframe.shape),
+            )
         except (ValueError, OSError):
             return None  # e.g. truncated: fall back to page reading, which checks sizes
         return mm
@@ -698,7 +726,7 @@ def _check_axes(axes: str, shape: tuple[int, ...], channel: int | None) -> str:
 
 def _check_channel(channel: int, n: int, where: object) -> None:
     if not 0 <= channel < n:
-        raise ParameterError(f"{where}: channel={channel} but there are {n} channels (0..{n-1})")
+        raise ParameterError(f"{where}: channel={channel} but there are {n} channels (0..{n - 1})")
 
 
 def _h5_datasets(f: Any) -> list[str]:
@@ -738,7 +766,8 @@ def _tiff_frame_rate(tif: Any) -> float | None:
         unit = re.search(r'TimeIncrementUnit="(\w+)"', ome)
         if m and float(m.group(1)) > 0:
             scale = {"ms": 1e-3, "us": 1e-6, "µs": 1e-6, "min": 60.0, "h": 3600.0}.get(
-                unit.group(1) if unit else "s", 1.0)
+                unit.group(1) if unit else "s", 1.0
+            )
             return 1.0 / (float(m.group(1)) * scale)
     return None
 

@@ -111,6 +111,7 @@ def dff(
     >>> dff(np.array([100.0, 100.0, 150.0, 100.0]), q=0)
     array([0. , 0. , 0.5, 0. ])
     """
+
     def fn(x: np.ndarray, ax: int) -> np.ndarray:
         f0 = _baseline(x, ax, baseline, q, window)
         if np.any(~np.isfinite(f0)) or np.any(f0 <= 0):
@@ -133,6 +134,7 @@ def zscore(trace: Any, *, axis: int = -1) -> Any:
     >>> zscore(np.array([1.0, 2.0, 3.0])).round(4)
     array([-1.2247,  0.    ,  1.2247])
     """
+
     def fn(x: np.ndarray, ax: int) -> np.ndarray:
         sd = np.std(x, axis=ax, keepdims=True)
         if np.any(sd == 0):
@@ -151,6 +153,7 @@ def minmax(trace: Any, *, axis: int = -1) -> Any:
     >>> minmax(np.array([2.0, 4.0, 3.0]))
     array([0. , 1. , 0.5])
     """
+
     def fn(x: np.ndarray, ax: int) -> np.ndarray:
         lo = np.min(x, axis=ax, keepdims=True)
         span = np.max(x, axis=ax, keepdims=True) - lo

@@ -144,11 +144,17 @@ def projection(
     movie = as_movie(movie)
     if kind in ("median", "percentile"):
         return _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
-    consumer = Extremes() if kind in ("max", "min") else Moments(
-        movie.frame_shape, with_var=kind == "std"
+    consumer = (
+        Extremes()
+        if kind in ("max", "min")
+        else Moments(movie.frame_shape, with_var=kind == "std")
     )
     for off, block in iter_chunks(
-        movie, frames=frames, chunk_frames=chunk_frames, progress=progress, desc=f"{kind} projection"
+        movie,
+        frames=frames,
+        chunk_frames=chunk_frames,
+        progress=progress,
+        desc=f"{kind} projection",
     ):
         consumer.update(off, block)
     return consumer.result()[kind]
@@ -199,13 +205,21 @@ def _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
     out = np.empty((ny, nx), np.float64)
     n_bands = -(-ny // rows)
     if n_bands > 1:
-        log.info("%s projection: %d bands of %d rows, reading the movie %d times",
-                 kind, n_bands, rows, n_bands)
+        log.info(
+            "%s projection: %d bands of %d rows, reading the movie %d times",
+            kind,
+            n_bands,
+            rows,
+            n_bands,
+        )
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
         band = np.empty((t, r1 - r0, nx), movie.dtype)
         for off, block in iter_chunks(
-            movie, frames=frames, chunk_frames=chunk_frames, progress=progress,
+            movie,
+            frames=frames,
+            chunk_frames=chunk_frames,
+            progress=progress,
             desc=f"{kind} rows {r0}-{r1 - 1}",
         ):
             band[off : off + block.shape[0]] = block[:, r0:r1]

@@ -76,8 +76,9 @@ def load(path: str | os.PathLike):
     raise ParameterError(f"{path}: unknown format {suffix!r}; roitrace reads .csv, .nc, .h5")
 
 
-def write_image(image: np.ndarray, path: str | os.PathLike, *,
-                metadata: dict[str, Any] | None = None) -> Path:
+def write_image(
+    image: np.ndarray, path: str | os.PathLike, *, metadata: dict[str, Any] | None = None
+) -> Path:
     """Write a 2-D image (a projection, a mask) as TIFF, with its metadata as JSON.
 
     The metadata (plus the roitrace version) is stored in the TIFF's
@@ -161,8 +162,9 @@ def _save_netcdf(ds: Any, path: Path) -> Path:
             "writing .nc/.h5 needs h5netcdf: pip install 'roitrace[netcdf]'"
         ) from exc
     out = ds.copy()
-    out.attrs = {k: _attr_text(v) if isinstance(v, (dict, list)) else v
-                 for k, v in _file_attrs(ds).items()}
+    out.attrs = {
+        k: _attr_text(v) if isinstance(v, (dict, list)) else v for k, v in _file_attrs(ds).items()
+    }
     with atomic_path(path) as tmp:
         out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
     return path

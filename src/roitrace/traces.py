@@ -90,8 +90,14 @@ def pixel_traces(
     flat = np.flatnonzero(mask)
     sel = resolve_frames(movie.n_frames, frames)
     gather = PixelGather(flat, n_selected(sel), movie.dtype)
-    (out,) = stream(movie, [gather], frames=sel, chunk_frames=chunk_frames,
-                    progress=progress, desc="pixel traces")
+    (out,) = stream(
+        movie,
+        [gather],
+        frames=sel,
+        chunk_frames=chunk_frames,
+        progress=progress,
+        desc="pixel traces",
+    )
     return out
 
 
@@ -148,8 +154,14 @@ def pixel_weights(
         return proximity_weights(mask, sigma=sigma)
     movie = as_movie(movie)
     mask = check_mask(mask, movie.frame_shape, allow_empty=False)
-    (means,) = stream(movie, [PixelMeans(np.flatnonzero(mask))], frames=frames,
-                      chunk_frames=chunk_frames, progress=progress, desc="pixel means")
+    (means,) = stream(
+        movie,
+        [PixelMeans(np.flatnonzero(mask))],
+        frames=frames,
+        chunk_frames=chunk_frames,
+        progress=progress,
+        desc="pixel means",
+    )
     return brightness_weights(means)
 
 

@@ -1,0 +1,906 @@
+"""The teaching notebook's figures as functions (matplotlib only).
+
+Every function takes plain arrays (and, where it says so, xarray DataArrays),
+draws into ``ax=`` when one is given or else into a new figure, and returns the
+Axes (or the Figure for multi-panel plots). Nothing here calls ``plt.show()``,
+prints, or chooses a matplotlib backend: that is left to the caller.
+
+========================  ====================================================
+:func:`projection_contour`  projection image with the outline of one or more masks
+:func:`pixels_scatter`      projection image with every cell (and ring) pixel marked
+:func:`weights`             the per-pixel weights image with a labelled colorbar
+:func:`traces`              one or many fluorescence traces, optionally stacked
+:func:`weighted_vs_mean`    the notebook's bonus: mean vs weighted-mean trace
+:func:`dff`                 dF/F0 traces with a dashed zero line
+:func:`save`                write a figure atomically, with metadata in the file
+========================  ====================================================
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import numbers
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure, SubFigure
+from matplotlib.lines import Line2D
+
+from ._atomic import atomic_path
+from ._version import __version__
+from .errors import ParameterError, ShapeMismatchError
+
+if TYPE_CHECKING:
+    import xarray as xr
+    from numpy.typing import ArrayLike
+
+__all__ = [
+    "dff",
+    "pixels_scatter",
+    "projection_contour",
+    "save",
+    "traces",
+    "weighted_vs_mean",
+    "weights",
+]
+
+#: Above this many traces :func:`traces` draws no legend (it would hide the plot).
+MAX_LEGEND_ENTRIES = 20
+
+# Keywords of the PNG text chunks matplotlib and most viewers know about.
+_PNG_KEYS = frozenset(
+    {
+        "Title",
+        "Author",
+        "Description",
+        "Copyright",
+        "Creation Time",
+        "Software",
+        "Disclaimer",
+        "Warning",
+        "Source",
+        "Comment",
+    }
+)
+# How the PNG keywords roitrace fills map onto the PDF and SVG metadata keys.
+_OTHER_FORMAT_KEYS = {
+    "pdf": {"Title": "Title", "Author": "Author", "Description": "Subject", "Software": "Creator"},
+    "svg": {
+        "Title": "Title",
+        "Author": "Creator",
+        "Description": "Description",
+        "Software": "Publisher",
+    },
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _new_axes(ax: Axes | None) -> Axes:
+    """Return ``ax``, or the Axes of a new figure with a constrained layout."""
+    if ax is not None:
+        return ax
+    _fig, new_ax = plt.subplots(layout="constrained")
+    return new_ax
+
+
+def _image(arr: ArrayLike, name: str) -> np.ndarray:
+    """``arr`` as a 2-D array, or a ShapeMismatchError explaining what is expected."""
+    image = np.asarray(arr)
+    if image.ndim != 2:
+        hint = (
+            " (this looks like a movie: reduce it over time first, e.g. np.std(movie, axis=0))"
+            if image.ndim == 3
+            else ""
+        )
+        raise ShapeMismatchError(
+            f"{name} must be a 2-D image (rows, columns); got shape {image.shape}{hint}"
+        )
+    return image
+
+
+def _mask_for(mask: ArrayLike, shape: tuple[int, ...], name: str) -> np.ndarray:
+    """``mask`` as a boolean array (non-zero = inside) of the projection's ``shape``."""
+    arr = np.asarray(mask)
+    if arr.shape != shape:
+        raise ShapeMismatchError(
+            f"{name} has shape {arr.shape} but the projection has shape {shape}; "
+            "a mask must have one value per projection pixel"
+        )
+    return arr.astype(bool, copy=False)
+
+
+def _single(color: Sequence[str], name: str) -> str:
+    colors = list(color)
+    if len(colors) != 1:
+        raise ParameterError(f"got {len(colors)} colours for 1 mask; give one {name}")
+    return colors[0]
+
+
+def _check_frame_rate(frame_rate: float | None) -> float | None:
+    if frame_rate is None:
+        return None
+    if (
+        isinstance(frame_rate, bool)
+        or not isinstance(frame_rate, numbers.Real)
+        or not math.isfinite(frame_rate)
+        or frame_rate <= 0
+    ):
+        raise ParameterError(
+            f"frame_rate must be a positive number of frames per second; got {frame_rate!r}"
+        )
+    return float(frame_rate)
+
+
+def _time_axis(n: int, frame_rate: float | None) -> tuple[np.ndarray, str]:
+    """x values and x label for ``n`` frames: frame numbers, or seconds at ``frame_rate``."""
+    if frame_rate is None:
+        return np.arange(n), "frame"
+    return np.arange(n) / frame_rate, "time (s)"
+
+
+def _label_image_axes(ax: Axes) -> None:
+    ax.set_xlabel("x (pixel column)")
+    ax.set_ylabel("y (pixel row)")
+
+
+def _legend_outside(ax: Axes, handles: Sequence[Any] | None = None, **kwargs: Any) -> None:
+    """A legend to the right of the axes, where it never hides data.
+
+    ``loc="best"`` is avoided on purpose: with long traces it is slow and makes
+    matplotlib warn about it.
+    """
+    extra = {} if handles is None else {"handles": list(handles)}
+    ax.legend(
+        **extra,
+        loc="upper left",
+        bbox_to_anchor=(1.02, 1.0),
+        borderaxespad=0.0,
+        fontsize="small",
+        **kwargs,
+    )
+
+
+def _is_dataarray(obj: object) -> bool:
+    # Duck-typed so that importing roitrace.plot does not import xarray.
+    return all(hasattr(obj, attr) for attr in ("dims", "coords", "values", "transpose"))
+
+
+def _coord_label(dim: str, value: Any) -> str:
+    if isinstance(value, str | bytes):
+        return value.decode() if isinstance(value, bytes) else value
+    return f"{dim} {value}"
+
+
+# What _collect_traces returns: the traces, their labels (None: use defaults), the
+# frame numbers (None: 0, 1, 2...), and x values in time units with their x label.
+_Collected = tuple[list[np.ndarray], list[str] | None, np.ndarray | None, np.ndarray | None, str]
+
+
+def _from_dataarray(da: xr.DataArray) -> _Collected:
+    """Traces, labels, frame numbers and time axis from a 1-D or 2-D DataArray."""
+    if da.ndim not in (1, 2):
+        raise ParameterError(
+            f"a DataArray of traces must have dims ('roi', 'time') or ('time',); got {da.dims}"
+        )
+    time_dim = "time" if "time" in da.dims else da.dims[-1]
+    if da.ndim == 2:
+        (roi_dim,) = (d for d in da.dims if d != time_dim)
+        da = da.transpose(roi_dim, time_dim)
+        rows = [np.asarray(row, dtype=float) for row in np.asarray(da.values)]
+        labels = (
+            [_coord_label(str(roi_dim), v) for v in np.asarray(da.coords[roi_dim].values)]
+            if roi_dim in da.coords
+            else None
+        )
+    else:
+        rows = [np.asarray(da.values, dtype=float)]
+        labels = None
+    frames = None
+    if "frame" in da.coords and da.coords["frame"].dims == (time_dim,):
+        f = np.asarray(da.coords["frame"].values)
+        if np.issubdtype(f.dtype, np.number):
+            frames = f  # e.g. 300..749 for a slice of the movie, as extract() records
+    x, xlabel = None, "time"
+    if time_dim == "time" and "time" in da.coords:
+        t = np.asarray(da.coords["time"].values)
+        if np.issubdtype(t.dtype, np.timedelta64):
+            x, xlabel = t / np.timedelta64(1, "s"), "time (s)"
+        elif np.issubdtype(t.dtype, np.datetime64):
+            x, xlabel = t, "time"
+        else:
+            units = da.coords["time"].attrs.get("units", "s")
+            x, xlabel = t, f"time ({units})"
+    return rows, labels, frames, x, xlabel
+
+
+def _collect_traces(data: Any) -> _Collected:
+    """Normalise every accepted input of :func:`traces` to a list of 1-D float arrays."""
+    if _is_dataarray(data):
+        return _from_dataarray(data)
+    if isinstance(data, Mapping):
+        rows = [np.asarray(v, dtype=float) for v in data.values()]
+        labels: list[str] | None = [str(k) for k in data.keys()]
+    elif isinstance(data, list | tuple) and data and all(np.ndim(v) == 1 for v in data):
+        rows = [np.asarray(v, dtype=float) for v in data]  # lengths may differ
+        labels = None
+    else:
+        arr = np.asarray(data, dtype=float)
+        if arr.ndim == 1:
+            rows = [arr]
+        elif arr.ndim == 2:
+            rows = list(arr)
+        else:
+            raise ParameterError(
+                "traces must be one trace (1-D) or several shaped (n_traces, n_frames); "
+                f"got shape {arr.shape}"
+            )
+        labels = None
+    for name, row in zip(labels or [f"trace {i}" for i in range(len(rows))], rows, strict=True):
+        if row.ndim != 1:
+            raise ParameterError(f"{name} must be 1-D (one value per frame); got {row.shape}")
+    if not rows:
+        raise ParameterError("there is no trace to plot (got an empty collection)")
+    return rows, labels, None, None, "time"
+
+
+def _trace_1d(trace: ArrayLike, name: str) -> np.ndarray:
+    arr = np.asarray(trace, dtype=float)
+    if arr.ndim != 1:
+        raise ParameterError(f"{name} must be 1-D (one value per frame); got shape {arr.shape}")
+    return arr
+
+
+def _pearson_r(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation over frames where both are finite; NaN if undefined.
+
+    Computed by hand so that a constant trace gives NaN instead of a
+    RuntimeWarning from ``np.corrcoef``.
+    """
+    ok = np.isfinite(a) & np.isfinite(b)
+    if ok.sum() < 2:
+        return math.nan
+    da = a[ok] - a[ok].mean()
+    db = b[ok] - b[ok].mean()
+    denom = math.sqrt(float(np.dot(da, da)) * float(np.dot(db, db)))
+    if denom == 0.0:
+        return math.nan
+    return float(np.clip(np.dot(da, db) / denom, -1.0, 1.0))
+
+
+def _format_r(r: float) -> str:
+    """``r`` with 4 decimals, or up to 6 when 4 would round 0.99996 up to 1.0000."""
+    for digits in (4, 5, 6):
+        text = f"{r:.{digits}f}"
+        if abs(float(text)) < 1.0:
+            return text
+    return f"{r:.4f}"  # equal to +-1 within 5e-7
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def projection_contour(
+    projection: ArrayLike,
+    mask: ArrayLike | Sequence[ArrayLike] | Mapping[str, ArrayLike],
+    *,
+    ax: Axes | None = None,
+    cmap: str = "gray",
+    color: str | Sequence[str] = "red",
+    title: str | None = None,
+) -> Axes:
+    """Show a projection image with the outline of one or several masks.
+
+    The notebook's first figure: ``plt.imshow(projection, cmap='gray')`` followed
+    by ``plt.contour(mask, colors='red')``. The outline runs half-way between
+    pixels inside and outside the mask, and is closed along the image border too.
+
+    Parameters
+    ----------
+    projection : array_like, shape (Y, X)
+        A 2-D image, e.g. ``np.std(movie, axis=0)``.
+    mask : array_like or sequence of array_like or dict
+        One mask of shape (Y, X) (non-zero = inside), a list of such masks (or a
+        3-D array of shape (n, Y, X)), or a dict ``{name: mask}``. Several masks
+        get one colour each from the default colour cycle and a legend. A mask
+        with no pixel draws nothing.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    cmap : str, default "gray"
+        Colormap of the projection.
+    color : str or sequence of str, default "red"
+        Outline colour of a single mask. For several masks pass one colour per
+        mask; a single string is then ignored in favour of the colour cycle so
+        that the masks can be told apart.
+    title : str, optional
+        Axes title; None gives a descriptive default, "" gives none.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Raises
+    ------
+    ParameterError
+        If ``color`` has the wrong length.
+    ShapeMismatchError
+        If the projection is not 2-D or a mask's shape differs from it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> yy, xx = np.mgrid[:32, :32]
+    >>> projection = np.exp(-((yy - 16) ** 2 + (xx - 14) ** 2) / 30.0)
+    >>> ax = plot.projection_contour(projection, projection > 0.5)
+    >>> len(ax.collections)  # one contour set
+    1
+    >>> masks = {"50%": projection > 0.5, "20%": projection > 0.2}
+    >>> ax = plot.projection_contour(projection, masks)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['50%', '20%']
+    >>> plt.close("all")
+    """
+    image = _image(projection, "projection")
+    if isinstance(mask, Mapping):
+        names = [str(k) for k in mask.keys()]
+        masks = list(mask.values())
+        several = True
+    elif isinstance(mask, list | tuple) or np.ndim(mask) == 3:
+        masks = list(mask)
+        names = [f"mask {i + 1}" for i in range(len(masks))]
+        several = True
+    else:
+        masks, names, several = [mask], ["mask"], False
+    bool_masks = [
+        _mask_for(m, image.shape, name if several else "mask")
+        for m, name in zip(masks, names, strict=True)
+    ]
+
+    if not several:
+        colors = [color if isinstance(color, str) else _single(color, "color")]
+    elif isinstance(color, str):
+        cycle = plt.rcParams["axes.prop_cycle"].by_key().get("color", ["C0"])
+        colors = [cycle[i % len(cycle)] for i in range(len(bool_masks))]
+    else:
+        colors = list(color)
+        if len(colors) != len(bool_masks):
+            raise ParameterError(
+                f"got {len(colors)} colours for {len(bool_masks)} masks; give one per mask"
+            )
+
+    ax = _new_axes(ax)
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    ny, nx = image.shape
+    handles = []
+    for m, c, name in zip(bool_masks, colors, names, strict=True):
+        n = int(m.sum())
+        if n:
+            # Pad with a ring of False so that the 0.5 level exists even for a
+            # mask filling the image, and outlines touching the border close.
+            padded = np.pad(m.astype(float), 1)
+            ax.contour(
+                np.arange(-1, nx + 1), np.arange(-1, ny + 1), padded, levels=[0.5], colors=[c]
+            )
+        handles.append(Line2D([], [], color=c, label=name if n else f"{name} (empty)"))
+    ax.set_xlim(xlim)  # the padding must not widen the view beyond the image
+    ax.set_ylim(ylim)
+    _label_image_axes(ax)
+    if several:
+        _legend_outside(ax, handles)
+    if title is None:
+        title = "projection with mask outlines" if several else "projection with mask outline"
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def pixels_scatter(
+    projection: ArrayLike,
+    mask: ArrayLike,
+    ring: ArrayLike | None = None,
+    *,
+    ax: Axes | None = None,
+    cmap: str = "gray",
+    s: float = 8,
+) -> Axes:
+    """Show a projection with a dot on every pixel of a mask (and neuropil ring).
+
+    The notebook's ``y, x = np.where(mask); plt.scatter(x, y)``: the dots sit
+    on the pixel centres (x = column, y = row), so one can check that the mask
+    holds every pixel of the cell and that the ring keeps clear of it.
+
+    Parameters
+    ----------
+    projection : array_like, shape (Y, X)
+        A 2-D image, e.g. ``np.std(movie, axis=0)``.
+    mask : array_like, shape (Y, X)
+        The cell's mask (non-zero = inside).
+    ring : array_like, shape (Y, X), optional
+        A neuropil ring, drawn in a second colour.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    cmap : str, default "gray"
+        Colormap of the projection.
+    s : float, default 8
+        Marker size in points squared (as in ``plt.scatter``).
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        With a legend "cell pixels (n)" and, with a ring, "neuropil ring (n)".
+
+    Raises
+    ------
+    ShapeMismatchError
+        If the projection is not 2-D or the mask or ring shape differs from it.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> projection = np.zeros((20, 20))
+    >>> mask = np.zeros((20, 20), dtype=bool)
+    >>> mask[8:12, 8:12] = True
+    >>> ring = np.zeros_like(mask)
+    >>> ring[5:15, 5:15] = True
+    >>> ring[6:14, 6:14] = False
+    >>> ax = plot.pixels_scatter(projection, mask, ring)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['cell pixels (16)', 'neuropil ring (36)']
+    >>> plt.close("all")
+    """
+    image = _image(projection, "projection")
+    cell = _mask_for(mask, image.shape, "mask")
+    npil = None if ring is None else _mask_for(ring, image.shape, "ring")
+
+    ax = _new_axes(ax)
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    y, x = np.where(cell)
+    ax.scatter(x, y, s=s, color="C0", linewidths=0, label=f"cell pixels ({y.size})")
+    if npil is not None:
+        ny_, nx_ = np.where(npil)
+        ax.scatter(nx_, ny_, s=s, color="C1", linewidths=0, label=f"neuropil ring ({ny_.size})")
+    _label_image_axes(ax)
+    _legend_outside(ax, markerscale=max(1.0, 3.0 / math.sqrt(max(s, 1e-3))))
+    ax.set_title("cell pixels and neuropil ring" if npil is not None else "cell pixels")
+    return ax
+
+
+def weights(
+    weights_image: ArrayLike,
+    *,
+    ax: Axes | None = None,
+    cmap: str = "gray",
+    title: str | None = None,
+) -> Axes:
+    """Show a per-pixel weights image with a colorbar labelled "weight".
+
+    In the notebook the image is zero outside the mask and, inside, each pixel's
+    mean brightness divided by the sum over the mask.
+
+    Parameters
+    ----------
+    weights_image : array_like, shape (Y, X)
+        The weights laid out as an image.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    cmap : str, default "gray"
+        Colormap.
+    title : str, optional
+        Axes title; None gives "pixel weights", "" gives none.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The image is ``ax.images[0]``; its colorbar is ``ax.images[0].colorbar``.
+
+    Raises
+    ------
+    ShapeMismatchError
+        If the image is not 2-D.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> image = np.zeros((10, 10))
+    >>> image[3:7, 3:7] = 1 / 16
+    >>> ax = plot.weights(image)
+    >>> ax.images[0].colorbar.ax.get_ylabel()
+    'weight'
+    >>> plt.close("all")
+    """
+    image = _image(weights_image, "weights_image")
+    ax = _new_axes(ax)
+    im = ax.imshow(image, cmap=cmap, interpolation="nearest")
+    ax.figure.colorbar(im, ax=ax, label="weight")
+    _label_image_axes(ax)
+    title = "pixel weights" if title is None else title
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def traces(
+    traces: ArrayLike | Mapping[str, ArrayLike] | Sequence[ArrayLike] | xr.DataArray,
+    *,
+    labels: Sequence[str] | None = None,
+    frame_rate: float | None = None,
+    ax: Axes | None = None,
+    offset: float | None = None,
+    title: str | None = None,
+    ylabel: str = "fluorescence (a.u.)",
+) -> Axes:
+    """Plot one or several fluorescence traces against frames or seconds.
+
+    Parameters
+    ----------
+    traces : array_like, dict, list of 1-D arrays or xarray.DataArray
+        One trace (1-D, one value per frame); several as a 2-D array shaped
+        ``(n_traces, n_frames)`` (one row per trace: transpose the notebook's
+        ``(frames, pixels)`` array with ``.T``); a dict ``{name: trace}``; a list
+        of 1-D traces (lengths may differ); or a DataArray with dims
+        ``("roi", "time")`` or ``("time",)``, whose ``roi`` coordinate gives the
+        labels and whose ``time`` coordinate, when present, gives the x values
+        (its ``units`` attribute, default seconds, the x label); without one, a
+        ``frame`` coordinate (as :func:`roitrace.extract` records) gives the
+        frame numbers.
+    labels : sequence of str, optional
+        One label per trace; default: the dict keys, the DataArray's roi
+        coordinate, or "trace 0", "trace 1", ...
+    frame_rate : float, optional
+        Frames per second: the x axis is then time in seconds, frame number /
+        frame_rate (this overrides a DataArray's time coordinate). Without it
+        the x axis is the frame number.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    offset : float, optional
+        Shift trace ``i`` up by ``i * offset`` so that many cells can be told
+        apart; the legend then lists the traces top to bottom.
+    title : str, optional
+        Axes title (none by default).
+    ylabel : str, default "fluorescence (a.u.)"
+        y-axis label.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        One line per trace, in order, in ``ax.lines``. There is a legend (to the
+        right of the axes) when there is more than one trace or ``labels`` was
+        given, and at most :data:`MAX_LEGEND_ENTRIES` traces.
+
+    Raises
+    ------
+    ParameterError
+        If the input has the wrong number of dimensions, is empty, or the
+        labels, frame rate or offset do not fit.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> rng = np.random.default_rng(0)
+    >>> ax = plot.traces(rng.normal(size=(3, 100)), frame_rate=10.0, offset=5.0)
+    >>> ax.get_xlabel(), float(ax.lines[0].get_xdata()[-1])
+    ('time (s)', 9.9)
+    >>> [t.get_text() for t in ax.get_legend().get_texts()]
+    ['trace 2', 'trace 1', 'trace 0']
+    >>> plt.close("all")
+    """
+    frame_rate = _check_frame_rate(frame_rate)
+    rows, default_labels, frames, time_x, time_label = _collect_traces(traces)
+    if labels is not None:
+        if isinstance(labels, str):
+            labels = [labels]
+        labels = [str(lab) for lab in labels]
+        if len(labels) != len(rows):
+            raise ParameterError(
+                f"got {len(labels)} labels for {len(rows)} traces; give one label per trace"
+            )
+        names = labels
+    else:
+        names = default_labels or [f"trace {i}" for i in range(len(rows))]
+    if offset is not None:
+        if (
+            isinstance(offset, bool)
+            or not isinstance(offset, numbers.Real)
+            or not math.isfinite(offset)
+        ):
+            raise ParameterError(f"offset must be a finite number; got {offset!r}")
+        offset = float(offset)
+
+    ax = _new_axes(ax)
+    xlabel = "frame"
+    handles = []
+    for i, (row, name) in enumerate(zip(rows, names, strict=True)):
+        if frame_rate is None and time_x is not None:
+            x, xlabel = time_x, time_label
+        elif frames is not None:
+            x, xlabel = (
+                (frames, "frame") if frame_rate is None else (frames / frame_rate, "time (s)")
+            )
+        else:
+            x, xlabel = _time_axis(row.size, frame_rate)
+        y = row if not offset else row + i * offset
+        (line,) = ax.plot(x, y, lw=1.0, label=name)
+        handles.append(line)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{ylabel}, stacked {offset:g} apart" if offset else ylabel)
+    ax.margins(x=0)
+    if (len(rows) > 1 or labels is not None) and len(rows) <= MAX_LEGEND_ENTRIES:
+        _legend_outside(ax, handles[::-1] if offset and offset > 0 else handles)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def weighted_vs_mean(
+    mean_trace: ArrayLike,
+    weighted_trace: ArrayLike,
+    *,
+    frame_rate: float | None = None,
+    fig: Figure | SubFigure | None = None,
+) -> Figure | SubFigure:
+    """Compare a plain mean trace with a weighted-mean trace (the notebook's bonus).
+
+    Top panel: both traces overlaid. Bottom panel: their difference
+    (weighted - mean) over time around a dashed zero line. The figure's title
+    gives Pearson's correlation coefficient *r* between the two traces.
+
+    Parameters
+    ----------
+    mean_trace, weighted_trace : array_like, shape (T,)
+        E.g. ``np.mean(traces1, axis=1)`` and
+        ``np.average(traces1, axis=1, weights=weights1)``.
+    frame_rate : float, optional
+        Frames per second: the x axis is then time in seconds, else frames.
+    fig : matplotlib.figure.Figure, optional
+        An empty figure (or subfigure) to draw into; a new one is made when None.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        With two Axes sharing the x axis: ``fig.axes[0]`` (overlay) and
+        ``fig.axes[1]`` (difference).
+
+    Raises
+    ------
+    ShapeMismatchError
+        If the traces have different lengths.
+    ParameterError
+        If a trace is not 1-D, the frame rate is not positive, or ``fig``
+        already holds axes.
+
+    Notes
+    -----
+    *r* uses only frames where both traces are finite; it is reported as
+    undefined when a trace is constant.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> t = np.arange(200)
+    >>> mean = 100 + 20 * np.exp(-((t - 80) ** 2) / 50.0)
+    >>> fig = plot.weighted_vs_mean(mean, 1.1 * mean - 10, frame_rate=20.0)
+    >>> fig.get_suptitle()
+    'mean vs weighted mean (r = 1.0000)'
+    >>> [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    ['mean', 'weighted mean']
+    >>> plt.close(fig)
+    """
+    frame_rate = _check_frame_rate(frame_rate)
+    mean = _trace_1d(mean_trace, "mean_trace")
+    weighted = _trace_1d(weighted_trace, "weighted_trace")
+    if mean.shape != weighted.shape:
+        raise ShapeMismatchError(
+            f"mean_trace has {mean.size} frames but weighted_trace has {weighted.size}; "
+            "compare traces of the same movie and frames"
+        )
+    if fig is None:
+        fig = plt.figure(figsize=(8.0, 5.5), layout="constrained")
+    elif fig.axes:
+        raise ParameterError(
+            "fig already holds axes; pass an empty figure (plt.figure()) or call fig.clear()"
+        )
+    top, bottom = fig.subplots(2, 1, sharex=True, height_ratios=[2, 1])
+    x, xlabel = _time_axis(mean.size, frame_rate)
+    top.plot(x, mean, lw=1.2, color="C0", label="mean")
+    top.plot(x, weighted, lw=1.0, color="C1", ls="--", label="weighted mean")
+    top.set_ylabel("fluorescence (a.u.)")
+    top.legend(loc="upper right", fontsize="small")
+    top.margins(x=0)
+    bottom.axhline(0.0, color="0.5", ls="--", lw=0.8)
+    bottom.plot(x, weighted - mean, lw=1.0, color="C2")
+    bottom.set_ylabel("weighted - mean\n(a.u.)")
+    bottom.set_xlabel(xlabel)
+    r = _pearson_r(mean, weighted)
+    r_text = f"r = {_format_r(r)}" if math.isfinite(r) else "r undefined: a trace is constant"
+    fig.suptitle(f"mean vs weighted mean ({r_text})")
+    return fig
+
+
+def dff(
+    dff_trace: ArrayLike | Mapping[str, ArrayLike] | Sequence[ArrayLike] | xr.DataArray,
+    *,
+    frame_rate: float | None = None,
+    ax: Axes | None = None,
+    labels: Sequence[str] | None = None,
+) -> Axes:
+    """Plot dF/F0 traces with a dashed line at zero (no change from baseline).
+
+    Takes everything :func:`traces` takes; the y axis is labelled "dF/F0".
+
+    Parameters
+    ----------
+    dff_trace : array_like, dict, list of 1-D arrays or xarray.DataArray
+        One dF/F0 trace or several (see :func:`traces`).
+    frame_rate : float, optional
+        Frames per second: the x axis is then time in seconds, else frames.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure is made when None.
+    labels : sequence of str, optional
+        One label per trace.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> ax = plot.dff(np.array([0.0, 0.1, 0.8, 0.4, 0.1]))
+    >>> ax.get_ylabel()
+    'dF/F0'
+    >>> plt.close("all")
+    """
+    ax = traces(dff_trace, labels=labels, frame_rate=frame_rate, ax=ax, ylabel="dF/F0")
+    ax.axhline(0.0, color="0.4", ls="--", lw=0.8, zorder=1.5)
+    return ax
+
+
+# --------------------------------------------------------------------------- saving
+
+
+def _root_figure(fig: Any) -> Figure:
+    obj = fig
+    for _ in range(8):  # Axes -> (SubFigure ->)* Figure
+        if isinstance(obj, Figure):
+            return obj
+        obj = getattr(obj, "figure", None)
+    raise ParameterError(f"save() needs a matplotlib Figure or Axes; got {type(fig).__name__}")
+
+
+def _file_metadata(fmt: str, metadata: Mapping[str, Any] | None) -> dict[str, str] | None:
+    """The ``metadata=`` for ``savefig``: PNG keywords, with other entries as JSON."""
+    info: dict[str, str] = {"Software": f"roitrace {__version__}"}
+    params: dict[str, Any] = {}
+    for key, value in (metadata or {}).items():
+        if not isinstance(key, str):
+            raise ParameterError(f"metadata keys must be strings; got {key!r}")
+        if key in _PNG_KEYS:
+            if not isinstance(value, str):
+                raise ParameterError(f"metadata[{key!r}] must be a string; got {value!r}")
+            info[key] = value
+        else:
+            params[key] = value
+    if params:
+        if "Description" in info:
+            raise ParameterError(
+                "metadata has both 'Description' and other entries, which would be stored "
+                "as JSON under 'Description'; put the text among the other entries instead"
+            )
+        try:
+            info["Description"] = json.dumps(params, sort_keys=True)
+        except (TypeError, ValueError) as exc:
+            raise ParameterError(
+                f"metadata values must be JSON serialisable (str, numbers, lists...): {exc}"
+            ) from exc
+    if fmt == "png":
+        return info
+    if fmt in _OTHER_FORMAT_KEYS:
+        mapping = _OTHER_FORMAT_KEYS[fmt]
+        unknown = sorted(set(info) - set(mapping))
+        if unknown:
+            raise ParameterError(
+                f"metadata keys {unknown} can only be stored in PNG files, not .{fmt}"
+            )
+        return {mapping[k]: v for k, v in info.items()}
+    if metadata:
+        raise ParameterError(
+            f"metadata can be stored in .png, .pdf and .svg files, not .{fmt}; "
+            "save as PNG or leave metadata out"
+        )
+    return None
+
+
+def save(
+    fig: Figure | SubFigure | Axes,
+    path: str | os.PathLike,
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    dpi: float = 120,
+) -> Path:
+    """Save a figure atomically, with provenance metadata inside the file.
+
+    The figure is written under a temporary name in the target folder and then
+    renamed, so an error or interruption never leaves a half-written file under
+    ``path`` (an existing file there stays untouched).
+
+    Parameters
+    ----------
+    fig : matplotlib.figure.Figure or matplotlib.axes.Axes
+        The figure (an Axes or subfigure stands for the whole figure).
+    path : str or os.PathLike
+        Target file; its suffix picks the format (.png, .pdf, .svg, ...).
+        Missing folders are created.
+    metadata : dict, optional
+        Stored in the PNG text chunks. Entries under the standard PNG keywords
+        ("Title", "Author", "Description", "Software", "Comment", ...) are stored
+        as given (strings); all other entries, e.g. the roitrace version and the
+        extraction parameters, are stored together as one JSON object under
+        "Description". "Software" defaults to "roitrace <version>". PDF and SVG
+        files keep Title, Author, Description and Software; other formats
+        cannot hold metadata.
+    dpi : float, default 120
+        Resolution of raster formats.
+
+    Returns
+    -------
+    pathlib.Path
+        The final path.
+
+    Raises
+    ------
+    ParameterError
+        If the suffix is missing or not a format matplotlib writes, or the
+        metadata cannot be stored.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import numpy as np
+    >>> import matplotlib.pyplot as plt
+    >>> from roitrace import plot
+    >>> ax = plot.traces(np.sin(np.linspace(0, 6, 50)))
+    >>> with tempfile.TemporaryDirectory() as folder:
+    ...     out = plot.save(ax.figure, Path(folder) / "trace.png", metadata={"threshold": "1000"})
+    ...     print(out.name, out.stat().st_size > 0)
+    trace.png True
+    >>> plt.close("all")
+    """
+    figure = _root_figure(fig)
+    final = Path(path)
+    fmt = final.suffix.lower().lstrip(".")
+    supported = figure.canvas.get_supported_filetypes()
+    if not fmt:
+        raise ParameterError(f"{final} has no suffix; name the file e.g. {final.name}.png")
+    if fmt not in supported:
+        raise ParameterError(
+            f"matplotlib cannot write .{fmt} files; use one of "
+            + ", ".join(f".{k}" for k in sorted(supported))
+        )
+    file_metadata = _file_metadata(fmt, metadata)
+    kwargs: dict[str, Any] = {"format": fmt, "dpi": dpi, "bbox_inches": "tight"}
+    if file_metadata is not None:
+        kwargs["metadata"] = file_metadata
+    with atomic_path(final) as tmp:
+        figure.savefig(tmp, **kwargs)
+    return final
