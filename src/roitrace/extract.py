@@ -222,19 +222,12 @@ def extract(
         _check_finite(name, values, ids)
     params = {
         "how": how,
-        "weights": weights
-        if isinstance(weights, str)
-        else (
-            "brightness"
-            if how == "weighted" and weights is None
-            else "array"
-            if weights is not None
-            else "none"
-        ),
+        "weights": _weights_label(how, weights),
         "proportion": proportion,
-        "neuropil": json.dumps(neuropil) if neuropil is not None else "none",
-        "neuropil_factor": neuropil_factor,
-        "neuropil_how": npil_how or "none",
+        "neuropil": neuropil,
+        "neuropil_factor": neuropil_factor if neuropil is not None else None,
+        "neuropil_how": npil_how,
+        "frames": _frames_label(sel, movie.n_frames),
     }
     attrs = {
         "roitrace_version": __version__,
@@ -242,9 +235,20 @@ def extract(
         "source": str(movie.path) if movie.path is not None else "array",
         "frame_rate": float(movie.frame_rate) if movie.frame_rate else 0.0,
         "parameters": json.dumps(params),
-        **{f"param_{k}": v for k, v in params.items()},
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _weights_label(how: str, weights: Any) -> str | None:
+    if how != "weighted":
+        return None
+    return weights if isinstance(weights, str) else "brightness" if weights is None else "array"
+
+
+def _frames_label(sel: slice | np.ndarray, n_frames: int) -> str:
+    if isinstance(sel, slice):
+        return "all" if (sel.start, sel.stop) == (0, n_frames) else f"{sel.start}:{sel.stop}"
+    return f"{sel.size} selected frames"
 
 
 def _cells(labels: np.ndarray, ids: np.ndarray) -> list[_Roi]:
