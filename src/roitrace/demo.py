@@ -158,7 +158,10 @@ def _figures(out, proj, mask, ring, weights, results, dff_trace, truth, rate, pa
     ax = plot.pixels_scatter(proj, mask, ring)
     ax.set_title(f"cell pixels and neuropil ring (gap {GAP}, width {WIDTH})")
     save(ax.figure, "2_pixels_and_ring.png")
-    ax = plot.weights(weights_image(weights, mask), title="brightness weights")
+    # NaN outside the cell lets the colour scale span the weights themselves.
+    ax = plot.weights(
+        weights_image(weights, mask, fill=np.nan), cmap="viridis", title="brightness weights"
+    )
     save(ax.figure, "3_weights.png")
     ax = plot.traces(
         {how: ds["F"].values[0] for how, ds in results.items()},

@@ -1,0 +1,244 @@
+"""ROI sets: the cells of one field of view, each a list of pixels with optional weights.
+
+A :class:`RoiSet` is what every ROI source becomes (a label image, a thresholded
+mask split into cells, ImageJ ROIs, suite2p's ``stat.npy``, an NWB
+PlaneSegmentation) and what :func:`roitrace.extract` consumes.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
+
+__all__ = ["Roi", "RoiSet", "label"]
+
+
+@dataclass(frozen=True)
+class Roi:
+    """One cell: its pixels ``(y, x)``, optional per-pixel ``weights``, ``id`` and ``name``."""
+
+    id: int
+    y: np.ndarray
+    x: np.ndarray
+    weights: np.ndarray | None = None
+    name: str = ""
+
+    @property
+    def npix(self) -> int:
+        return int(self.y.size)
+
+    @property
+    def centroid(self) -> tuple[float, float]:
+        return float(self.y.mean()), float(self.x.mean())
+
+    def mask(self, frame_shape: tuple[int, int]) -> np.ndarray:
+        m = np.zeros(frame_shape, bool)
+        m[self.y, self.x] = True
+        return m
+
+
+@dataclass
+class RoiSet:
+    """The ROIs of one field of view, for frames of shape ``frame_shape``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([[0, 1, 1], [2, 0, 0]])
+    >>> rois = RoiSet.from_labels(labels)
+    >>> len(rois), rois.ids, [r.npix for r in rois]
+    (2, [1, 2], [2, 1])
+    """
+
+    rois: list[Roi]
+    frame_shape: tuple[int, int]
+    source: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.frame_shape = (int(self.frame_shape[0]), int(self.frame_shape[1]))
+        ids = [r.id for r in self.rois]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ParameterError(
+                f"duplicate ROI ids {dup[:10]}{self._where()}: ids must be unique"
+            )
+        ny, nx = self.frame_shape
+        for r in self.rois:
+            if r.y.size and (r.y.min() < 0 or r.x.min() < 0 or r.y.max() >= ny or r.x.max() >= nx):
+                raise ShapeMismatchError(
+                    f"ROI {r.id} {r.name!r} has pixels outside the {ny} x {nx} frame"
+                    f"{self._where()}; were the ROIs made for another frame size?"
+                )
+
+    def _where(self) -> str:
+        return f" in {self.source}" if self.source else ""
+
+    # -- construction --------------------------------------------------------------------
+    @classmethod
+    def from_labels(
+        cls, labels: Any, *, names: Sequence[str] | None = None, source: str = ""
+    ) -> RoiSet:
+        """One ROI per positive label of an integer label image (0 = background)."""
+        arr = np.asarray(labels)
+        if arr.ndim != 2:
+            raise ShapeMismatchError(f"a label image must be 2-D, got shape {arr.shape}")
+        if arr.dtype == bool:
+            arr = arr.astype(np.int32)
+        if not np.issubdtype(arr.dtype, np.integer):
+            if np.all(np.mod(arr, 1) == 0):
+                arr = arr.astype(np.int64)
+            else:
+                raise ParameterError(f"labels must be integers, got {arr.dtype} values")
+        if arr.size and arr.min() < 0:
+            raise ParameterError("label images use 0 for background and positive ids for cells")
+        flat = arr.reshape(-1)
+        order = np.argsort(flat, kind="stable")  # stable keeps np.where order per label
+        sorted_labels = flat[order]
+        ids = np.unique(flat)
+        ids = ids[ids > 0]
+        starts = np.searchsorted(sorted_labels, ids, side="left")
+        stops = np.searchsorted(sorted_labels, ids, side="right")
+        nx = arr.shape[1]
+        rois = []
+        for k, (i, a, b) in enumerate(zip(ids, starts, stops, strict=True)):
+            idx = order[a:b]
+            name = names[k] if names is not None else f"roi {int(i)}"
+            rois.append(Roi(int(i), idx // nx, idx % nx, None, name))
+        return cls(rois, arr.shape, source=source)
+
+    @classmethod
+    def from_masks(
+        cls,
+        masks: Any,
+        *,
+        ids: Sequence[int] | None = None,
+        names: Sequence[str] | None = None,
+        source: str = "",
+    ) -> RoiSet:
+        """One ROI per boolean mask of a (n, Y, X) stack (masks may overlap)."""
+        stack = np.asarray(masks, dtype=bool)
+        if stack.ndim == 2:
+            stack = stack[np.newaxis]
+        if stack.ndim != 3:
+            raise ShapeMismatchError(f"masks must be (n, Y, X), got shape {stack.shape}")
+        rois = []
+        for k, m in enumerate(stack):
+            y, x = np.nonzero(m)
+            i = int(ids[k]) if ids is not None else k + 1
+            rois.append(Roi(i, y, x, None, names[k] if names is not None else f"roi {i}"))
+        return cls(rois, stack.shape[1:], source=source)
+
+    # -- access ----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.rois)
+
+    def __iter__(self) -> Iterator[Roi]:
+        return iter(self.rois)
+
+    def __getitem__(self, i: int) -> Roi:
+        return self.rois[i]
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.id for r in self.rois]
+
+    @property
+    def names(self) -> list[str]:
+        return [r.name for r in self.rois]
+
+    def to_labels(self) -> np.ndarray:
+        """A label image; where ROIs overlap the later ROI wins (warned)."""
+        out = np.zeros(self.frame_shape, np.int32)
+        overlap = False
+        for r in self.rois:
+            overlap |= bool(out[r.y, r.x].any())
+            out[r.y, r.x] = r.id
+        if overlap:
+            warnings.warn(
+                "ROIs overlap: in the label image the later ROI takes shared pixels",
+                UserWarning,
+                stacklevel=2,
+            )
+        return out
+
+    def masks(self) -> np.ndarray:
+        """A (n, Y, X) boolean stack, one mask per ROI."""
+        out = np.zeros((len(self), *self.frame_shape), bool)
+        for k, r in enumerate(self.rois):
+            out[k, r.y, r.x] = True
+        return out
+
+    def coverage(self) -> np.ndarray:
+        """How many ROIs cover each pixel, a (Y, X) integer image."""
+        out = np.zeros(self.frame_shape, np.int32)
+        for r in self.rois:
+            np.add.at(out, (r.y, r.x), 1)
+        return out
+
+    def check_not_empty(self) -> None:
+        if not self.rois:
+            raise EmptyMaskError(f"the ROI set{self._where()} holds no ROI")
+        empty = [r.id for r in self.rois if r.npix == 0]
+        if empty:
+            raise EmptyMaskError(f"ROIs {empty[:10]}{self._where()} hold no pixel")
+
+
+def label(
+    mask: Any, *, min_size: int | None = None, max_size: int | None = None, connectivity: int = 1
+) -> RoiSet:
+    """Split a boolean mask into cells: one ROI per connected component.
+
+    Parameters
+    ----------
+    mask : (Y, X) array_like of bool
+        E.g. ``threshold(projection(movie, "std"), method="sigma", k=3)``.
+    min_size, max_size : int, optional
+        Keep components with at least / at most this many pixels.
+    connectivity : {1, 2}
+        1: pixels touching by an edge are connected; 2: corners too.
+
+    Returns
+    -------
+    rois : RoiSet
+        Ids 1..n in scan order (top to bottom, left to right).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> m = np.array([[1, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 1]], bool)
+    >>> [r.npix for r in label(m)]
+    [2, 2, 1]
+    >>> len(label(m, min_size=2))
+    2
+    """
+    from skimage.measure import label as sk_label
+
+    from .masks import check_mask
+
+    m = check_mask(mask)
+    if connectivity not in (1, 2):
+        raise ParameterError(f"connectivity={connectivity}: use 1 (edges) or 2 (corners too)")
+    labels = sk_label(m, connectivity=connectivity)
+    sizes = np.bincount(labels.reshape(-1))
+    keep = np.ones(sizes.size, bool)
+    keep[0] = False
+    if min_size is not None:
+        keep &= sizes >= min_size
+    if max_size is not None:
+        keep &= sizes <= max_size
+    if not keep.any():
+        raise EmptyMaskError(
+            f"no connected component of the mask has between {min_size or 1} and "
+            f"{max_size or 'any number of'} pixels (component sizes: "
+            f"{sorted(sizes[1:].tolist(), reverse=True)[:10]})"
+        )
+    remap = np.zeros(sizes.size, np.int32)
+    remap[keep] = np.arange(1, int(keep.sum()) + 1)
+    return RoiSet.from_labels(remap[labels])
