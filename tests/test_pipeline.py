@@ -143,7 +143,7 @@ def test_ring_excludes_other_cells_and_is_clipped():
 
 def test_ring_clipped_to_nothing_at_the_border_in_extract():
     movie = np.ones((5, 4, 4))
-    with pytest.raises(rt.EmptyMaskError, match="ROI 1: its neuropil ring"):
+    with pytest.raises(rt.EmptyMaskError, match=r"ROI 1 \(roi 1\): its neuropil ring"):
         rt.extract(movie, np.ones((4, 4), bool), neuropil={"gap": 1, "width": 1})
 
 

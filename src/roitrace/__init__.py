@@ -32,6 +32,7 @@ from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
 from .projection import projection, projections
+from .rois import Roi, RoiSet, label, read_rois
 from .save import load, save
 from .simulate import Simulation, simulate
 from .traces import pixel_traces, pixel_weights, weights_image
@@ -48,6 +49,8 @@ __all__ = [
     "NonFiniteError",
     "NotAMovieError",
     "ParameterError",
+    "Roi",
+    "RoiSet",
     "RoitraceError",
     "ShapeMismatchError",
     "Simulation",
@@ -59,6 +62,7 @@ __all__ = [
     "dff",
     "extract",
     "fetch",
+    "label",
     "load",
     "minmax",
     "neuropil_ring",
@@ -68,6 +72,7 @@ __all__ = [
     "pixels",
     "projection",
     "projections",
+    "read_rois",
     "save",
     "simulate",
     "threshold",

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
+import os
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,12 +17,13 @@ from .aggregate import aggregate, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
 from .movie import as_movie
-from .neuropil import neuropil_ring
+from .neuropil import dilate, neuropil_ring
+from .rois import RoiSet, read_rois
 from .traces import PixelMeans, brightness_weights, proximity_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RoiAggregator", "extract", "to_labels"]
+__all__ = ["RoiAggregator", "as_roiset", "extract", "to_labels"]
 
 
 @dataclass
@@ -28,6 +31,7 @@ class _Roi:
     id: int
     flat: np.ndarray  # flat pixel indices in np.where order
     weights: np.ndarray | None = None
+    roi_weights: np.ndarray | None = None  # the RoiSet's own per-pixel weights
 
 
 class RoiAggregator:
@@ -93,6 +97,8 @@ def extract(
     neuropil_factor: float = 0.7,
     neuropil_how: str | None = None,
     proportion: float = 0.1,
+    overlap: str = "keep",
+    dff_q: float = 8.0,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -102,18 +108,24 @@ def extract(
     Parameters
     ----------
     movie : Movie, (T, Y, X) array_like or path
-    rois : (Y, X) array_like
-        One boolean mask (one cell) or an integer label image (0 = background,
-        one cell per positive label).
+    rois : (Y, X) array_like, RoiSet or path
+        One boolean mask (one cell), an integer label image (0 = background,
+        one cell per positive label), a :class:`roitrace.RoiSet`, or a file that
+        :func:`roitrace.read_rois` reads (ImageJ ``.roi``/``RoiSet.zip``, label
+        TIFF/``.npy``, NWB; suite2p folders via ``read_rois(..., allow_pickle=True)``).
     how : {"mean", "median", "weighted", "trimmed_mean"}
         How each cell's pixels are combined (see :func:`roitrace.aggregate`).
-    weights : {"brightness", "proximity"} or (P,) array_like, optional
-        Pixel weights for ``how="weighted"`` (default ``"brightness"``, the
-        notebook's ``means / means.sum()``). An array is allowed for one cell.
+    weights : {"brightness", "proximity", "roi"} or (P,) array_like, optional
+        Pixel weights for ``how="weighted"``: ``"brightness"`` (the notebook's
+        ``means / means.sum()``), ``"proximity"``, or ``"roi"`` (the RoiSet's own
+        weights, e.g. suite2p's ``lam``). Default: ``"roi"`` when the ROIs carry
+        weights, else ``"brightness"``. An array is allowed for one cell.
     neuropil : dict, optional
         ``{"gap": g, "width": w}``: subtract a neuropil ring ``w`` pixels wide
-        starting ``g`` pixels away (:func:`roitrace.neuropil_ring`). With several
-        cells every ring excludes every cell's pixels.
+        starting ``g`` pixels away (:func:`roitrace.neuropil_ring`). Every ring
+        leaves out the pixels of every cell, dilated by ``"exclude_gap"`` pixels
+        (default 0). With ``"min_pixels": n`` (suite2p uses 350) a ring grows
+        outward, one pixel of width at a time, until it holds ``n`` pixels.
     neuropil_factor : float
         ``F_corrected = F - neuropil_factor * Fneu`` (0.7 as in suite2p).
     neuropil_how : str, optional
@@ -121,6 +133,11 @@ def extract(
         when ``how="weighted"``.
     proportion : float
         For ``trimmed_mean``: the fraction cut from each end.
+    overlap : {"keep", "drop"}
+        Pixels shared by several ROIs: keep them in each, or drop them from all
+        (suite2p's ``allow_overlap=False``). A ROI left with no pixel is an error.
+    dff_q : float
+        Percentile of the F0 baseline for the ``dff`` variable.
     frames : slice, (start, stop) or sequence of int, optional
         Only these frames.
     chunk_frames : int, optional
@@ -132,10 +149,13 @@ def extract(
     -------
     result : xarray.Dataset
         Dims ``(roi, time)``. ``F``: the cell trace; with a neuropil also ``Fneu``
-        and ``F_corrected``. Coordinates ``roi`` (label ids), ``frame`` (frame
+        and ``F_corrected``; ``dff``: dF/F0 of ``F_corrected`` (or ``F``), F0 its
+        ``dff_q``-th percentile. Coordinates ``roi`` (ids), ``frame`` (frame
         index in the movie) and ``time`` (seconds, when the frame rate is known);
-        ``npix`` and ``npix_neuropil`` per ROI. ``.attrs`` records the parameters
-        and the roitrace version.
+        per ROI ``name``, ``npix``, ``npix_neuropil``, ``centroid_y``,
+        ``centroid_x``, ``snr`` and ``skewness`` of ``F_corrected`` (suite2p's:
+        ``1 - 0.5 var(diff(x)) / var(x)`` and ``scipy.stats.skew``).
+        ``.attrs`` records the parameters and the roitrace version.
 
     Examples
     --------
@@ -153,17 +173,17 @@ def extract(
     movie = as_movie(movie)
     check_how(how)
     check_proportion(proportion)
-    labels = to_labels(rois, movie.frame_shape)
-    ids = np.unique(labels)
-    ids = ids[ids > 0]
-    if ids.size == 0:
-        raise EmptyMaskError("rois hold no pixel: the mask is empty or all labels are 0")
+    if overlap not in ("keep", "drop"):
+        raise ParameterError(f"overlap={overlap!r}: use 'keep' or 'drop'")
+    roiset = as_roiset(rois, movie.frame_shape)
+    roiset.check_not_empty()
+    ids = np.array(roiset.ids, np.int64)
     sel = resolve_frames(movie.n_frames, frames)
     n_t = n_selected(sel)
 
-    cells = _cells(labels, ids)
+    cells = _cells(roiset, overlap)
     if how == "weighted":
-        _set_weights(movie, cells, weights, sel, chunk_frames, progress)
+        _set_weights(movie, cells, roiset, weights, sel, chunk_frames, progress)
     elif weights is not None:
         raise ParameterError(f"weights= is only used with how='weighted' (how={how!r})")
 
@@ -171,12 +191,12 @@ def extract(
     rings: list[_Roi] = []
     npil_how = None
     if neuropil is not None:
-        gap, width = _neuropil_params(neuropil)
+        npil = _neuropil_params(neuropil)
         npil_how = neuropil_how or ("mean" if how == "weighted" else how)
         check_how(npil_how)
         if npil_how == "weighted":
             raise ParameterError("neuropil_how='weighted' is not supported; use mean or median")
-        rings = _rings(labels, cells, gap, width)
+        rings = _rings(roiset, **npil)
         consumers.append(RoiAggregator(rings, n_t, npil_how, proportion))
     results = stream(
         movie,
@@ -191,7 +211,10 @@ def extract(
     coords: dict[str, Any] = {
         "roi": ("roi", ids.astype(np.int64)),
         "frame": ("time", frame_idx.astype(np.int64)),
+        "name": ("roi", np.array(roiset.names, dtype=object).astype(str)),
         "npix": ("roi", np.array([c.flat.size for c in cells], np.int64)),
+        "centroid_y": ("roi", np.array([r.centroid[0] for r in roiset], np.float64)),
+        "centroid_x": ("roi", np.array([r.centroid[1] for r in roiset], np.float64)),
     }
     if movie.frame_rate:
         coords["time"] = (
@@ -220,11 +243,21 @@ def extract(
         )
     for name, (_, values, _attrs) in data_vars.items():
         _check_finite(name, values, ids)
+    signal = data_vars["F_corrected" if neuropil is not None else "F"][1]
+    coords["snr"] = ("roi", _snr(signal))
+    coords["skewness"] = ("roi", _skew(signal))
+    data_vars["dff"] = (
+        ("roi", "time"),
+        _dff_or_warn(signal, ids, dff_q),
+        {"long_name": "dF/F0", "baseline": f"{dff_q}th percentile"},
+    )
     params = {
         "how": how,
         "weights": _weights_label(how, weights),
         "proportion": proportion,
         "neuropil": neuropil,
+        "overlap": overlap,
+        "dff_q": dff_q,
         "neuropil_factor": neuropil_factor if neuropil is not None else None,
         "neuropil_how": npil_how,
         "frames": _frames_label(sel, movie.n_frames),
@@ -242,7 +275,7 @@ def extract(
 def _weights_label(how: str, weights: Any) -> str | None:
     if how != "weighted":
         return None
-    return weights if isinstance(weights, str) else "brightness" if weights is None else "array"
+    return weights if isinstance(weights, str) else "default" if weights is None else "array"
 
 
 def _frames_label(sel: slice | np.ndarray, n_frames: int) -> str:
@@ -251,19 +284,54 @@ def _frames_label(sel: slice | np.ndarray, n_frames: int) -> str:
     return f"{sel.size} selected frames"
 
 
-def _cells(labels: np.ndarray, ids: np.ndarray) -> list[_Roi]:
-    flat_labels = labels.reshape(-1)
-    order = np.argsort(flat_labels, kind="stable")  # stable keeps np.where order per label
-    sorted_labels = flat_labels[order]
-    starts = np.searchsorted(sorted_labels, ids, side="left")
-    stops = np.searchsorted(sorted_labels, ids, side="right")
-    return [_Roi(int(i), order[a:b]) for i, a, b in zip(ids, starts, stops, strict=True)]
+def as_roiset(rois: Any, frame_shape: tuple[int, int]) -> RoiSet:
+    """A RoiSet from a RoiSet, a path, one boolean mask or a label image."""
+    if isinstance(rois, RoiSet):
+        roiset = rois
+    elif isinstance(rois, (str, os.PathLike)):
+        roiset = read_rois(rois, shape=frame_shape)
+    else:
+        roiset = RoiSet.from_labels(to_labels(rois, frame_shape))
+    if roiset.frame_shape != tuple(frame_shape):
+        raise ShapeMismatchError(
+            f"the ROIs were made for {roiset.frame_shape[0]} x {roiset.frame_shape[1]} frames "
+            f"but the movie's frames are {frame_shape[0]} x {frame_shape[1]}"
+            f"{' (' + roiset.source + ')' if roiset.source else ''}"
+        )
+    return roiset
 
 
-def _set_weights(movie, cells, weights, sel, chunk_frames, progress) -> None:
+def _cells(roiset: RoiSet, overlap: str) -> list[_Roi]:
+    nx = roiset.frame_shape[1]
+    shared = roiset.coverage() > 1 if overlap == "drop" else None
+    cells = []
+    for r in roiset:
+        flat = r.y.astype(np.intp) * nx + r.x
+        keep = None
+        if shared is not None:
+            keep = ~shared[r.y, r.x]
+            if not keep.any():
+                raise EmptyMaskError(
+                    f"ROI {r.id} ({r.name}) has no pixel left once the pixels it shares with "
+                    "other ROIs are dropped; use overlap='keep' or remove it"
+                )
+            flat = flat[keep]
+        w = r.weights if r.weights is None or keep is None else r.weights[keep]
+        cells.append(_Roi(r.id, flat, None, w))
+    return cells
+
+
+def _set_weights(movie, cells, roiset, weights, sel, chunk_frames, progress) -> None:
     if weights is None:
-        weights = "brightness"
+        weights = "roi" if all(c.roi_weights is not None for c in cells) else "brightness"
     if isinstance(weights, str):
+        if weights == "roi":
+            missing = [c.id for c in cells if c.roi_weights is None]
+            if missing:
+                raise ParameterError(f"weights='roi' but ROIs {missing[:10]} carry no weights")
+            for c in cells:
+                c.weights = check_weights(c.roi_weights, c.flat.size)
+            return
         if weights == "proximity":
             for c in cells:
                 mask = np.zeros(movie.frame_shape, bool)
@@ -271,7 +339,9 @@ def _set_weights(movie, cells, weights, sel, chunk_frames, progress) -> None:
                 c.weights = proximity_weights(mask)
             return
         if weights != "brightness":
-            raise ParameterError(f"weights={weights!r}: use 'brightness', 'proximity' or an array")
+            raise ParameterError(
+                f"weights={weights!r}: use 'brightness', 'proximity', 'roi' or an array"
+            )
         (means,) = stream(
             movie,
             [PixelMeans(np.concatenate([c.flat for c in cells]))],
@@ -288,39 +358,99 @@ def _set_weights(movie, cells, weights, sel, chunk_frames, progress) -> None:
     if len(cells) != 1:
         raise ParameterError(
             "an array of weights= fits one cell only; for several cells use "
-            "weights='brightness' or 'proximity'"
+            "weights='brightness', 'proximity' or 'roi'"
         )
     cells[0].weights = check_weights(weights, cells[0].flat.size)
 
 
-def _neuropil_params(neuropil: Any) -> tuple[int, int]:
+NEUROPIL_KEYS = ("gap", "width", "exclude_gap", "min_pixels")
+
+
+def _neuropil_params(neuropil: Any) -> dict[str, Any]:
     if (
         not isinstance(neuropil, dict)
-        or set(neuropil) - {"gap", "width"}
+        or set(neuropil) - set(NEUROPIL_KEYS)
         or not {"gap", "width"} <= set(neuropil)
     ):
         raise ParameterError(
-            f"neuropil={neuropil!r}: give a dict with 'gap' and 'width' in pixels, "
-            "e.g. {'gap': 2, 'width': 1}"
+            f"neuropil={neuropil!r}: give a dict with 'gap' and 'width' in pixels, e.g. "
+            "{'gap': 2, 'width': 1}, and optionally 'exclude_gap' and 'min_pixels'"
         )
-    return neuropil["gap"], neuropil["width"]
+    out = {
+        "gap": neuropil["gap"],
+        "width": neuropil["width"],
+        "exclude_gap": neuropil.get("exclude_gap", 0),
+        "min_pixels": neuropil.get("min_pixels"),
+    }
+    for k in ("exclude_gap", "min_pixels"):
+        v = out[k]
+        if v is not None and (int(v) != v or v < 0):
+            raise ParameterError(f"neuropil {k}={v}: use a whole number, 0 or more")
+    return out
 
 
-def _rings(labels: np.ndarray, cells: list[_Roi], gap: int, width: int) -> list[_Roi]:
-    every_cell = labels > 0
+def _rings(
+    roiset: RoiSet, gap: int, width: int, exclude_gap: int, min_pixels: int | None
+) -> list[_Roi]:
+    every_cell = roiset.coverage() > 0
+    exclude = dilate(every_cell, int(exclude_gap)) if exclude_gap else every_cell
+    max_width = max(roiset.frame_shape)
     rings = []
-    for c in cells:
-        mask = np.zeros(labels.shape, bool)
-        mask.reshape(-1)[c.flat] = True
-        ring = neuropil_ring(mask, gap=gap, width=width, exclude=every_cell, allow_empty=True)
+    for r in roiset:
+        mask = r.mask(roiset.frame_shape)
+        w = int(width)
+        ring = neuropil_ring(mask, gap=gap, width=w, exclude=exclude, allow_empty=True)
+        while min_pixels and ring.sum() < min_pixels and w < max_width:
+            w += max(1, w // 2)  # grow geometrically: few dilations even for big rings
+            ring = neuropil_ring(mask, gap=gap, width=w, exclude=exclude, allow_empty=True)
         if not ring.any():
             raise EmptyMaskError(
-                f"ROI {c.id}: its neuropil ring (gap={gap}, width={width}) holds no pixel: "
-                "it is clipped away at the image border or covered by other cells; "
+                f"ROI {r.id} ({r.name}): its neuropil ring (gap={gap}, width={width}) holds no "
+                "pixel: it is clipped away at the image border or covered by other cells; "
                 "use a wider ring"
             )
-        rings.append(_Roi(c.id, np.flatnonzero(ring)))
+        if min_pixels and ring.sum() < min_pixels:
+            warnings.warn(
+                f"ROI {r.id} ({r.name}): its neuropil ring has only {int(ring.sum())} pixels, "
+                f"fewer than min_pixels={min_pixels}, even at full width",
+                UserWarning,
+                stacklevel=3,
+            )
+        rings.append(_Roi(r.id, np.flatnonzero(ring)))
     return rings
+
+
+def _snr(x: np.ndarray) -> np.ndarray:
+    """suite2p's SNR proxy: 1 - 0.5 var(diff(x)) / var(x), per row."""
+    var = np.var(x, axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1.0 - 0.5 * np.var(np.diff(x, axis=1), axis=1) / var
+    return np.where(var > 0, out, 0.0)
+
+
+def _skew(x: np.ndarray) -> np.ndarray:
+    from scipy.stats import skew
+
+    if x.shape[1] < 3 or np.any(np.ptp(x, axis=1) == 0):
+        return np.array([skew(row) if np.ptp(row) > 0 and row.size > 2 else 0.0 for row in x])
+    return skew(x, axis=1)
+
+
+def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:
+    if signal.shape[1] < 2:
+        return np.zeros_like(signal)
+    f0 = np.percentile(signal, q, axis=1, keepdims=True)
+    bad = f0[:, 0] <= 0
+    if bad.any():
+        warnings.warn(
+            f"ROI {', '.join(map(str, ids[bad][:10]))}: F0 (the {q}th percentile of the "
+            "corrected trace) is <= 0, so their dff is NaN; lower neuropil_factor or use "
+            "roitrace.zscore",
+            UserWarning,
+            stacklevel=3,
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(bad[:, None], np.nan, (signal - f0) / np.where(bad[:, None], 1, f0))
 
 
 def _check_finite(name: str, values: np.ndarray, ids: np.ndarray) -> None:

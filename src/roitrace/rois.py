@@ -7,16 +7,24 @@ PlaneSegmentation) and what :func:`roitrace.extract` consumes.
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
+from .errors import (
+    EmptyMaskError,
+    MovieFormatError,
+    MovieNotFoundError,
+    ParameterError,
+    ShapeMismatchError,
+)
 
-__all__ = ["Roi", "RoiSet", "label"]
+__all__ = ["Roi", "RoiSet", "label", "read_rois", "write_labels"]
 
 
 @dataclass(frozen=True)
@@ -242,3 +250,105 @@ def label(
     remap = np.zeros(sizes.size, np.int32)
     remap[keep] = np.arange(1, int(keep.sum()) + 1)
     return RoiSet.from_labels(remap[labels])
+
+
+def read_rois(
+    path: str | os.PathLike,
+    *,
+    shape: tuple[int, int] | None = None,
+    allow_pickle: bool = False,
+    cells_only: bool = True,
+) -> RoiSet:
+    """Read ROIs from a file; the format follows the path.
+
+    Parameters
+    ----------
+    path : str or path-like
+        ImageJ ``.roi`` or ``RoiSet.zip``; a suite2p ``plane0`` folder (or its
+        ``stat.npy``); an NWB file with a PlaneSegmentation; a label image as TIFF
+        or ``.npy`` (0 = background, one integer per cell).
+    shape : (int, int), optional
+        The movie's frame shape (rows, columns). Needed for ImageJ ROIs (which do
+        not record it) and checked against the others.
+    allow_pickle : bool
+        suite2p's ``stat.npy`` and ``ops.npy`` are Python pickles, which can run
+        code when loaded: they are read only when this is True.
+    cells_only : bool
+        suite2p: keep only the ROIs ``iscell.npy`` marks as cells.
+
+    Returns
+    -------
+    rois : RoiSet
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "labels.npy")
+    >>> np.save(path, np.array([[0, 1], [2, 2]]))
+    >>> read_rois(path).ids
+    [1, 2]
+    """
+    p = Path(path)
+    if not p.exists():
+        raise MovieNotFoundError(f"{p}: no such file or folder; check the path")
+    suffix = p.suffix.lower()
+    if p.is_dir() or p.name == "stat.npy":
+        from .suite2p import read_suite2p
+
+        rois = read_suite2p(p, allow_pickle=allow_pickle, cells_only=cells_only, shape=shape)
+    elif suffix in (".roi", ".zip"):
+        from .imagej import read_imagej
+
+        rois = read_imagej(p, shape=shape)
+    elif suffix == ".nwb":
+        from .nwb import read_nwb_rois
+
+        rois = read_nwb_rois(p)
+    elif suffix in (".tif", ".tiff", ".npy"):
+        rois = RoiSet.from_labels(_read_label_image(p), source=str(p))
+    else:
+        raise MovieFormatError(
+            f"{p}: unknown ROI format {suffix!r}; roitrace reads ImageJ .roi/.zip, suite2p "
+            "plane0 folders, NWB files and label images (.tif, .npy)"
+        )
+    if shape is not None and rois.frame_shape != tuple(shape):
+        raise ShapeMismatchError(
+            f"{p}: the ROIs are for {rois.frame_shape[0]} x {rois.frame_shape[1]} frames but "
+            f"the movie's frames are {shape[0]} x {shape[1]}; use the ROIs made for this movie"
+        )
+    return rois
+
+
+def _read_label_image(p: Path) -> np.ndarray:
+    try:
+        if p.suffix.lower() == ".npy":
+            arr = np.load(p, allow_pickle=False)
+        else:
+            import tifffile
+
+            arr = tifffile.imread(p)
+    except Exception as exc:
+        raise MovieFormatError(f"{p}: not a readable label image ({exc})") from exc
+    arr = np.squeeze(arr)
+    if arr.ndim != 2:
+        raise ShapeMismatchError(
+            f"{p}: a label image must be 2-D (one integer per cell), got shape {arr.shape}"
+        )
+    return arr
+
+
+def write_labels(rois: RoiSet, path: str | os.PathLike) -> Path:
+    """Write a RoiSet as a label image (TIFF or ``.npy``), atomically."""
+    from ._atomic import atomic_path
+
+    p = Path(path)
+    labels = rois.to_labels()
+    with atomic_path(p) as tmp:
+        if p.suffix.lower() == ".npy":
+            with open(tmp, "wb") as f:
+                np.save(f, labels)
+        else:
+            import tifffile
+
+            tifffile.imwrite(tmp, labels, metadata={"names": rois.names})
+    return p

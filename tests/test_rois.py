@@ -1,0 +1,152 @@
+"""ROI sets, label(), read_rois for label images, and many-cell extraction options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.stats
+import tifffile
+from numpy.testing import assert_allclose, assert_array_equal
+
+import roitrace as rt
+from roitrace.neuropil import dilate
+
+
+@pytest.fixture
+def field():
+    """A simulated field of view with several cells and its true label image."""
+    return rt.simulate(shape=(64, 64), n_frames=400, n_cells=6, seed=4)
+
+
+def test_label_splits_mask_into_cells_with_size_filters():
+    m = np.zeros((10, 10), bool)
+    m[1:3, 1:3] = True  # 4 px
+    m[6:9, 6:9] = True  # 9 px
+    m[0, 9] = True  # 1 px
+    rois = rt.label(m)
+    assert [r.npix for r in rois] == [1, 4, 9]  # scan order: row 0 first
+    assert [r.npix for r in rt.label(m, min_size=2)] == [4, 9]
+    assert [r.npix for r in rt.label(m, min_size=2, max_size=5)] == [4]
+    with pytest.raises(rt.EmptyMaskError, match="component sizes"):
+        rt.label(m, min_size=50)
+
+
+def test_roiset_from_labels_round_trip_and_validation():
+    labels = np.zeros((8, 9), np.int32)
+    labels[1:3, 1:4] = 5
+    labels[5:7, 5:8] = 2
+    rois = rt.RoiSet.from_labels(labels)
+    assert rois.ids == [2, 5]
+    assert_array_equal(rois.to_labels(), labels)
+    assert rois.masks().shape == (2, 8, 9)
+    with pytest.raises(rt.ParameterError, match="duplicate ROI ids"):
+        rt.RoiSet([rois[0], rois[0]], (8, 9))
+    with pytest.raises(rt.ShapeMismatchError, match="another frame size"):
+        rt.RoiSet(list(rois), (4, 4))
+    with pytest.raises(rt.EmptyMaskError, match="holds no ROI"):
+        rt.extract(np.zeros((3, 8, 9)), rt.RoiSet([], (8, 9)))
+
+
+def test_read_rois_label_image_files(tmp_path, field):
+    tifffile.imwrite(tmp_path / "labels.tif", field.labels)
+    np.save(tmp_path / "labels.npy", field.labels)
+    for name in ("labels.tif", "labels.npy"):
+        rois = rt.read_rois(tmp_path / name, shape=(64, 64))
+        assert_array_equal(rois.to_labels(), field.labels)
+    with pytest.raises(rt.ShapeMismatchError, match="32 x 32"):
+        rt.read_rois(tmp_path / "labels.npy", shape=(32, 32))
+    with pytest.raises(rt.MovieNotFoundError):
+        rt.read_rois(tmp_path / "none.zip")
+    (tmp_path / "x.csv").write_text("")
+    with pytest.raises(rt.MovieFormatError, match="unknown ROI format"):
+        rt.read_rois(tmp_path / "x.csv")
+
+
+def test_extract_from_a_path_equals_from_labels(tmp_path, field):
+    np.save(tmp_path / "labels.npy", field.labels)
+    a = rt.extract(field.movie, tmp_path / "labels.npy", neuropil={"gap": 2, "width": 2})
+    b = rt.extract(field.movie, field.labels, neuropil={"gap": 2, "width": 2})
+    assert_array_equal(a["F_corrected"], b["F_corrected"])
+
+
+def test_rings_avoid_every_cell_dilated_by_exclude_gap(field):
+    rois = rt.RoiSet.from_labels(field.labels)
+    ds = rt.extract(field.movie, rois, neuropil={"gap": 1, "width": 3, "exclude_gap": 2})
+    every = dilate(field.labels > 0, 2)
+    for i, r in enumerate(rois):
+        ring = rt.neuropil_ring(r.mask((64, 64)), gap=1, width=3, exclude=every)
+        assert int(ds["npix_neuropil"][i]) == ring.sum()
+        assert_allclose(ds["Fneu"][i], field.movie[:, ring].mean(axis=1), rtol=1e-12)
+
+
+def test_min_pixels_grows_rings(field):
+    ds = rt.extract(field.movie, field.labels, neuropil={"gap": 2, "width": 1, "min_pixels": 350})
+    assert (ds["npix_neuropil"] >= 350).all()
+    small = rt.extract(field.movie, field.labels, neuropil={"gap": 2, "width": 1})
+    assert (small["npix_neuropil"] < 350).all()
+
+
+def test_min_pixels_unreachable_warns_naming_roi():
+    movie = np.random.default_rng(0).poisson(50, (20, 12, 12)).astype(np.uint16)
+    mask = np.zeros((12, 12), bool)
+    mask[5:7, 5:7] = True
+    with pytest.warns(UserWarning, match=r"ROI 1 .*fewer than min_pixels=350"):
+        rt.extract(movie, mask, neuropil={"gap": 1, "width": 1, "min_pixels": 350})
+
+
+def test_overlap_keep_or_drop():
+    movie = np.random.default_rng(1).poisson(100, (30, 10, 10)).astype(np.float64)
+    a = np.zeros((10, 10), bool)
+    a[2:6, 2:6] = True
+    b = np.zeros((10, 10), bool)
+    b[4:8, 4:8] = True
+    rois = rt.RoiSet.from_masks([a, b])
+    keep = rt.extract(movie, rois)
+    drop = rt.extract(movie, rois, overlap="drop")
+    assert_allclose(keep["F"][0], movie[:, a].mean(axis=1))
+    assert_allclose(drop["F"][0], movie[:, a & ~b].mean(axis=1))
+    assert int(drop["npix"][1]) == (b & ~a).sum()
+    inside = rt.RoiSet.from_masks([a, a & b])  # the second lies wholly inside the first
+    with pytest.raises(rt.EmptyMaskError, match="ROI 2 .*no pixel left"):
+        rt.extract(movie, inside, overlap="drop")
+
+
+def test_roi_weights_are_used_for_weighted(field):
+    rois = rt.RoiSet.from_labels(field.labels)
+    weighted = []
+    for r in rois:
+        w = np.linspace(1, 2, r.npix)
+        weighted.append(rt.Roi(r.id, r.y, r.x, w, r.name))
+    ws = rt.RoiSet(weighted, (64, 64))
+    ds = rt.extract(field.movie, ws, how="weighted")
+    r = weighted[2]
+    assert_allclose(ds["F"][2], np.average(field.movie[:, r.y, r.x], axis=1, weights=r.weights))
+    bright = rt.extract(field.movie, ws, how="weighted", weights="brightness")
+    assert not np.allclose(bright["F"][2], ds["F"][2])
+
+
+def test_result_coordinates_snr_skew_dff(field):
+    ds = rt.extract(
+        rt.as_movie(field.movie, frame_rate=field.frame_rate),
+        field.labels,
+        neuropil={"gap": 2, "width": 3},
+    )
+    x = ds["F_corrected"].values
+    snr = 1 - 0.5 * np.var(np.diff(x, axis=1), axis=1) / np.var(x, axis=1)
+    assert_allclose(ds["snr"], snr)
+    assert_allclose(ds["skewness"], scipy.stats.skew(x, axis=1))
+    assert_allclose(ds["dff"], rt.dff(x), rtol=1e-12)
+    assert list(ds["name"].values) == [f"roi {i}" for i in ds["roi"].values]
+    for i, r in enumerate(rt.RoiSet.from_labels(field.labels)):
+        assert ds["centroid_y"][i] == pytest.approx(r.y.mean())
+    # active simulated cells have positive skew: transients are upward
+    assert (ds["skewness"] > 0).all()
+
+
+def test_neuropil_correction_helps_every_simulated_cell(field):
+    ds = rt.extract(field.movie, field.labels, neuropil={"gap": 2, "width": 3, "exclude_gap": 1})
+    for i in range(field.n_cells):
+        truth = field.traces[i]
+        r_raw = np.corrcoef(ds["F"][i], truth)[0, 1]
+        r_corr = np.corrcoef(ds["F_corrected"][i], truth)[0, 1]
+        assert r_corr > r_raw, f"cell {i}: {r_corr:.3f} <= {r_raw:.3f}"
