@@ -107,7 +107,7 @@ def test_overlap_keep_or_drop():
     assert_allclose(drop["F"][0], movie[:, a & ~b].mean(axis=1))
     assert int(drop["npix"][1]) == (b & ~a).sum()
     inside = rt.RoiSet.from_masks([a, a & b])  # the second lies wholly inside the first
-    with pytest.raises(rt.EmptyMaskError, match="ROI 2 .*no pixel left"):
+    with pytest.raises(rt.EmptyMaskError, match=r"ROI 2 .*no pixel left"):
         rt.extract(movie, inside, overlap="drop")
 
 
