@@ -235,31 +235,107 @@ def project(
     out.print(f"{kind.value} projection of {m.shape[0]} frames -> {output}")
 
 
+class Overlap(StrEnum):
+    keep = "keep"
+    drop = "drop"
+
+
+ThresholdOpt = Annotated[
+    float | None,
+    typer.Option("--threshold", help="Keep pixels whose projection is above this value."),
+]
+MethodOpt = Annotated[Method | None, typer.Option(help="Threshold method.")]
+QOpt = Annotated[float | None, typer.Option(help="Percentile for --method percentile.")]
+KOpt = Annotated[float | None, typer.Option(help="Sigmas for --method sigma (default 3).")]
+BlockOpt = Annotated[int | None, typer.Option(help="Odd block size, --method local.")]
+OffsetOpt = Annotated[float, typer.Option(help="Offset for --method local.")]
+ProjOpt = Annotated[
+    Kind, typer.Option("--projection", help="Projection the threshold is applied to.")
+]
+MinSizeOpt = Annotated[int | None, typer.Option(help="Smallest cell kept, in pixels.")]
+MaxSizeOpt = Annotated[int | None, typer.Option(help="Largest cell kept, in pixels.")]
+
+
+def _threshold_mask(proj, threshold, method, q, k, block_size, offset, *, auto=False):
+    from .masks import threshold as make_mask
+
+    if threshold is not None and method not in (None, Method.absolute):
+        raise ParameterError("give either --threshold or --method, not both")
+    if threshold is None and method in (None, Method.absolute):
+        if not auto:
+            raise ParameterError(
+                "say how to find the cell: --threshold VALUE or --method percentile --q 80 "
+                "(or sigma, otsu, li, triangle, local), or give --rois FILE"
+            )
+        method = Method.sigma
+    chosen = (method or Method.absolute).value
+    mask = make_mask(
+        proj, threshold, method=chosen, q=q, k=k, block_size=block_size, offset=offset
+    )
+    params = {
+        "method": chosen,
+        "value": threshold,
+        "q": q,
+        "k": k,
+        "block_size": block_size,
+        "offset": offset,
+    }
+    return mask, params
+
+
 @app.command()
 @handle_errors
 def extract(
     movie: MovieArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Traces file (.csv, .nc).")],
-    threshold: Annotated[
-        float | None,
-        typer.Option("--threshold", help="Keep pixels whose projection is above this value."),
+    output: Annotated[
+        Path,
+        typer.Option("-o", "--output", help="Traces: .csv, .nc, .nwb, or a folder (suite2p)."),
+    ],
+    rois: Annotated[
+        Path | None,
+        typer.Option(help="ROIs: RoiSet.zip/.roi, labels .tif/.npy, suite2p plane0, .nwb."),
     ] = None,
-    method: Annotated[Method | None, typer.Option(help="Threshold method.")] = None,
-    q: Annotated[float | None, typer.Option(help="Percentile for --method percentile.")] = None,
-    k: Annotated[float | None, typer.Option(help="Sigmas for --method sigma (default 3).")] = None,
-    block_size: Annotated[int | None, typer.Option(help="Odd block size, --method local.")] = None,
-    offset: Annotated[float, typer.Option(help="Offset for --method local.")] = 0.0,
-    projection_kind: Annotated[
-        Kind, typer.Option("--projection", help="Projection the threshold is applied to.")
-    ] = Kind.std,
+    auto: Annotated[
+        bool, typer.Option("--auto", help="Threshold, then one ROI per connected component.")
+    ] = False,
+    threshold: ThresholdOpt = None,
+    method: MethodOpt = None,
+    q: QOpt = None,
+    k: KOpt = None,
+    block_size: BlockOpt = None,
+    offset: OffsetOpt = 0.0,
+    projection_kind: ProjOpt = Kind.std,
+    min_size: MinSizeOpt = None,
+    max_size: MaxSizeOpt = None,
     how: Annotated[How, typer.Option(help="How a cell's pixels are combined.")] = How.mean,
     proportion: Annotated[float, typer.Option(help="Cut from each end, trimmed_mean.")] = 0.1,
     neuropil_gap: Annotated[
         int | None, typer.Option(help="Ring starts this many px away.")
     ] = None,
     neuropil_width: Annotated[int | None, typer.Option(help="Ring width in pixels.")] = None,
+    neuropil_exclude_gap: Annotated[
+        int, typer.Option(help="Rings avoid every cell dilated by this many pixels.")
+    ] = 0,
+    neuropil_min_pixels: Annotated[
+        int | None, typer.Option(help="Grow each ring to at least this many pixels (350).")
+    ] = None,
     neuropil_factor: Annotated[float, typer.Option(help="F - factor * Fneu.")] = 0.7,
+    overlap: Annotated[
+        Overlap, typer.Option(help="Pixels shared by ROIs: keep in each, or drop.")
+    ] = Overlap.keep,
+    trust_pickle: Annotated[
+        bool, typer.Option("--trust-pickle", help="Allow reading suite2p's pickled stat.npy.")
+    ] = False,
+    all_rois: Annotated[
+        bool, typer.Option("--all-rois", help="suite2p: keep ROIs iscell.npy rejects too.")
+    ] = False,
     figures: Annotated[Path | None, typer.Option(help="Folder for PNG figures.")] = None,
+    subject_id: Annotated[str | None, typer.Option(help="NWB: subject id.")] = None,
+    species: Annotated[str | None, typer.Option(help="NWB: e.g. 'Mus musculus'.")] = None,
+    sex: Annotated[str | None, typer.Option(help="NWB: M, F, U or O.")] = None,
+    age: Annotated[str | None, typer.Option(help="NWB: ISO 8601 duration, e.g. P90D.")] = None,
+    indicator: Annotated[str | None, typer.Option(help="NWB: e.g. GCaMP6f.")] = None,
+    location: Annotated[str | None, typer.Option(help="NWB: imaged brain area.")] = None,
     frames: FramesOpt = None,
     dataset: DatasetOpt = None,
     axes: AxesOpt = None,
@@ -268,88 +344,194 @@ def extract(
     chunk_frames: ChunkOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
-    """Threshold a projection into a cell mask and extract its trace (with neuropil)."""
+    """Extract one trace per cell: from ROI files, or by thresholding a projection."""
     from .extract import extract as run_extract
-    from .masks import threshold as make_mask
-    from .neuropil import neuropil_ring
     from .projection import projection
+    from .rois import label, read_rois
     from .save import save
 
-    if (threshold is None) == (method is None or method == Method.absolute):
-        if threshold is None:
-            raise ParameterError(
-                "say how to find the cell: --threshold VALUE or --method "
-                "percentile --q 80 (or sigma, otsu, li, triangle, local)"
-            )
-        if method is not None and method != Method.absolute:
-            raise ParameterError("give either --threshold or --method, not both")
     if (neuropil_gap is None) != (neuropil_width is None):
         raise ParameterError("give both --neuropil-gap and --neuropil-width, or neither")
     progress = not no_progress
     m = _open(movie, dataset, axes, channel, frame_rate)
     sel = _frames(frames)
-    proj = projection(
-        m, projection_kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
-    )
-    mask = make_mask(
-        proj,
-        threshold,
-        method=(method or Method.absolute).value,
-        q=q,
-        k=k,
-        block_size=block_size,
-        offset=offset,
-    )
-    npil = None if neuropil_gap is None else {"gap": neuropil_gap, "width": neuropil_width}
+    proj = None
+    extra: dict[str, Any] = {"command": "extract"}
+    if rois is not None:
+        if auto or threshold is not None or method is not None:
+            raise ParameterError("--rois gives the cells: leave out --auto/--threshold/--method")
+        roi_input: Any = read_rois(
+            rois, shape=m.frame_shape, allow_pickle=trust_pickle, cells_only=not all_rois
+        )
+        extra["rois"] = str(rois)
+    else:
+        proj = projection(
+            m, projection_kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
+        )
+        mask, tparams = _threshold_mask(
+            proj, threshold, method, q, k, block_size, offset, auto=auto
+        )
+        roi_input = label(mask, min_size=min_size, max_size=max_size) if auto else mask
+        extra.update(
+            projection=projection_kind.value,
+            auto=auto,
+            threshold=json.dumps(tparams),
+            min_size=str(min_size),
+            max_size=str(max_size),
+        )
+    npil = None
+    if neuropil_gap is not None:
+        npil = {
+            "gap": neuropil_gap,
+            "width": neuropil_width,
+            "exclude_gap": neuropil_exclude_gap,
+            "min_pixels": neuropil_min_pixels,
+        }
     ds = run_extract(
         m,
-        mask,
+        roi_input,
         how=how.value,
         neuropil=npil,
         neuropil_factor=neuropil_factor,
         proportion=proportion,
+        overlap=overlap.value,
         frames=sel,
         chunk_frames=chunk_frames,
         progress=progress,
     )
-    ds.attrs.update(
-        {
-            "command": "extract",
-            "projection": projection_kind.value,
-            "threshold_method": (method or Method.absolute).value,
-            "threshold": json.dumps(
-                {"value": threshold, "q": q, "k": k, "block_size": block_size, "offset": offset}
-            ),
+    ds.attrs.update(extra)
+    nwb = {}
+    if output.suffix.lower() == ".nwb":
+        subject = {
+            k2: v
+            for k2, v in (
+                ("subject_id", subject_id),
+                ("species", species),
+                ("sex", sex),
+                ("age", age),
+            )
+            if v is not None
         }
+        nwb = {"subject": subject or None, "indicator": indicator, "location": location}
+    save(ds, output, **nwb)
+    out.print(
+        f"{ds.sizes['roi']} ROI(s), {int(ds['npix'].sum())} pixels; "
+        f"{ds.sizes['time']} frames -> {output}"
     )
-    save(ds, output)
-    out.print(f"mask: {int(mask.sum())} pixels; {ds.sizes['time']} frames -> {output}")
     if figures is not None:
-        ring = None if npil is None else neuropil_ring(mask, **npil)
-        for f in _extract_figures(ds, proj, mask, ring, figures):
+        if proj is None:
+            proj = projection(m, "mean", frames=sel, chunk_frames=chunk_frames, progress=progress)
+        for f in _extract_figures(ds, proj, npil, figures):
             out.print(f"  figure: {f}")
 
 
-def _extract_figures(ds, proj, mask, ring, folder: Path) -> list[Path]:
+def _extract_figures(ds, proj, npil, folder: Path) -> list[Path]:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from . import plot
+    from .extract import rois_from_result
+    from .neuropil import neuropil_ring
 
     meta = {"Software": f"roitrace {__version__}", "Description": json.dumps(dict(ds.attrs))}
     rate = ds.attrs.get("frame_rate") or None
+    rois = rois_from_result(ds)
     written = []
-    ax = plot.projection_contour(proj, mask, title="projection and cell mask")
-    written.append(plot.save(ax.figure, folder / "mask.png", metadata=meta))
-    ax = plot.pixels_scatter(proj, mask, ring)
-    written.append(plot.save(ax.figure, folder / "pixels.png", metadata=meta))
-    names = [v for v in ("F", "Fneu", "F_corrected") if v in ds]
-    ax = plot.traces({v: ds[v].values[0] for v in names}, frame_rate=rate)
-    written.append(plot.save(ax.figure, folder / "traces.png", metadata=meta))
-    plt.close("all")
+
+    def save(ax_or_fig, name):
+        fig = getattr(ax_or_fig, "figure", ax_or_fig)
+        written.append(plot.save(fig, folder / name, metadata=meta))
+        plt.close(fig)
+
+    if len(rois) == 1:
+        mask = rois[0].mask(rois.frame_shape)
+        save(plot.projection_contour(proj, mask, title="projection and cell mask"), "mask.png")
+        ring = None
+        if npil is not None:
+            ring = neuropil_ring(mask, gap=npil["gap"], width=npil["width"], allow_empty=True)
+        save(plot.pixels_scatter(proj, mask, ring), "pixels.png")
+        names = [v for v in ("F", "Fneu", "F_corrected") if v in ds]
+        save(plot.traces({v: ds[v].values[0] for v in names}, frame_rate=rate), "traces.png")
+        return written
+    save(plot.roi_contours(proj, rois), "rois.png")
+    signal = ds["F_corrected"] if "F_corrected" in ds else ds["F"]
+    from .normalize import zscore
+
+    save(
+        plot.traces(
+            zscore(signal),
+            offset=4.0,
+            ylabel="z-score",
+            frame_rate=rate,
+            title=f"{len(rois)} cells",
+        ),
+        "traces.png",
+    )
+    save(plot.heatmap(ds["dff"], frame_rate=rate), "dff_heatmap.png")
     return written
+
+
+@app.command("rois")
+@handle_errors
+def rois_command(
+    movie: MovieArg,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="RoiSet.zip (ImageJ/Fiji), labels .tif/.npy.")
+    ],
+    threshold: ThresholdOpt = None,
+    method: MethodOpt = None,
+    q: QOpt = None,
+    k: KOpt = None,
+    block_size: BlockOpt = None,
+    offset: OffsetOpt = 0.0,
+    projection_kind: ProjOpt = Kind.std,
+    min_size: MinSizeOpt = None,
+    max_size: MaxSizeOpt = None,
+    figure: Annotated[Path | None, typer.Option(help="PNG of the ROIs on the projection.")] = None,
+    frames: FramesOpt = None,
+    dataset: DatasetOpt = None,
+    axes: AxesOpt = None,
+    channel: ChannelOpt = None,
+    chunk_frames: ChunkOpt = None,
+    no_progress: NoProgress = False,
+) -> None:
+    """Find cells by thresholding a projection; write them as ROIs to edit in ImageJ/Fiji."""
+    from .projection import projection
+    from .rois import label, write_labels
+
+    m = _open(movie, dataset, axes, channel, None)
+    proj = projection(
+        m,
+        projection_kind.value,
+        frames=_frames(frames),
+        chunk_frames=chunk_frames,
+        progress=not no_progress,
+    )
+    mask, _ = _threshold_mask(proj, threshold, method, q, k, block_size, offset, auto=True)
+    roiset = label(mask, min_size=min_size, max_size=max_size)
+    suffix = output.suffix.lower()
+    if suffix in (".zip", ".roi"):
+        from .imagej import write_imagej
+
+        write_imagej(roiset, output)
+    elif suffix in (".tif", ".tiff", ".npy"):
+        write_labels(roiset, output)
+    else:
+        raise ParameterError(f"{output}: write ROIs as .zip (ImageJ RoiSet), .tif or .npy")
+    out.print(
+        f"{len(roiset)} ROIs ({', '.join(str(r.npix) for r in roiset[:10])}"
+        f"{'...' if len(roiset) > 10 else ''} pixels) -> {output}"
+    )
+    if figure is not None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from . import plot
+
+        ax = plot.roi_contours(proj, roiset)
+        out.print(f"  figure: {plot.save(ax.figure, figure)}")
 
 
 @app.command()

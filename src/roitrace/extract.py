@@ -18,12 +18,12 @@ from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
 from .movie import as_movie
 from .neuropil import dilate, neuropil_ring
-from .rois import RoiSet, read_rois
+from .rois import Roi, RoiSet, read_rois
 from .traces import PixelMeans, brightness_weights, proximity_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RoiAggregator", "as_roiset", "extract", "to_labels"]
+__all__ = ["RoiAggregator", "as_roiset", "extract", "rois_from_result", "to_labels"]
 
 
 @dataclass
@@ -241,8 +241,9 @@ def extract(
                 "formula": f"F - {neuropil_factor} * Fneu",
             },
         )
-    for name, (_, values, _attrs) in data_vars.items():
+    for name, (_, values, _attrs) in list(data_vars.items()):
         _check_finite(name, values, ids)
+    data_vars.update(_pixel_table(roiset, cells))
     signal = data_vars["F_corrected" if neuropil is not None else "F"][1]
     coords["snr"] = ("roi", _snr(signal))
     coords["skewness"] = ("roi", _skew(signal))
@@ -267,6 +268,7 @@ def extract(
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "source": str(movie.path) if movie.path is not None else "array",
         "frame_rate": float(movie.frame_rate) if movie.frame_rate else 0.0,
+        "frame_shape": json.dumps(list(movie.frame_shape)),
         "parameters": json.dumps(params),
     }
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -418,6 +420,55 @@ def _rings(
             )
         rings.append(_Roi(r.id, np.flatnonzero(ring)))
     return rings
+
+
+def _pixel_table(roiset: RoiSet, cells: list[_Roi]) -> dict[str, Any]:
+    """Every ROI's pixels as flat variables along a ``pixel`` dimension, so a saved
+    result carries its ROIs (NWB and suite2p outputs need them)."""
+    nx = roiset.frame_shape[1]
+    flat = np.concatenate([c.flat for c in cells])
+    owner = np.repeat([c.id for c in cells], [c.flat.size for c in cells])
+    weights = np.concatenate(
+        [c.roi_weights if c.roi_weights is not None else np.ones(c.flat.size) for c in cells]
+    )
+    return {
+        "pixel_roi": ("pixel", owner.astype(np.int64), {"long_name": "ROI id of each pixel"}),
+        "pixel_y": ("pixel", (flat // nx).astype(np.int32), {"long_name": "pixel row"}),
+        "pixel_x": ("pixel", (flat % nx).astype(np.int32), {"long_name": "pixel column"}),
+        "pixel_weight": ("pixel", weights.astype(np.float64), {"long_name": "ROI pixel weight"}),
+    }
+
+
+def rois_from_result(result: Any) -> RoiSet:
+    """The RoiSet an :func:`extract` result was made from (from its pixel table)."""
+    needed = ("pixel_roi", "pixel_y", "pixel_x")
+    if any(v not in result for v in needed):
+        raise ParameterError(
+            "this result holds no ROI pixels (pixel_roi, pixel_y, pixel_x); pass rois= explicitly"
+        )
+    owner = result["pixel_roi"].values
+    y, x = result["pixel_y"].values, result["pixel_x"].values
+    w = result["pixel_weight"].values if "pixel_weight" in result else np.ones(owner.size)
+    names = result["name"].values if "name" in result.coords else None
+    shape = tuple(
+        int(v)
+        for v in json.loads(result.attrs.get("frame_shape", "null"))
+        or (int(y.max()) + 1, int(x.max()) + 1)
+    )
+    rois = []
+    for k, rid in enumerate(result["roi"].values):
+        sel = owner == rid
+        ww = w[sel]
+        rois.append(
+            Roi(
+                int(rid),
+                y[sel].astype(np.intp),
+                x[sel].astype(np.intp),
+                None if np.all(ww == 1) else ww,
+                str(names[k]) if names is not None else f"roi {rid}",
+            )
+        )
+    return RoiSet(rois, shape)
 
 
 def _snr(x: np.ndarray) -> np.ndarray:

@@ -42,8 +42,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "dff",
+    "heatmap",
     "pixels_scatter",
     "projection_contour",
+    "roi_contours",
     "save",
     "traces",
     "weighted_vs_mean",
@@ -776,6 +778,120 @@ def dff(
 
 
 # --------------------------------------------------------------------------- saving
+
+
+def roi_contours(
+    projection: ArrayLike,
+    rois: Any,
+    *,
+    ax: Axes | None = None,
+    cmap: str = "gray",
+    color: str = "yellow",
+    labels: bool = True,
+    title: str | None = None,
+) -> Axes:
+    """Every ROI's outline on a projection, each marked with its id.
+
+    Parameters
+    ----------
+    projection : (M, N) array_like
+    rois : RoiSet or (M, N) integer label image
+    labels : bool
+        Write each ROI's id at its centroid.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> lab = np.zeros((20, 20), int); lab[2:6, 2:6] = 1; lab[10:15, 9:14] = 2
+    >>> ax = roi_contours(np.random.default_rng(0).random((20, 20)), lab)
+    >>> len(ax.texts)
+    2
+    >>> plt.close("all")
+    """
+    from .rois import RoiSet
+
+    image = _image(projection, "projection")
+    roiset = rois if isinstance(rois, RoiSet) else RoiSet.from_labels(rois)
+    if roiset.frame_shape != image.shape:
+        raise ShapeMismatchError(
+            f"the ROIs are for {roiset.frame_shape} frames but the projection is {image.shape}"
+        )
+    ax = _new_axes(ax)
+    ax.imshow(image, cmap=cmap)
+    for r in roiset:
+        m = r.mask(roiset.frame_shape)
+        if m.all() or not m.any():
+            continue
+        ax.contour(m, levels=[0.5], colors=color, linewidths=0.8)
+        if labels:
+            cy, cx = r.centroid
+            ax.text(cx, cy, str(r.id), color=color, fontsize=7, ha="center", va="center")
+    _label_image_axes(ax)
+    ax.set_title(title if title is not None else f"{len(roiset)} ROIs")
+    return ax
+
+
+def heatmap(
+    data: Any,
+    *,
+    frame_rate: float | None = None,
+    ax: Axes | None = None,
+    cmap: str = "magma",
+    label: str = "dF/F0",
+    title: str | None = None,
+    robust: bool = True,
+) -> Axes:
+    """A (roi x time) heatmap, e.g. of ``extract(...)["dff"]``.
+
+    Parameters
+    ----------
+    data : (n_rois, T) array_like or DataArray with dims (roi, time)
+    robust : bool
+        Scale colours between the 1st and 99th percentiles so a few large
+        transients do not wash out the rest.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ax = heatmap(np.random.default_rng(0).random((5, 100)), frame_rate=10)
+    >>> ax.get_xlabel()
+    'time (s)'
+    >>> plt.close("all")
+    """
+    roi_ids = None
+    if _is_dataarray(data):
+        if "roi" in data.coords:
+            roi_ids = data["roi"].values
+        if frame_rate is None and data.attrs.get("frame_rate"):
+            frame_rate = float(data.attrs["frame_rate"])
+        data = data.transpose("roi", "time").values
+    arr = np.asarray(data, dtype=float)
+    if arr.ndim == 1:
+        arr = arr[np.newaxis]
+    if arr.ndim != 2:
+        raise ParameterError(f"heatmap needs (roi, time) data, got shape {arr.shape}")
+    frame_rate = _check_frame_rate(frame_rate)
+    n = arr.shape[1]
+    extent_end = n / frame_rate if frame_rate else n
+    finite = arr[np.isfinite(arr)]
+    vmin, vmax = np.percentile(finite, [1, 99]) if robust and finite.size else (None, None)
+    ax = _new_axes(ax)
+    im = ax.imshow(
+        arr,
+        aspect="auto",
+        cmap=cmap,
+        interpolation="nearest",
+        vmin=vmin,
+        vmax=vmax,
+        extent=(0, extent_end, arr.shape[0] - 0.5, -0.5),
+    )
+    ax.figure.colorbar(im, ax=ax, label=label)
+    ax.set_xlabel("time (s)" if frame_rate else "frame")
+    ax.set_ylabel("ROI")
+    if roi_ids is not None and len(roi_ids) <= 40:
+        ax.set_yticks(range(len(roi_ids)), [str(i) for i in roi_ids])
+    ax.set_title(title if title is not None else f"{label} of {arr.shape[0]} ROIs")
+    return ax
 
 
 def _root_figure(fig: Any) -> Figure:

@@ -17,14 +17,14 @@ import numpy as np
 
 from ._atomic import atomic_path
 from ._version import __version__
-from .errors import MovieFormatError, ParameterError
+from .errors import MovieFormatError, MovieNotFoundError, ParameterError
 
 __all__ = ["load", "save", "write_image"]
 
 TRACE_VARS = ("F", "Fneu", "F_corrected", "dff")
 
 
-def save(result: Any, path: str | os.PathLike) -> Path:
+def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_options: Any) -> Path:
     """Save an :func:`roitrace.extract` result; the format follows the suffix.
 
     Parameters
@@ -36,7 +36,18 @@ def save(result: Any, path: str | os.PathLike) -> Path:
         time, F, Fneu, F_corrected, dff`` (those present), preceded by ``#``
         comment lines holding the parameters (read it with
         ``pandas.read_csv(path, comment="#")``). ``.nc`` / ``.h5``: the Dataset
-        itself as netCDF4 (needs h5netcdf).
+        itself as netCDF4 (needs h5netcdf). ``.nwb``: an NWB file (pynwb) with
+        the ROIs' image masks, ``F``/``Fneu``/``F_corrected`` as RoiResponseSeries
+        and ``dff`` as DfOverF. A folder (no suffix, or an existing folder): a
+        suite2p-style ``plane0`` folder (``F.npy``, ``Fneu.npy``, ``stat.npy``,
+        ``iscell.npy``, ``ops.npy``, plus ``F_corrected.npy`` and ``dff.npy``).
+    rois : RoiSet, optional
+        The ROIs, for NWB and suite2p outputs; default: the pixel table that
+        :func:`roitrace.extract` stores in the result.
+    **nwb_options
+        For ``.nwb``: ``subject`` (dict), ``indicator``, ``location``,
+        ``session_description``, ``frame_rate``... (see
+        :func:`roitrace.nwb.write_nwb`).
 
     Returns
     -------
@@ -57,15 +68,35 @@ def save(result: Any, path: str | os.PathLike) -> Path:
         return _save_csv(result, path)
     if suffix in (".nc", ".h5", ".hdf5"):
         return _save_netcdf(result, path)
-    raise ParameterError(f"{path}: unknown output format {suffix!r}; use .csv, .nc or .h5")
+    if suffix == ".nwb":
+        from .extract import rois_from_result
+        from .nwb import write_nwb
+
+        return write_nwb(result, rois or rois_from_result(result), path, **nwb_options)
+    if suffix == "" or path.is_dir():
+        return _save_suite2p(result, rois, path)
+    raise ParameterError(
+        f"{path}: unknown output format {suffix!r}; use .csv, .nc, .h5, .nwb or a folder "
+        "(suite2p style)"
+    )
 
 
-def load(path: str | os.PathLike):
-    """Read a file written by :func:`save` back into an xarray Dataset."""
+def load(path: str | os.PathLike, *, allow_pickle: bool = False):
+    """Read a file written by :func:`save` back into an xarray Dataset.
+
+    ``allow_pickle`` lets a suite2p folder's ``ops.npy`` (a pickle) give the frame
+    rate; without it the folder's traces are read and ``time`` is left out.
+    """
     path = Path(path)
     if not path.exists():
-        raise MovieFormatError(f"{path}: no such file")
+        raise MovieNotFoundError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
+    if path.is_dir():
+        return _load_suite2p(path, allow_pickle)
+    if suffix == ".nwb":
+        from .nwb import read_nwb_result
+
+        return read_nwb_result(path)
     if suffix == ".csv":
         return _load_csv(path)
     if suffix in (".nc", ".h5", ".hdf5"):
@@ -73,7 +104,10 @@ def load(path: str | os.PathLike):
 
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             return ds.load()
-    raise ParameterError(f"{path}: unknown format {suffix!r}; roitrace reads .csv, .nc, .h5")
+    raise ParameterError(
+        f"{path}: unknown format {suffix!r}; roitrace reads .csv, .nc, .h5, .nwb and "
+        "suite2p folders"
+    )
 
 
 def write_image(
@@ -150,6 +184,43 @@ def _load_csv(path: Path):
         t = np.full(frames.size, np.nan)
         t[t_idx] = col["time"]
         coords["time"] = ("time", t, {"units": "s"})
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+# -- suite2p folder ----------------------------------------------------------------------
+def _save_suite2p(ds: Any, rois: Any, path: Path) -> Path:
+    from .extract import rois_from_result
+    from .suite2p import write_suite2p
+
+    folder = write_suite2p(ds, rois or rois_from_result(ds), path)
+    for v in ("F_corrected", "dff"):
+        if v in ds:
+            with atomic_path(folder / f"{v}.npy") as tmp, open(tmp, "wb") as f:
+                np.save(f, ds[v].transpose("roi", "time").values.astype(np.float32))
+    return folder
+
+
+def _load_suite2p(folder: Path, allow_pickle: bool):
+    import xarray as xr
+
+    if not (folder / "F.npy").exists() and (folder / "plane0" / "F.npy").exists():
+        folder = folder / "plane0"
+    if not (folder / "F.npy").exists():
+        raise MovieFormatError(f"{folder}: no F.npy here; is this a suite2p plane0 folder?")
+    data_vars = {}
+    for v in ("F", "Fneu", "F_corrected", "dff"):
+        if (folder / f"{v}.npy").exists():
+            data_vars[v] = (("roi", "time"), np.load(folder / f"{v}.npy", allow_pickle=False))
+    n_roi, n_t = data_vars["F"][1].shape
+    coords: dict[str, Any] = {"roi": np.arange(1, n_roi + 1), "frame": ("time", np.arange(n_t))}
+    attrs: dict[str, Any] = {"source": str(folder)}
+    if allow_pickle and (folder / "ops.npy").exists():
+        ops = np.load(folder / "ops.npy", allow_pickle=True).item()
+        if ops.get("fs"):
+            coords["time"] = ("time", np.arange(n_t) / float(ops["fs"]), {"units": "s"})
+        for k in ("roitrace_version", "parameters"):
+            if k in ops:
+                attrs[k] = ops[k]
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
