@@ -210,3 +210,92 @@ def test_fetch_command(tmp_path, monkeypatch):
         digest,
     )
     assert res.exit_code == 2 and "roitrace: error" in res.output
+
+
+@pytest.fixture
+def field_tif(tmp_path):
+    sim = rt.simulate(shape=(64, 64), n_frames=300, n_cells=6, seed=7)
+    return sim.to_tiff(tmp_path / "field.tif"), sim
+
+
+def test_extract_auto_many_cells_with_figures(field_tif, tmp_path):
+    path, sim = field_tif
+    out = tmp_path / "cells.nc"
+    res = run(
+        "extract",
+        path,
+        "--auto",
+        "--method",
+        "sigma",
+        "--k",
+        "1.5",
+        "--min-size",
+        "15",
+        "--neuropil-gap",
+        "2",
+        "--neuropil-width",
+        "2",
+        "--neuropil-min-pixels",
+        "60",
+        "-o",
+        out,
+        "--figures",
+        tmp_path / "figs",
+        "--no-progress",
+    )
+    assert res.exit_code == 0, res.output
+    ds = rt.load(out)
+    assert ds.sizes["roi"] >= 3
+    assert (ds["npix"] >= 15).all() and (ds["npix_neuropil"] >= 60).all()
+    assert sorted(p.name for p in (tmp_path / "figs").glob("*.png")) == [
+        "dff_heatmap.png",
+        "rois.png",
+        "traces.png",
+    ]
+
+
+def test_rois_command_then_extract_with_rois(field_tif, tmp_path):
+    path, sim = field_tif
+    labels = tmp_path / "labels.tif"
+    res = run(
+        "rois",
+        path,
+        "--method",
+        "percentile",
+        "--q",
+        "80",
+        "--min-size",
+        "15",
+        "-o",
+        labels,
+        "--no-progress",
+    )
+    assert res.exit_code == 0, res.output
+    res = run("extract", path, "--rois", labels, "-o", tmp_path / "t.csv", "--no-progress")
+    assert res.exit_code == 0, res.output
+    ds = rt.load(tmp_path / "t.csv")
+    ref = rt.extract(sim.movie, tifffile.imread(labels))
+    assert_array_equal(ds["F"].values, ref["F"].values)
+
+
+def test_suite2p_folder_needs_trust_pickle(field_tif, tmp_path):
+    path, sim = field_tif
+    ds = rt.extract(sim.movie, sim.labels, neuropil={"gap": 2, "width": 2})
+    rt.save(ds, tmp_path / "plane0")
+    res = run(
+        "extract", path, "--rois", tmp_path / "plane0", "-o", tmp_path / "o.csv", "--no-progress"
+    )
+    assert res.exit_code == 2 and "--trust-pickle" in res.output
+    res = run(
+        "extract",
+        path,
+        "--rois",
+        tmp_path / "plane0",
+        "--trust-pickle",
+        "-o",
+        tmp_path / "o.csv",
+        "--no-progress",
+    )
+    assert res.exit_code == 0, res.output
+    back = rt.load(tmp_path / "o.csv")
+    assert_allclose(back["F"].values, ds["F"].values, rtol=1e-12)

@@ -233,12 +233,17 @@ def _save_netcdf(ds: Any, path: Path) -> Path:
             "writing .nc/.h5 needs h5netcdf: pip install 'roitrace[netcdf]'"
         ) from exc
     out = ds.copy()
-    out.attrs = {
-        k: _attr_text(v) if isinstance(v, (dict, list)) else v for k, v in _file_attrs(ds).items()
-    }
+    out.attrs = {k: _netcdf_attr(v) for k, v in _file_attrs(ds).items()}
     with atomic_path(path) as tmp:
         out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
     return path
+
+
+def _netcdf_attr(v: Any) -> Any:
+    # netCDF attributes hold strings and numbers only: no bool, None, dict or list.
+    if isinstance(v, (bool, np.bool_)) or v is None or isinstance(v, (dict, list, tuple)):
+        return _attr_text(v)
+    return v
 
 
 def _file_attrs(ds: Any) -> dict[str, Any]:
