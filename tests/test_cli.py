@@ -219,7 +219,7 @@ def field_tif(tmp_path):
 
 
 def test_extract_auto_many_cells_with_figures(field_tif, tmp_path):
-    path, sim = field_tif
+    path, _ = field_tif
     out = tmp_path / "cells.nc"
     res = run(
         "extract",
