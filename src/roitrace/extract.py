@@ -73,18 +73,7 @@ def to_labels(rois: Any, frame_shape: tuple[int, int]) -> np.ndarray:
             f"rois have shape {arr.shape} but the movie's frames are {tuple(frame_shape)}: "
             "make the mask from this movie's projection"
         )
-    if arr.dtype == bool:
-        return arr.astype(np.int32)
-    if not np.issubdtype(arr.dtype, np.integer):
-        if np.all(np.mod(arr, 1) == 0):
-            arr = arr.astype(np.int64)
-        else:
-            raise ParameterError(
-                f"rois must be a boolean mask or an integer label image, got {arr.dtype} values"
-            )
-    if arr.min() < 0:
-        raise ParameterError("label images use 0 for background and positive ids for cells")
-    return arr
+    return RoiSet.from_labels(arr).to_labels()
 
 
 def extract(
@@ -293,7 +282,8 @@ def as_roiset(rois: Any, frame_shape: tuple[int, int]) -> RoiSet:
     elif isinstance(rois, (str, os.PathLike)):
         roiset = read_rois(rois, shape=frame_shape)
     else:
-        roiset = RoiSet.from_labels(to_labels(rois, frame_shape))
+        to_labels(rois, frame_shape)  # checks the shape against the movie's frames
+        roiset = RoiSet.from_labels(rois)
     if roiset.frame_shape != tuple(frame_shape):
         raise ShapeMismatchError(
             f"the ROIs were made for {roiset.frame_shape[0]} x {roiset.frame_shape[1]} frames "
