@@ -303,7 +303,7 @@ def read_rois(
     elif suffix == ".nwb":
         from .nwb import read_nwb_rois
 
-        rois = read_nwb_rois(p)
+        rois = read_nwb_rois(p, shape=shape)
     elif suffix in (".tif", ".tiff", ".npy"):
         rois = RoiSet.from_labels(_read_label_image(p), source=str(p))
     else:

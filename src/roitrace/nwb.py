@@ -1,0 +1,1104 @@
+"""NWB in and out: ROIs from a PlaneSegmentation, results as NWB optical physiology.
+
+:func:`read_nwb_rois` turns the PlaneSegmentation of any NWB file into a
+:class:`~roitrace.rois.RoiSet`; :func:`write_nwb` stores an :func:`roitrace.extract`
+result and its ROIs as an NWB file that passes nwbinspector; :func:`read_nwb_result`
+reads such a file back into the same :class:`xarray.Dataset`.
+
+Conventions (NWB leaves some of them open, so they are spelled out here):
+
+* ``image_mask`` is ``(n_rois, Y, X)``: indexed like the movie's frames, row then
+  column. Nonzero pixels belong to the ROI; their values are its pixel weights.
+* ``pixel_mask`` rows are ``(x, y, weight)`` as the NWB schema documents, ``x`` the
+  column and ``y`` the row. Some writers store ``(y, x, weight)``: the reader checks
+  the order against the frame size and swaps it, with a warning, when only the
+  swapped order fits.
+* Traces are written time first, ``(n_frames, n_rois)``, as NWB requires.
+
+Needs ``pynwb`` (``pip install pynwb``); it is imported only when these functions
+are called.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+import os
+import uuid
+import warnings
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._atomic import atomic_path
+from ._version import __version__
+from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
+from .rois import Roi, RoiSet
+
+__all__ = ["read_nwb_result", "read_nwb_rois", "write_nwb"]
+
+#: Result variables and the NWB container that holds each one.
+FLUORESCENCE_VARS = ("F", "Fneu", "F_corrected")
+DFF_VARS = ("dff",)
+#: The processing module, interfaces and tables that :func:`write_nwb` creates.
+MODULE = "ophys"
+PLANE_SEGMENTATION = "PlaneSegmentation"
+FRAME_INDEX = "frame_index"
+#: The result's pixel table: in NWB the ROIs' ``image_mask`` holds the same pixels.
+PIXEL_VARS = ("pixel_roi", "pixel_y", "pixel_x", "pixel_weight")
+#: PlaneSegmentation columns that are not per-ROI coordinates of a result.
+_MASK_COLUMNS = ("image_mask", "pixel_mask", "voxel_mask", "roi_name")
+_COLUMN_DESCRIPTIONS = {
+    "npix": "number of pixels whose values make the ROI's trace",
+    "npix_neuropil": "number of pixels in the ROI's neuropil ring (Fneu is their aggregate)",
+    "centroid_y": "row of the ROI's centroid, in pixels",
+    "centroid_x": "column of the ROI's centroid, in pixels",
+    "snr": "signal-to-noise proxy of the trace (suite2p's 1 - 0.5 var(diff(x)) / var(x))",
+    "skewness": "skewness of the trace",
+}
+_UNIT = "a.u."
+_SESSION_DESCRIPTION = "calcium imaging: fluorescence traces of cells, extracted by roitrace"
+_COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+
+
+# -- reading ROIs --------------------------------------------------------------------------
+def read_nwb_rois(
+    path: str | os.PathLike,
+    *,
+    plane_segmentation: str | None = None,
+    shape: tuple[int, int] | None = None,
+) -> RoiSet:
+    """Read the ROIs of an NWB PlaneSegmentation.
+
+    Parameters
+    ----------
+    path : str or path-like
+        An NWB file (HDF5).
+    plane_segmentation : str, optional
+        The PlaneSegmentation to read, by name (``"PlaneSegmentation"``) or by path
+        (``"ophys/ImageSegmentation/PlaneSegmentation"``). Needed only when the file
+        holds several.
+    shape : (int, int), optional
+        The frame shape ``(Y, X)``. Only needed for ``pixel_mask`` ROIs when the
+        file records no frame size (no ``image_mask``, no TwoPhotonSeries of the
+        imaging plane); otherwise the frame is taken as just big enough to hold
+        the ROIs.
+
+    Returns
+    -------
+    rois : RoiSet
+        One :class:`~roitrace.rois.Roi` per table row: ``id`` from the table's
+        ``id`` column, ``name`` from a ``roi_name`` or ``name`` column (else
+        ``"roi <id>"``), ``weights`` from the mask values (None when they are all
+        1). ``meta`` records the table's path, description and imaging plane.
+
+    Raises
+    ------
+    MovieNotFoundError
+        The file does not exist.
+    MovieFormatError
+        The file is not NWB, holds no PlaneSegmentation, or only 3-D
+        ``voxel_mask`` ROIs.
+    ParameterError
+        Several PlaneSegmentations and no (or an unknown) ``plane_segmentation``.
+    ShapeMismatchError
+        A ``pixel_mask`` fits the frame in neither (x, y) nor (y, x) order.
+
+    Warns
+    -----
+    UserWarning
+        When a ``pixel_mask`` is stored as (y, x) and is read swapped.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from roitrace import extract
+    >>> labels = np.zeros((8, 10), int); labels[1:3, 1:4] = 1; labels[5:7, 6:9] = 2
+    >>> ds = extract(np.ones((6, 8, 10)), labels)
+    >>> p = write_nwb(ds, RoiSet.from_labels(labels),
+    ...               os.path.join(tempfile.mkdtemp(), "cells.nwb"), frame_rate=10.0)
+    >>> rois = read_nwb_rois(p)
+    >>> rois.ids, rois.names, rois.frame_shape, [r.npix for r in rois]
+    ([1, 2], ['roi 1', 'roi 2'], (8, 10), [6, 6])
+    """
+    path = Path(path)
+    with _open_nwb(path) as nwbfile:
+        key, table = _pick_plane_segmentation(nwbfile, path, plane_segmentation)
+        return _rois_from_table(table, key, path, shape)
+
+
+def _rois_from_table(table: Any, key: str, path: Path, shape: Any) -> RoiSet:
+    where = f"PlaneSegmentation {key!r} in {path}"
+    if shape is not None:
+        shape = _check_shape(shape)
+    cols = set(table.colnames)
+    ids = [int(i) for i in np.asarray(table.id.data[:])]
+    names = _roi_names(table, ids)
+    if "image_mask" in cols:
+        pixels, frame_shape = _image_mask_pixels(table["image_mask"].data, where, shape)
+    elif "pixel_mask" in cols:
+        pixels, frame_shape = _pixel_mask_pixels(table, where, path, shape)
+    elif "voxel_mask" in cols:
+        raise MovieFormatError(
+            f"{where} holds 3-D voxel_mask ROIs, which roitrace does not support: "
+            "it extracts 2-D ROIs only; store a 2-D image_mask or pixel_mask per plane"
+        )
+    else:
+        raise MovieFormatError(
+            f"{where} has no image_mask, pixel_mask or voxel_mask column "
+            f"(columns: {', '.join(table.colnames) or 'none'}); it is not a usable ROI table"
+        )
+    rois = [Roi(i, y, x, w, name) for i, name, (y, x, w) in zip(ids, names, pixels, strict=True)]
+    meta = {
+        "plane_segmentation": key,
+        "description": str(table.description or ""),
+        "imaging_plane": getattr(table.imaging_plane, "name", ""),
+    }
+    return RoiSet(rois, frame_shape, source=str(path), meta=meta)
+
+
+def _roi_names(table: Any, ids: list[int]) -> list[str]:
+    for col in ("roi_name", "name"):
+        if col in table.colnames:
+            values = table[col].data[:]
+            return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    return [f"roi {i}" for i in ids]
+
+
+def _image_mask_pixels(
+    data: Any, where: str, shape: tuple[int, int] | None
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], tuple[int, int]]:
+    dshape = tuple(int(n) for n in data.shape)
+    if len(dshape) == 4:
+        raise MovieFormatError(
+            f"{where} holds 3-D image_mask ROIs {dshape[1:]}, which roitrace does not "
+            "support: it extracts 2-D ROIs only; store one 2-D mask per plane"
+        )
+    if len(dshape) != 3:
+        raise MovieFormatError(
+            f"{where}: image_mask has shape {dshape}, expected (n_rois, Y, X); "
+            "the file is not valid NWB"
+        )
+    frame_shape = dshape[1:]
+    if shape is not None and shape != frame_shape:
+        raise ShapeMismatchError(
+            f"{where}: image_mask frames are {frame_shape[0]} x {frame_shape[1]} but "
+            f"shape={shape} was given; leave shape out or pass the ROIs' own frame size"
+        )
+    out = []
+    for k in range(dshape[0]):  # one ROI at a time: masks of many ROIs can be large
+        m = np.asarray(data[k], dtype=np.float64)
+        y, x = np.nonzero(m)
+        out.append((y, x, _weights(m[y, x])))
+    return out, frame_shape
+
+
+def _pixel_mask_pixels(
+    table: Any, where: str, path: Path, shape: tuple[int, int] | None
+) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], tuple[int, int]]:
+    col = table["pixel_mask"]
+    target = getattr(col, "target", col)  # the flat (x, y, weight) rows behind the index
+    flat = np.asarray(target.data[:])
+    ends = np.asarray(col.data[:], dtype=np.int64) if hasattr(col, "target") else None
+    if flat.dtype.names:
+        fields = flat.dtype.names
+        a = np.asarray(flat[fields[0]], dtype=np.float64)
+        b = np.asarray(flat[fields[1]], dtype=np.float64)
+        w = np.asarray(flat[fields[-1]], dtype=np.float64)
+    else:
+        arr = np.asarray(flat, dtype=np.float64).reshape(len(flat), -1)
+        a, b, w = arr[:, 0], arr[:, 1], arr[:, -1]
+    if ends is None:
+        ends = np.array([len(a)], np.int64)
+    if a.size and (np.any(a != np.round(a)) or np.any(b != np.round(b))):
+        raise MovieFormatError(
+            f"{where}: pixel_mask holds non-integer pixel coordinates; "
+            "it is not a valid pixel mask"
+        )
+    if a.size and (a.min() < 0 or b.min() < 0):
+        raise ShapeMismatchError(
+            f"{where}: pixel_mask holds negative pixel coordinates; it is not a valid pixel mask"
+        )
+    a, b = a.astype(np.int64), b.astype(np.int64)
+    frame_shape = shape or _frame_shape_from_file(table)
+    if frame_shape is None:
+        # nothing to check against: trust the documented (x, y) order
+        frame_shape = (int(b.max()) + 1 if b.size else 1, int(a.max()) + 1 if a.size else 1)
+        x, y = a, b
+    else:
+        ny, nx = frame_shape
+        if a.size == 0 or (a.max() < nx and b.max() < ny):
+            x, y = a, b  # (x, y) as documented fits (on square frames both may)
+        elif a.max() < ny and b.max() < nx:
+            warnings.warn(
+                f"{where}: pixel_mask is stored as (y, x, weight) instead of NWB's "
+                f"(x, y, weight): as (x, y) pixels fall outside the {ny} x {nx} frame, "
+                "as (y, x) they fit; reading it as (y, x)",
+                UserWarning,
+                stacklevel=4,
+            )
+            x, y = b, a
+        else:
+            raise ShapeMismatchError(
+                f"{where}: pixel_mask coordinates reach x={a.max()}, y={b.max()}, outside "
+                f"the {ny} x {nx} frame in either (x, y) or (y, x) order; pass the right "
+                "shape=(Y, X), or the file's masks belong to another movie"
+            )
+    out = []
+    start = 0
+    for stop in ends:
+        yy, xx, ww = y[start:stop], x[start:stop], w[start:stop]
+        order = np.lexsort((xx, yy))  # row-major, as np.nonzero gives for image masks
+        out.append((yy[order], xx[order], _weights(ww[order])))
+        start = int(stop)
+    return out, frame_shape
+
+
+def _frame_shape_from_file(table: Any) -> tuple[int, int] | None:
+    """The frame shape ``(Y, X)`` the table's masks refer to, when the file records it."""
+    from pynwb.ophys import TwoPhotonSeries
+
+    plane = table.imaging_plane
+    refs = list(table.reference_images or [])
+    nwbfile = table.get_ancestor("NWBFile")
+    if nwbfile is not None:
+        refs += [
+            o
+            for o in nwbfile.objects.values()
+            if isinstance(o, TwoPhotonSeries) and o.imaging_plane is plane
+        ]
+    for series in refs:
+        data = getattr(series, "data", None)
+        dshape = getattr(data, "shape", None)
+        if dshape is not None and len(dshape) >= 3 and dshape[1] > 0 and dshape[2] > 0:
+            return int(dshape[1]), int(dshape[2])
+    for series in refs:
+        dim = getattr(series, "dimension", None)
+        if dim is not None and len(dim) >= 2:
+            return int(dim[1]), int(dim[0])  # NWB documents dimension as (x, y)
+    manifold = getattr(plane, "manifold", None)
+    if manifold is not None and len(manifold.shape) == 3:
+        return int(manifold.shape[0]), int(manifold.shape[1])
+    return None
+
+
+def _weights(values: np.ndarray) -> np.ndarray | None:
+    return None if np.all(values == 1.0) else np.asarray(values, dtype=np.float64)
+
+
+def _check_shape(shape: Any) -> tuple[int, int]:
+    try:
+        ny, nx = (int(n) for n in shape)
+    except (TypeError, ValueError):
+        raise ParameterError(f"shape={shape!r}: give the frame size as (Y, X)") from None
+    if ny < 1 or nx < 1:
+        raise ParameterError(f"shape={shape!r}: the frame size (Y, X) must be positive")
+    return ny, nx
+
+
+# -- finding things in a file --------------------------------------------------------------
+@contextlib.contextmanager
+def _open_nwb(path: Path) -> Iterator[Any]:
+    """Open an NWB file for reading; errors become roitrace errors naming the file."""
+    if not path.exists():
+        raise MovieNotFoundError(f"{path}: no such file")
+    import pynwb
+
+    try:
+        io = pynwb.NWBHDF5IO(str(path), "r")
+    except Exception as e:  # h5py/hdmf raise OSError, ValueError... for non-NWB files
+        raise MovieFormatError(
+            f"{path}: not a readable NWB (HDF5) file ({e}); check that it is an NWB file"
+        ) from e
+    with io:
+        try:
+            nwbfile = io.read()
+        except Exception as e:  # corrupt or not NWB: hdmf raises many kinds
+            raise MovieFormatError(
+                f"{path}: not a readable NWB file ({e}); check that it is complete NWB"
+            ) from e
+        yield nwbfile
+
+
+def _object_path(obj: Any) -> str:
+    parts = []
+    while obj is not None and obj.parent is not None:
+        parts.append(obj.name)
+        obj = obj.parent
+    return "/".join(reversed(parts))
+
+
+def _contents(nwbfile: Any) -> str:
+    """What a file holds, for error messages."""
+    items = [f"acquisition/{k} ({type(v).__name__})" for k, v in nwbfile.acquisition.items()]
+    for mname, module in nwbfile.processing.items():
+        if not module.data_interfaces:
+            items.append(f"processing/{mname} (empty)")
+        items += [
+            f"processing/{mname}/{k} ({type(v).__name__})"
+            for k, v in module.data_interfaces.items()
+        ]
+    if not items:
+        return "no acquisition or processed data"
+    shown = ", ".join(items[:12])
+    return shown + (f" and {len(items) - 12} more" if len(items) > 12 else "")
+
+
+def _pick_plane_segmentation(nwbfile: Any, path: Path, name: str | None) -> tuple[str, Any]:
+    from pynwb.ophys import PlaneSegmentation
+
+    tables = {
+        _object_path(o): o for o in nwbfile.objects.values() if isinstance(o, PlaneSegmentation)
+    }
+    tables = dict(sorted(tables.items()))
+    if not tables:
+        raise MovieFormatError(
+            f"no PlaneSegmentation in {path} (it holds: {_contents(nwbfile)}); "
+            "give the ROIs another way, e.g. as a label image"
+        )
+    if name is None:
+        if len(tables) > 1:
+            raise ParameterError(
+                f"{path} holds {len(tables)} PlaneSegmentations: {', '.join(tables)}; "
+                "choose one with plane_segmentation=NAME"
+            )
+        return next(iter(tables.items()))
+    matches = [(k, t) for k, t in tables.items() if name in (k, t.name)]
+    if len(matches) == 1:
+        return matches[0]
+    if not matches:
+        raise ParameterError(
+            f"plane_segmentation={name!r} is not in {path}; it holds: {', '.join(tables)}"
+        )
+    raise ParameterError(
+        f"plane_segmentation={name!r} matches several tables in {path}: "
+        f"{', '.join(k for k, _ in matches)}; give the full path"
+    )
+
+
+# -- writing ---------------------------------------------------------------------------------
+def write_nwb(
+    result: Any,
+    rois: RoiSet | None,
+    path: str | os.PathLike,
+    *,
+    session_description: str = _SESSION_DESCRIPTION,
+    identifier: str | None = None,
+    session_start_time: _dt.datetime | None = None,
+    subject: Mapping[str, Any] | Any | None = None,
+    indicator: str | None = None,
+    location: str | None = None,
+    frame_rate: float | None = None,
+    device: str | Any | None = None,
+    excitation_lambda: float | None = None,
+    emission_lambda: float | None = None,
+    nwbfile_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write an :func:`roitrace.extract` result and its ROIs as an NWB file.
+
+    The file holds a Device, an ImagingPlane (with its OpticalChannel) and a
+    processing module ``"ophys"`` with:
+
+    * ``ImageSegmentation/PlaneSegmentation``: one row per ROI with ``image_mask``
+      ``(Y, X)`` (the ROI's weights, 1.0 when unweighted), ``roi_name`` and a column
+      per per-ROI coordinate of the result (``npix``, ``npix_neuropil``,
+      ``centroid_y``...); row ids are the ROI ids;
+    * ``Fluorescence``: RoiResponseSeries ``F``, and ``Fneu`` and ``F_corrected``
+      when present;
+    * ``DfOverF``: RoiResponseSeries ``dff`` when present;
+    * ``frame_index``: the movie frame of each time point.
+
+    Data is time first, ``(n_frames, n_rois)``, gzip-compressed, unit ``"a.u."``.
+    Other per-ROI variables are not written (a warning names them).
+    Timing is ``rate`` and ``starting_time`` when time points are evenly spaced
+    (all frames, or every n-th), else ``timestamps``. The roitrace version and the
+    extraction parameters go into the file's ``notes`` and ``was_generated_by`` and
+    each series' ``description`` and ``comments``. The file is written under a
+    temporary name and renamed, so an error never leaves a partial file.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        Dims ``(roi, time)``, as returned by :func:`roitrace.extract` (``dff`` may be
+        added to it).
+    rois : RoiSet or None
+        The ROIs the result was extracted with; every ROI id of ``result`` must be
+        in it. Only the result's ROIs are written, in the result's order. None:
+        the pixel table the result carries (:func:`roitrace.extract.rois_from_result`).
+    path : str or path-like
+        The file to write (``.nwb`` by convention); replaced if it exists.
+    session_description : str
+        What the session was (default: a generic calcium imaging description).
+    identifier : str, optional
+        A unique identifier for the file (default: a random UUID).
+    session_start_time : datetime, optional
+        When the recording started (default: now). A naive datetime is taken as
+        local time.
+    subject : dict or pynwb.file.Subject, optional
+        E.g. ``{"subject_id": "m1", "species": "Mus musculus", "sex": "F",
+        "age": "P90D"}``; the keys of :class:`pynwb.file.Subject`. Without it
+        nwbinspector reports the subject missing.
+    indicator, location : str, optional
+        The calcium indicator (e.g. ``"GCaMP6f"``) and the brain area (for mice an
+        Allen CCF term such as ``"VISp"``); ``"unknown"`` when not given.
+    frame_rate : float, optional
+        Frames per second; default the result's ``frame_rate`` attribute. Needed
+        when the result has neither a frame rate nor a ``time`` coordinate.
+    device : str or pynwb.device.Device, optional
+        The microscope (a name, or a Device); default ``"Microscope"``.
+    excitation_lambda, emission_lambda : float, optional
+        Wavelengths in nm; NaN (unknown) when not given.
+    nwbfile_kwargs : dict, optional
+        More :class:`pynwb.NWBFile` metadata: ``experimenter``, ``institution``,
+        ``lab``, ``keywords``, ``experiment_description``, ``session_id``...
+
+    Returns
+    -------
+    path : pathlib.Path
+
+    Raises
+    ------
+    ParameterError
+        A malformed result, unknown subject keys, or no frame rate and no time.
+    ShapeMismatchError
+        ``rois`` does not hold the result's ROIs (ids or frame size differ).
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from roitrace import as_movie, extract
+    >>> labels = np.zeros((8, 8), int); labels[1:3, 1:3] = 1; labels[5:7, 4:7] = 2
+    >>> movie = as_movie(np.random.default_rng(0).poisson(50, (12, 8, 8)), frame_rate=5.0)
+    >>> ds = extract(movie, labels)
+    >>> p = write_nwb(ds, RoiSet.from_labels(labels),
+    ...               os.path.join(tempfile.mkdtemp(), "session.nwb"), indicator="GCaMP6f")
+    >>> p.name
+    'session.nwb'
+    >>> bool(np.array_equal(read_nwb_result(p)["F"], ds["F"]))
+    True
+    """
+    import pynwb
+    from hdmf.common import VectorData
+    from hdmf.data_utils import DataChunkIterator
+    from pynwb import H5DataIO
+    from pynwb.ophys import (
+        DfOverF,
+        Fluorescence,
+        ImageSegmentation,
+        OpticalChannel,
+        PlaneSegmentation,
+        RoiResponseSeries,
+    )
+
+    path = Path(path)
+    if rois is None:
+        from .extract import rois_from_result
+
+        rois = rois_from_result(result)
+    ids, order = _check_result(result, rois)
+    attrs = dict(result.attrs)
+    version = str(attrs.get("roitrace_version") or __version__)
+    movie_rate = _movie_rate(frame_rate, attrs)
+    frames = np.asarray(result["frame"].values, np.int64) if "frame" in result.coords else None
+    if frames is None:
+        frames = np.arange(result.sizes["time"], dtype=np.int64)
+    timing = _timing(result, frames, movie_rate, explicit_rate=frame_rate is not None)
+
+    nwbfile = _make_nwbfile(
+        session_description=session_description,
+        identifier=identifier,
+        session_start_time=session_start_time,
+        subject=subject,
+        notes=_notes(version, attrs),
+        nwbfile_kwargs=nwbfile_kwargs,
+    )
+    dev = _make_device(device)
+    nwbfile.add_device(dev)
+    source = str(attrs.get("source") or "array")
+    source = "a movie given as an array" if source == "array" else source
+    channel = OpticalChannel(
+        name="OpticalChannel",
+        description="the channel the movie was recorded in (not specified to roitrace)",
+        emission_lambda=_wavelength(emission_lambda, "emission_lambda"),
+    )
+    plane = nwbfile.create_imaging_plane(
+        name="ImagingPlane",
+        optical_channel=channel,
+        description=f"the imaging plane of {source}",
+        device=dev,
+        excitation_lambda=_wavelength(excitation_lambda, "excitation_lambda"),
+        indicator=indicator or "unknown",
+        location=location or "unknown",
+        imaging_rate=movie_rate,
+    )
+    module = nwbfile.create_processing_module(
+        name=MODULE,
+        description=f"optical physiology: ROIs and their fluorescence traces from {source}, "
+        f"extracted by roitrace {version}",
+    )
+    segmentation = ImageSegmentation(name="ImageSegmentation")
+    module.add(segmentation)
+
+    ny, nx = rois.frame_shape
+    chosen = [rois[k] for k in order]
+    zero = [r.id for r in chosen if r.weights is not None and np.any(np.asarray(r.weights) == 0)]
+    if zero:
+        warnings.warn(
+            f"ROIs {zero[:10]} have pixels of weight 0: image_mask cannot tell them from "
+            "background, so they are not part of the ROIs when read back",
+            UserWarning,
+            stacklevel=2,
+        )
+    if "name" in result.coords and result["name"].dims == ("roi",):
+        names = [str(v) for v in result["name"].values]
+    else:
+        names = [r.name or f"roi {r.id}" for r in chosen]
+    masks = DataChunkIterator(
+        data=(_image_mask(r, rois.frame_shape) for r in chosen),
+        maxshape=(len(chosen), ny, nx),
+        dtype=np.dtype(np.float64),
+        buffer_size=1,
+    )
+    columns = [
+        VectorData(
+            name="image_mask",
+            description="each ROI's pixel weights over the (y, x) frame; 0 outside the ROI, "
+            "1.0 for unweighted pixels",
+            data=H5DataIO(masks, chunks=(1, ny, nx), **_COMPRESSION),
+        ),
+        VectorData(
+            name="roi_name",
+            description="the ROI's name in roitrace",
+            data=names,
+        ),
+    ]
+    for name, coord in result.coords.items():
+        if coord.dims != ("roi",) or name in ("roi", "name", *_MASK_COLUMNS):
+            continue
+        description = _COLUMN_DESCRIPTIONS.get(name) or str(
+            coord.attrs.get("long_name") or f"the result's per-ROI coordinate {name!r}"
+        )
+        values = coord.values
+        if values.dtype.kind not in "biuf":
+            values = values.astype(str)
+        columns.append(VectorData(name=str(name), description=description, data=values))
+    table = PlaneSegmentation(
+        name=PLANE_SEGMENTATION,
+        description="the ROIs (cells) traces were extracted from, one row per ROI; row ids "
+        "are roitrace's ROI ids",
+        imaging_plane=plane,
+        id=[int(i) for i in ids],
+        columns=columns,
+    )
+    segmentation.add_plane_segmentation(table)
+
+    # the interfaces join the file before their series: a series' ROI region must
+    # share an ancestor with the PlaneSegmentation it points to
+    interfaces = {"Fluorescence": Fluorescence(name="Fluorescence")}
+    if any(v in result.data_vars for v in DFF_VARS):
+        interfaces["DfOverF"] = DfOverF(name="DfOverF")
+    for holder in interfaces.values():
+        module.add(holder)
+    first = None
+    for var in (*FLUORESCENCE_VARS, *DFF_VARS):
+        if var not in result.data_vars:
+            continue
+        region = table.create_roi_table_region(
+            region=list(range(len(chosen))),
+            description=f"the ROIs of {PLANE_SEGMENTATION}, in the order of the columns of data",
+        )
+        data = np.ascontiguousarray(result[var].transpose("roi", "time").values.T)
+        series = RoiResponseSeries(
+            name=var,
+            data=H5DataIO(data, **_COMPRESSION),
+            rois=region,
+            unit=_UNIT,
+            description=_series_description(var, result[var].attrs, version),
+            comments=_comments(version, result[var].attrs, attrs),
+            **_timing_kwargs(timing, first),
+        )
+        holder = interfaces["DfOverF" if var in DFF_VARS else "Fluorescence"]
+        holder.add_roi_response_series(series)
+        if first is None:
+            first = series
+    module.add(
+        pynwb.TimeSeries(
+            name=FRAME_INDEX,
+            data=H5DataIO(frames, **_COMPRESSION),
+            unit="frame",
+            description="the index (0-based) in the source movie of the frame behind each "
+            "time point of the RoiResponseSeries",
+            **_timing_kwargs(timing, first),
+        )
+    )
+    skipped = sorted(set(result.data_vars) - {*FLUORESCENCE_VARS, *DFF_VARS, *PIXEL_VARS})
+    if skipped:
+        warnings.warn(
+            f"write_nwb: variables {skipped} are not written to {path.name}: NWB files from "
+            "roitrace hold F, Fneu, F_corrected and dff only",
+            UserWarning,
+            stacklevel=2,
+        )
+
+    with atomic_path(path) as tmp:
+        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+            io.write(nwbfile)
+    return path
+
+
+def _check_result(result: Any, rois: RoiSet) -> tuple[np.ndarray, list[int]]:
+    """The result's ROI ids and, for each, its index in ``rois``."""
+    data_vars = getattr(result, "data_vars", None)
+    if data_vars is None or "F" not in data_vars:
+        raise ParameterError(
+            "result must be the xarray.Dataset returned by roitrace.extract (with an 'F' "
+            f"variable), got {type(result).__name__}"
+        )
+    for var in (*FLUORESCENCE_VARS, *DFF_VARS):
+        if var in data_vars and set(result[var].dims) != {"roi", "time"}:
+            raise ParameterError(
+                f"result[{var!r}] has dims {result[var].dims}, expected ('roi', 'time') "
+                "as roitrace.extract returns"
+            )
+    if not isinstance(rois, RoiSet):
+        raise ParameterError(
+            f"rois must be a RoiSet (e.g. RoiSet.from_labels(labels)), got {type(rois).__name__}"
+        )
+    n = result.sizes["roi"]
+    ids = np.asarray(result["roi"].values) if "roi" in result.coords else np.arange(1, n + 1)
+    index = {r.id: k for k, r in enumerate(rois)}
+    missing = [int(i) for i in ids if int(i) not in index]
+    if missing:
+        raise ShapeMismatchError(
+            f"the result has ROIs {missing[:10]} that are not in rois (ids {rois.ids[:10]}"
+            f"{'...' if len(rois) > 10 else ''}); pass the RoiSet the result was extracted with"
+        )
+    shape = result.attrs.get("frame_shape")
+    if shape is not None:
+        try:
+            shape = tuple(json.loads(shape)) if isinstance(shape, str) else tuple(shape)
+        except (TypeError, ValueError):
+            shape = None
+    if shape and tuple(int(v) for v in shape) != rois.frame_shape:
+        raise ShapeMismatchError(
+            f"the result comes from {shape[0]} x {shape[1]} frames but rois are for "
+            f"{rois.frame_shape[0]} x {rois.frame_shape[1]} frames; pass the RoiSet the "
+            "result was extracted with"
+        )
+    return ids, [index[int(i)] for i in ids]
+
+
+def _movie_rate(frame_rate: float | None, attrs: Mapping[str, Any]) -> float | None:
+    if frame_rate is not None:
+        rate = float(frame_rate)
+        if not np.isfinite(rate) or rate <= 0:
+            raise ParameterError(f"frame_rate={frame_rate!r}: give frames per second, > 0")
+        return rate
+    rate = float(attrs.get("frame_rate") or 0.0)
+    return rate if np.isfinite(rate) and rate > 0 else None
+
+
+def _timing(
+    result: Any, frames: np.ndarray, movie_rate: float | None, *, explicit_rate: bool
+) -> dict[str, Any]:
+    """``{"rate", "starting_time"}`` for evenly spaced time points, else ``{"timestamps"}``."""
+    n = frames.size
+    if "time" in result.coords and not explicit_rate:
+        times = np.asarray(result["time"].values, np.float64)
+    elif movie_rate is not None:
+        times = frames / movie_rate
+    else:
+        raise ParameterError(
+            "the result has no frame rate and no time coordinate, but NWB needs the time "
+            "of every sample: pass frame_rate= (frames per second) to write_nwb"
+        )
+    if movie_rate is not None and np.array_equal(times, frames / movie_rate):
+        steps = np.unique(np.diff(frames))
+        if n == 1:
+            return {"rate": movie_rate, "starting_time": float(times[0])}
+        if steps.size == 1 and steps[0] > 0:  # all frames, or every n-th
+            return {"rate": movie_rate / float(steps[0]), "starting_time": float(times[0])}
+    elif n > 1:
+        dt = np.diff(times)
+        if dt[0] > 0 and np.allclose(dt, dt[0], rtol=1e-12, atol=0):
+            return {
+                "rate": (n - 1) / float(times[-1] - times[0]),
+                "starting_time": float(times[0]),
+            }
+    return {"timestamps": times}
+
+
+def _timing_kwargs(timing: dict[str, Any], first: Any) -> dict[str, Any]:
+    if "timestamps" in timing:
+        # later series link to the first one's timestamps instead of copying them
+        return {"timestamps": first if first is not None else timing["timestamps"]}
+    return dict(timing)
+
+
+def _make_nwbfile(
+    *,
+    session_description: str,
+    identifier: str | None,
+    session_start_time: _dt.datetime | None,
+    subject: Any,
+    notes: str,
+    nwbfile_kwargs: Mapping[str, Any] | None,
+) -> Any:
+    import pynwb
+
+    if not session_description or not str(session_description).strip():
+        raise ParameterError("session_description must be a non-empty text")
+    if session_start_time is None:
+        session_start_time = _dt.datetime.now().astimezone()
+    elif not isinstance(session_start_time, _dt.datetime):
+        raise ParameterError(
+            f"session_start_time={session_start_time!r}: give a datetime.datetime"
+        )
+    elif session_start_time.tzinfo is None:
+        session_start_time = session_start_time.astimezone()  # naive: local time
+    kwargs = dict(nwbfile_kwargs or {})
+    taken = {"session_description", "identifier", "session_start_time", "subject"} & set(kwargs)
+    if taken:
+        raise ParameterError(
+            f"nwbfile_kwargs repeats {sorted(taken)}: pass those as write_nwb's own options"
+        )
+    kwargs.setdefault("notes", notes)
+    kwargs.setdefault("was_generated_by", [["roitrace", __version__]])
+    try:
+        return pynwb.NWBFile(
+            session_description=str(session_description),
+            identifier=str(identifier) if identifier is not None else str(uuid.uuid4()),
+            session_start_time=session_start_time,
+            subject=_make_subject(subject),
+            **kwargs,
+        )
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"NWB file metadata rejected by pynwb: {e}") from e
+
+
+def _make_subject(subject: Any) -> Any:
+    from pynwb.file import Subject
+
+    if subject is None or isinstance(subject, Subject):
+        return subject
+    if not isinstance(subject, Mapping):
+        raise ParameterError(
+            f"subject must be a dict such as {{'subject_id': 'm1', 'species': 'Mus musculus'}} "
+            f"or a pynwb.file.Subject, got {type(subject).__name__}"
+        )
+    allowed = (
+        "age",
+        "age__reference",
+        "date_of_birth",
+        "description",
+        "genotype",
+        "sex",
+        "species",
+        "strain",
+        "subject_id",
+        "weight",
+    )
+    unknown = sorted(set(subject) - set(allowed))
+    if unknown:
+        raise ParameterError(f"subject has unknown keys {unknown}; use {', '.join(allowed)}")
+    try:
+        return Subject(**subject)
+    except (TypeError, ValueError) as e:
+        raise ParameterError(f"subject {dict(subject)!r} rejected by pynwb: {e}") from e
+
+
+def _make_device(device: Any) -> Any:
+    from pynwb.device import Device
+
+    if isinstance(device, Device):
+        return device
+    if device is None:
+        return Device(
+            name="Microscope",
+            description="the microscope that recorded the movie (not specified to roitrace)",
+        )
+    if not isinstance(device, str) or not device.strip() or "/" in device:
+        raise ParameterError(
+            f"device={device!r}: give the microscope's name (no '/') or a pynwb Device"
+        )
+    return Device(name=device, description=f"the microscope that recorded the movie: {device}")
+
+
+def _wavelength(value: float | None, name: str) -> float:
+    if value is None:
+        return float("nan")  # unknown
+    v = float(value)
+    if not np.isfinite(v) or v < 10:
+        raise ParameterError(f"{name}={value!r}: give the wavelength in nm, e.g. 920.0")
+    return v
+
+
+def _image_mask(roi: Roi, frame_shape: tuple[int, int]) -> np.ndarray:
+    m = np.zeros(frame_shape, np.float64)
+    m[roi.y, roi.x] = 1.0 if roi.weights is None else roi.weights
+    return m
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
+
+
+def _notes(version: str, attrs: Mapping[str, Any]) -> str:
+    return (
+        f"Fluorescence traces extracted by roitrace {version} from "
+        f"{attrs.get('source') or 'a movie'} on {attrs.get('created') or 'an unknown date'}; "
+        f"extraction parameters: {attrs.get('parameters') or '{}'}"
+    )
+
+
+def _series_description(var: str, var_attrs: Mapping[str, Any], version: str) -> str:
+    text = str(var_attrs.get("long_name") or var)
+    if "aggregation" in var_attrs:
+        text += f": the {var_attrs['aggregation']} of the pixels of each ROI"
+    if "formula" in var_attrs:
+        text += f": {var_attrs['formula']}"
+    return f"{text}, per frame (roitrace {version}; columns are the rows of the ROI table)"
+
+
+def _comments(version: str, var_attrs: Mapping[str, Any], attrs: Mapping[str, Any]) -> str:
+    return json.dumps(
+        {
+            "roitrace_version": version,
+            "variable_attrs": dict(var_attrs),
+            "dataset_attrs": dict(attrs),
+        },
+        default=_json_default,
+    )
+
+
+# -- reading results -------------------------------------------------------------------------
+def read_nwb_result(path: str | os.PathLike) -> Any:
+    """Read an NWB file written by :func:`write_nwb` back into a result Dataset.
+
+    Parameters
+    ----------
+    path : str or path-like
+
+    Returns
+    -------
+    result : xarray.Dataset
+        As :func:`roitrace.extract` returns: dims ``(roi, time)``; ``F`` and, when the
+        file has them, ``Fneu``, ``F_corrected`` and ``dff``; coordinates ``roi``
+        (ROI ids), ``frame``, ``time`` (s); per ROI ``name``, ``npix`` and the
+        ROI table's other columns (``npix_neuropil``, ``centroid_y``, ``snr``...);
+        the pixel table (``pixel_roi``, ``pixel_y``, ``pixel_x``, ``pixel_weight``)
+        from the masks; ``.attrs`` as written (``roitrace_version``, ``created``,
+        ``source``, ``frame_rate``, ``frame_shape``, ``parameters``). Files from
+        other software work too when they hold a RoiResponseSeries named ``F`` in a
+        Fluorescence interface; their attrs are then filled from the file.
+
+    Raises
+    ------
+    MovieNotFoundError, MovieFormatError
+        No such file, or no RoiResponseSeries ``F`` in it.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from roitrace import extract
+    >>> labels = np.zeros((6, 6), int); labels[1:3, 1:3] = 1; labels[3:5, 3:5] = 2
+    >>> ds = extract(np.arange(5 * 36.0).reshape(5, 6, 6), labels)
+    >>> p = write_nwb(ds, RoiSet.from_labels(labels),
+    ...               os.path.join(tempfile.mkdtemp(), "traces.nwb"), frame_rate=20.0)
+    >>> back = read_nwb_result(p)
+    >>> back["F"].dims, back["roi"].values.tolist(), back["time"].values[:2].tolist()
+    (('roi', 'time'), [1, 2], [0.0, 0.05])
+    """
+    import xarray as xr
+
+    path = Path(path)
+    with _open_nwb(path) as nwbfile:
+        f_series = _find_f_series(nwbfile, path)
+        holder = f_series.parent
+        module = holder.parent
+        series = {"F": f_series}
+        for var in FLUORESCENCE_VARS[1:]:
+            if var in holder.roi_response_series:
+                series[var] = holder.roi_response_series[var]
+        dff_holders = [
+            v
+            for v in getattr(module, "data_interfaces", {}).values()
+            if type(v).__name__ == "DfOverF" and "dff" in v.roi_response_series
+        ]
+        if dff_holders:
+            series["dff"] = dff_holders[0].roi_response_series["dff"]
+
+        region = f_series.rois
+        rows = np.asarray(region.data[:], np.int64)
+        table = region.table
+        roiset = _rois_from_table(table, _object_path(table), path, None)
+        chosen = [roiset[int(k)] for k in rows]
+        n_t = int(f_series.data.shape[0])
+        data_vars: dict[str, Any] = {}
+        meta = _parse_comments(f_series.comments)
+        for var, s in series.items():
+            values = np.asarray(s.data[:], np.float64)
+            if values.ndim == 1:
+                values = values[:, np.newaxis]
+            if values.shape != (n_t, rows.size):
+                raise MovieFormatError(
+                    f"{path}: RoiResponseSeries {var!r} has shape {values.shape}, expected "
+                    f"{(n_t, rows.size)} like F; the file is inconsistent"
+                )
+            var_attrs = _parse_comments(s.comments).get("variable_attrs") or {}
+            data_vars[var] = (("roi", "time"), values.T.copy(), var_attrs)
+        data_vars.update(_pixel_vars(chosen))
+
+        plane = getattr(table, "imaging_plane", None)
+        movie_rate = float(getattr(plane, "imaging_rate", None) or 0.0)
+        series_times, rate = _series_times(f_series, n_t)
+        frames = _read_frames(module, n_t, series_times, movie_rate)
+        times = series_times
+        if movie_rate and np.allclose(frames / movie_rate, series_times, rtol=1e-9, atol=1e-9):
+            times = frames / movie_rate  # bit-identical to what roitrace.extract computes
+        coords: dict[str, Any] = {
+            "roi": ("roi", np.array([r.id for r in chosen], np.int64)),
+            "frame": ("time", frames),
+            "time": ("time", times, {"units": "s", "long_name": "time"}),
+            "name": ("roi", np.array([r.name for r in chosen], dtype=object).astype(str)),
+            "npix": ("roi", np.array([r.npix for r in chosen], np.int64)),
+        }
+        coords.update(_roi_columns(table, rows))
+        attrs = _result_attrs(meta, nwbfile, path, movie_rate or (rate or 0.0))
+        attrs.setdefault("frame_shape", json.dumps(list(roiset.frame_shape)))
+    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+
+
+def _pixel_vars(rois: list[Roi]) -> dict[str, Any]:
+    """The pixel table :func:`roitrace.extract` puts in a result, from the ROIs."""
+    counts = [r.npix for r in rois]
+    weights = [r.weights if r.weights is not None else np.ones(r.npix) for r in rois]
+    return {
+        "pixel_roi": (
+            "pixel",
+            np.repeat(np.array([r.id for r in rois], np.int64), counts),
+            {"long_name": "ROI id of each pixel"},
+        ),
+        "pixel_y": (
+            "pixel",
+            np.concatenate([r.y for r in rois]).astype(np.int32),
+            {"long_name": "pixel row"},
+        ),
+        "pixel_x": (
+            "pixel",
+            np.concatenate([r.x for r in rois]).astype(np.int32),
+            {"long_name": "pixel column"},
+        ),
+        "pixel_weight": (
+            "pixel",
+            np.concatenate(weights).astype(np.float64),
+            {"long_name": "ROI pixel weight"},
+        ),
+    }
+
+
+def _roi_columns(table: Any, rows: np.ndarray) -> dict[str, Any]:
+    """The table's plain 1-D columns (numbers or text), as per-ROI coordinates."""
+    out: dict[str, Any] = {}
+    for name in table.colnames:
+        if name in _MASK_COLUMNS or name in ("roi", "name"):
+            continue
+        col = table[name]
+        if hasattr(col, "target") or hasattr(col, "table"):  # ragged, or a reference
+            continue
+        data = getattr(col, "data", None)
+        if data is None or len(getattr(data, "shape", (len(data),))) != 1:
+            continue
+        values = np.asarray(data[:])
+        if values.dtype.kind in "biuf":
+            out[name] = ("roi", values[rows])
+        elif values.dtype.kind in "OSU":
+            text = [v.decode() if isinstance(v, bytes) else str(v) for v in values[rows]]
+            out[name] = ("roi", np.array(text, dtype=object).astype(str))
+    return out
+
+
+def _find_f_series(nwbfile: Any, path: Path) -> Any:
+    from pynwb.ophys import Fluorescence, RoiResponseSeries
+
+    found = [
+        o
+        for o in nwbfile.objects.values()
+        if isinstance(o, RoiResponseSeries)
+        and o.name == "F"
+        and isinstance(o.parent, Fluorescence)
+    ]
+    if not found:
+        raise MovieFormatError(
+            f"no RoiResponseSeries 'F' in a Fluorescence interface in {path} (it holds: "
+            f"{_contents(nwbfile)}); read_nwb_result reads files written by write_nwb"
+        )
+    found.sort(key=lambda s: (getattr(s.parent.parent, "name", "") != MODULE, _object_path(s)))
+    return found[0]
+
+
+def _series_times(series: Any, n_t: int) -> tuple[np.ndarray, float | None]:
+    if series.timestamps is not None:
+        ts = series.timestamps
+        ts = ts.timestamps if hasattr(ts, "timestamps") else ts  # a linked TimeSeries
+        return np.asarray(ts[:], np.float64), None
+    rate = float(series.rate)
+    start = float(series.starting_time or 0.0)
+    return start + np.arange(n_t) / rate, rate
+
+
+def _read_frames(module: Any, n_t: int, times: np.ndarray, movie_rate: float) -> np.ndarray:
+    interfaces = getattr(module, "data_interfaces", {})
+    if FRAME_INDEX in interfaces:
+        frames = np.asarray(interfaces[FRAME_INDEX].data[:], np.int64)
+        if frames.shape == (n_t,):
+            return frames
+    if movie_rate:
+        guess = np.rint(times * movie_rate)
+        if np.allclose(guess, times * movie_rate, atol=1e-6) and guess.min() >= 0:
+            return guess.astype(np.int64)
+    return np.arange(n_t, dtype=np.int64)
+
+
+def _parse_comments(comments: Any) -> dict[str, Any]:
+    try:
+        out = json.loads(comments)
+    except (TypeError, ValueError):
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _result_attrs(
+    meta: Mapping[str, Any], nwbfile: Any, path: Path, frame_rate: float
+) -> dict[str, Any]:
+    attrs = dict(meta.get("dataset_attrs") or {})
+    if not attrs.get("roitrace_version"):
+        attrs["roitrace_version"] = str(meta.get("roitrace_version") or _generated_by(nwbfile))
+    if "created" not in attrs:
+        dates = nwbfile.file_create_date
+        attrs["created"] = dates[0].isoformat(timespec="seconds") if len(dates) else ""
+    attrs.setdefault("source", str(path))
+    attrs.setdefault("parameters", "{}")
+    attrs["frame_rate"] = float(frame_rate)
+    return attrs
+
+
+def _generated_by(nwbfile: Any) -> str:
+    rows = getattr(nwbfile, "was_generated_by", None)
+    if rows is None:
+        return ""
+    for row in rows[:]:
+        name, *rest = (v.decode() if isinstance(v, bytes) else str(v) for v in row)
+        if name == "roitrace" and rest:
+            return rest[0]
+    return ""
