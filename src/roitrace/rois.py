@@ -176,6 +176,17 @@ class RoiSet:
             )
         return out
 
+    def to_imagej(self, path: str | os.PathLike) -> Path:
+        """Write the ROIs as an ImageJ/Fiji ``RoiSet.zip`` of outlines (see
+        :func:`roitrace.imagej.write_imagej`)."""
+        from .imagej import write_imagej
+
+        return write_imagej(self, path)
+
+    def to_label_image(self, path: str | os.PathLike) -> Path:
+        """Write the ROIs as a label image, TIFF or ``.npy`` (see :func:`write_labels`)."""
+        return write_labels(self, path)
+
     def masks(self) -> np.ndarray:
         """A (n, Y, X) boolean stack, one mask per ROI."""
         out = np.zeros((len(self), *self.frame_shape), bool)
