@@ -18,6 +18,7 @@ from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
 from .movie import as_movie
 from .neuropil import dilate, neuropil_ring
+from .normalize import baseline
 from .rois import Roi, RoiSet, read_rois
 from .traces import PixelMeans, brightness_weights, proximity_weights
 
@@ -480,7 +481,7 @@ def _skew(x: np.ndarray) -> np.ndarray:
 def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:
     if signal.shape[1] < 2:
         return np.zeros_like(signal)
-    f0 = np.percentile(signal, q, axis=1, keepdims=True)
+    f0 = baseline(signal, q=q)  # the same F0 as roitrace.dff
     bad = f0[:, 0] <= 0
     if bad.any():
         warnings.warn(
