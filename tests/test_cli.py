@@ -278,6 +278,18 @@ def test_rois_command_then_extract_with_rois(field_tif, tmp_path):
     assert_array_equal(ds["F"].values, ref["F"].values)
 
 
+def test_rois_command_writes_nwb_segmentation(field_tif, tmp_path):
+    pytest.importorskip("pynwb")
+    path, _ = field_tif
+    seg = tmp_path / "seg.nwb"
+    args = ("--method", "percentile", "--q", "80", "--min-size", "15", "--no-progress")
+    res = run("rois", path, *args, "-o", seg)
+    assert res.exit_code == 0, res.output
+    res = run("rois", path, *args, "-o", tmp_path / "labels.npy")
+    assert res.exit_code == 0, res.output
+    assert_array_equal(rt.read_rois(seg).to_labels(), np.load(tmp_path / "labels.npy"))
+
+
 def test_suite2p_folder_needs_trust_pickle(field_tif, tmp_path):
     path, sim = field_tif
     ds = rt.extract(sim.movie, sim.labels, neuropil={"gap": 2, "width": 2})

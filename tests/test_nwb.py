@@ -21,7 +21,12 @@ from roitrace.errors import (  # noqa: E402
     RoitraceError,
     ShapeMismatchError,
 )
-from roitrace.nwb import read_nwb_result, read_nwb_rois, write_nwb  # noqa: E402
+from roitrace.nwb import (  # noqa: E402
+    read_nwb_result,
+    read_nwb_rois,
+    write_nwb,
+    write_nwb_rois,
+)
 from roitrace.rois import RoiSet  # noqa: E402
 
 #: Subject metadata only the user can supply: nwbinspector reports these for files
@@ -145,6 +150,39 @@ def test_weighted_rois_round_trip(result, rois, tmp_path):
     back = read_nwb_rois(write_nwb(result, weighted, tmp_path / "w.nwb"))
     np.testing.assert_array_equal(back[0].weights, weighted[0].weights)
     assert back[1].weights is None
+
+
+def test_segmentation_alone_round_trip_and_passes_nwbinspector(rois, tmp_path):
+    r0 = rois[0]
+    first = roitrace.rois.Roi(r0.id, r0.y, r0.x, np.linspace(0.5, 2.0, r0.npix), "soma A")
+    weighted = RoiSet([first, *list(rois)[1:]], rois.frame_shape)
+    path = weighted.to_nwb(tmp_path / "seg.nwb", indicator="GCaMP6f", frame_rate=30.0)
+    back = roitrace.read_rois(path)
+    assert back.ids == weighted.ids and back.names == weighted.names
+    assert back.frame_shape == weighted.frame_shape
+    np.testing.assert_array_equal(back.to_labels(), weighted.to_labels())
+    np.testing.assert_array_equal(back[0].weights, first.weights)
+    with pynwb.NWBHDF5IO(path, "r") as io:
+        nwbfile = io.read()
+        module = nwbfile.processing["ophys"]
+        assert set(module.data_interfaces) == {"ImageSegmentation"}
+        table = module["ImageSegmentation"]["PlaneSegmentation"]
+        np.testing.assert_array_equal(table["npix"].data[:], [r.npix for r in weighted])
+        assert nwbfile.imaging_planes["ImagingPlane"].indicator == "GCaMP6f"
+    assert worse_than_suggestion(inspect(path), ignore=SUBJECT_CHECKS) == []
+    # extraction from the NWB segmentation gives the same traces as from the RoiSet
+    movie = np.random.default_rng(2).poisson(80, (10, *rois.frame_shape)).astype(np.uint16)
+    a = roitrace.extract(movie, path, how="weighted", weights="roi")
+    b = roitrace.extract(movie, weighted, how="weighted", weights="roi")
+    np.testing.assert_array_equal(a["F"].values, b["F"].values)
+
+
+def test_segmentation_alone_refuses_empty_and_non_roisets(tmp_path):
+    with pytest.raises(ParameterError, match="RoiSet"):
+        write_nwb_rois(np.ones((4, 4)), tmp_path / "x.nwb")
+    with pytest.raises(RoitraceError):
+        write_nwb_rois(RoiSet([], (4, 4)), tmp_path / "x.nwb")
+    assert not (tmp_path / "x.nwb").exists()
 
 
 def test_subject_metadata_passes_every_check(result, rois, tmp_path):

@@ -478,7 +478,8 @@ def _extract_figures(ds, proj, npil, folder: Path) -> list[Path]:
 def rois_command(
     movie: MovieArg,
     output: Annotated[
-        Path, typer.Option("-o", "--output", help="RoiSet.zip (ImageJ/Fiji), labels .tif/.npy.")
+        Path,
+        typer.Option("-o", "--output", help="RoiSet.zip (ImageJ/Fiji), labels .tif/.npy or .nwb."),
     ],
     threshold: ThresholdOpt = None,
     method: MethodOpt = None,
@@ -518,8 +519,12 @@ def rois_command(
         write_imagej(roiset, output)
     elif suffix in (".tif", ".tiff", ".npy"):
         write_labels(roiset, output)
+    elif suffix == ".nwb":
+        roiset.to_nwb(output, frame_rate=m.frame_rate or None)
     else:
-        raise ParameterError(f"{output}: write ROIs as .zip (ImageJ RoiSet), .tif or .npy")
+        raise ParameterError(
+            f"{output}: write ROIs as .zip (ImageJ RoiSet), .tif/.npy (labels) or .nwb"
+        )
     out.print(
         f"{len(roiset)} ROIs ({', '.join(str(r.npix) for r in roiset[:10])}"
         f"{'...' if len(roiset) > 10 else ''} pixels) -> {output}"

@@ -108,8 +108,9 @@ def extract(
     weights : {"brightness", "proximity", "roi"} or (P,) array_like, optional
         Pixel weights for ``how="weighted"``: ``"brightness"`` (the notebook's
         ``means / means.sum()``), ``"proximity"``, or ``"roi"`` (the RoiSet's own
-        weights, e.g. suite2p's ``lam``). Default: ``"roi"`` when the ROIs carry
-        weights, else ``"brightness"``. An array is allowed for one cell.
+        weights, e.g. suite2p's ``lam``; a ROI without weights weighs its pixels
+        equally). Default: ``"roi"`` when the ROIs carry weights, else
+        ``"brightness"``. An array is allowed for one cell.
     neuropil : dict, optional
         ``{"gap": g, "width": w}``: subtract a neuropil ring ``w`` pixels wide
         starting ``g`` pixels away (:func:`roitrace.neuropil_ring`). Every ring
@@ -319,11 +320,14 @@ def _set_weights(movie, cells, roiset, weights, sel, chunk_frames, progress) -> 
         weights = "roi" if all(c.roi_weights is not None for c in cells) else "brightness"
     if isinstance(weights, str):
         if weights == "roi":
-            missing = [c.id for c in cells if c.roi_weights is None]
-            if missing:
-                raise ParameterError(f"weights='roi' but ROIs {missing[:10]} carry no weights")
+            if all(c.roi_weights is None for c in cells):
+                raise ParameterError(
+                    "weights='roi' but the ROIs carry no weights; use 'brightness' or 'proximity'"
+                )
             for c in cells:
-                c.weights = check_weights(c.roi_weights, c.flat.size)
+                # a ROI stored without weights (NWB, ImageJ) has equal weights
+                w = np.ones(c.flat.size) if c.roi_weights is None else c.roi_weights
+                c.weights = check_weights(w, c.flat.size)
             return
         if weights == "proximity":
             for c in cells:

@@ -38,7 +38,7 @@ from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
 
-__all__ = ["read_nwb_result", "read_nwb_rois", "write_nwb"]
+__all__ = ["read_nwb_result", "read_nwb_rois", "write_nwb", "write_nwb_rois"]
 
 #: Result variables and the NWB container that holds each one.
 FLUORESCENCE_VARS = ("F", "Fneu", "F_corrected")
@@ -483,24 +483,15 @@ def write_nwb(
     True
     """
     import pynwb
-    from hdmf.common import VectorData
-    from hdmf.data_utils import DataChunkIterator
     from pynwb import H5DataIO
-    from pynwb.ophys import (
-        DfOverF,
-        Fluorescence,
-        ImageSegmentation,
-        OpticalChannel,
-        PlaneSegmentation,
-        RoiResponseSeries,
-    )
+    from pynwb.ophys import DfOverF, Fluorescence, RoiResponseSeries
 
     path = Path(path)
     if rois is None:
         from .extract import rois_from_result
 
         rois = rois_from_result(result)
-    ids, order = _check_result(result, rois)
+    _, order = _check_result(result, rois)
     attrs = dict(result.attrs)
     version = str(attrs.get("roitrace_version") or __version__)
     movie_rate = _movie_rate(frame_rate, attrs)
@@ -509,93 +500,35 @@ def write_nwb(
         frames = np.arange(result.sizes["time"], dtype=np.int64)
     timing = _timing(result, frames, movie_rate, explicit_rate=frame_rate is not None)
 
-    nwbfile = _make_nwbfile(
-        session_description=session_description,
-        identifier=identifier,
-        session_start_time=session_start_time,
-        subject=subject,
-        notes=_notes(version, attrs),
-        nwbfile_kwargs=nwbfile_kwargs,
-    )
-    dev = _make_device(device)
-    nwbfile.add_device(dev)
-    source = str(attrs.get("source") or "array")
-    source = "a movie given as an array" if source == "array" else source
-    channel = OpticalChannel(
-        name="OpticalChannel",
-        description="the channel the movie was recorded in (not specified to roitrace)",
-        emission_lambda=_wavelength(emission_lambda, "emission_lambda"),
-    )
-    plane = nwbfile.create_imaging_plane(
-        name="ImagingPlane",
-        optical_channel=channel,
-        description=f"the imaging plane of {source}",
-        device=dev,
-        excitation_lambda=_wavelength(excitation_lambda, "excitation_lambda"),
-        indicator=indicator or "unknown",
-        location=location or "unknown",
-        imaging_rate=movie_rate,
-    )
-    module = nwbfile.create_processing_module(
-        name=MODULE,
-        description=f"optical physiology: ROIs and their fluorescence traces from {source}, "
-        f"extracted by roitrace {version}",
-    )
-    segmentation = ImageSegmentation(name="ImageSegmentation")
-    module.add(segmentation)
-
-    ny, nx = rois.frame_shape
-    chosen = [rois[k] for k in order]
-    zero = [r.id for r in chosen if r.weights is not None and np.any(np.asarray(r.weights) == 0)]
-    if zero:
-        warnings.warn(
-            f"ROIs {zero[:10]} have pixels of weight 0: image_mask cannot tell them from "
-            "background, so they are not part of the ROIs when read back",
-            UserWarning,
-            stacklevel=2,
-        )
     if "name" in result.coords and result["name"].dims == ("roi",):
         names = [str(v) for v in result["name"].values]
     else:
-        names = [r.name or f"roi {r.id}" for r in chosen]
-    masks = DataChunkIterator(
-        data=(_image_mask(r, rois.frame_shape) for r in chosen),
-        maxshape=(len(chosen), ny, nx),
-        dtype=np.dtype(np.float64),
-        buffer_size=1,
+        names = None
+    chosen = [rois[k] for k in order]
+    nwbfile, module, table = _segmentation_file(
+        chosen,
+        rois.frame_shape,
+        names=names,
+        coords=result.coords,
+        source=str(attrs.get("source") or "array"),
+        version=version,
+        notes=_notes(version, attrs),
+        imaging_rate=movie_rate,
+        file_options={
+            "session_description": session_description,
+            "identifier": identifier,
+            "session_start_time": session_start_time,
+            "subject": subject,
+            "nwbfile_kwargs": nwbfile_kwargs,
+        },
+        plane_options={
+            "device": device,
+            "indicator": indicator,
+            "location": location,
+            "excitation_lambda": excitation_lambda,
+            "emission_lambda": emission_lambda,
+        },
     )
-    columns = [
-        VectorData(
-            name="image_mask",
-            description="each ROI's pixel weights over the (y, x) frame; 0 outside the ROI, "
-            "1.0 for unweighted pixels",
-            data=H5DataIO(masks, chunks=(1, ny, nx), **_COMPRESSION),
-        ),
-        VectorData(
-            name="roi_name",
-            description="the ROI's name in roitrace",
-            data=names,
-        ),
-    ]
-    for name, coord in result.coords.items():
-        if coord.dims != ("roi",) or name in ("roi", "name", *_MASK_COLUMNS):
-            continue
-        description = _COLUMN_DESCRIPTIONS.get(name) or str(
-            coord.attrs.get("long_name") or f"the result's per-ROI coordinate {name!r}"
-        )
-        values = coord.values
-        if values.dtype.kind not in "biuf":
-            values = values.astype(str)
-        columns.append(VectorData(name=str(name), description=description, data=values))
-    table = PlaneSegmentation(
-        name=PLANE_SEGMENTATION,
-        description="the ROIs (cells) traces were extracted from, one row per ROI; row ids "
-        "are roitrace's ROI ids",
-        imaging_plane=plane,
-        id=[int(i) for i in ids],
-        columns=columns,
-    )
-    segmentation.add_plane_segmentation(table)
 
     # the interfaces join the file before their series: a series' ROI region must
     # share an ancestor with the PlaneSegmentation it points to
@@ -645,6 +578,181 @@ def write_nwb(
             stacklevel=2,
         )
 
+    with atomic_path(path) as tmp:
+        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
+            io.write(nwbfile)
+    return path
+
+
+def _segmentation_file(
+    chosen: list[Roi],
+    frame_shape: tuple[int, int],
+    *,
+    names: list[str] | None,
+    coords: Mapping[str, Any],
+    source: str,
+    version: str,
+    notes: str,
+    imaging_rate: float | None,
+    file_options: Mapping[str, Any],
+    plane_options: Mapping[str, Any],
+) -> tuple[Any, Any, Any]:
+    """An NWBFile with a Device, an ImagingPlane and ``ophys/ImageSegmentation`` holding
+    one PlaneSegmentation of ``chosen``; returns the file, the module and the table."""
+    from hdmf.common import VectorData
+    from hdmf.data_utils import DataChunkIterator
+    from pynwb import H5DataIO
+    from pynwb.ophys import ImageSegmentation, OpticalChannel, PlaneSegmentation
+
+    nwbfile = _make_nwbfile(notes=notes, **file_options)
+    dev = _make_device(plane_options.get("device"))
+    nwbfile.add_device(dev)
+    source = "a movie given as an array" if source == "array" else source
+    channel = OpticalChannel(
+        name="OpticalChannel",
+        description="the channel the movie was recorded in (not specified to roitrace)",
+        emission_lambda=_wavelength(plane_options.get("emission_lambda"), "emission_lambda"),
+    )
+    plane = nwbfile.create_imaging_plane(
+        name="ImagingPlane",
+        optical_channel=channel,
+        description=f"the imaging plane of {source}",
+        device=dev,
+        excitation_lambda=_wavelength(plane_options.get("excitation_lambda"), "excitation_lambda"),
+        indicator=plane_options.get("indicator") or "unknown",
+        location=plane_options.get("location") or "unknown",
+        imaging_rate=imaging_rate,
+    )
+    module = nwbfile.create_processing_module(
+        name=MODULE,
+        description=f"optical physiology: ROIs and their fluorescence traces from {source}, "
+        f"by roitrace {version}",
+    )
+    segmentation = ImageSegmentation(name="ImageSegmentation")
+    module.add(segmentation)
+
+    ny, nx = frame_shape
+    zero = [r.id for r in chosen if r.weights is not None and np.any(np.asarray(r.weights) == 0)]
+    if zero:
+        warnings.warn(
+            f"ROIs {zero[:10]} have pixels of weight 0: image_mask cannot tell them from "
+            "background, so they are not part of the ROIs when read back",
+            UserWarning,
+            stacklevel=3,
+        )
+    if names is None:
+        names = [r.name or f"roi {r.id}" for r in chosen]
+    masks = DataChunkIterator(
+        data=(_image_mask(r, frame_shape) for r in chosen),
+        maxshape=(len(chosen), ny, nx),
+        dtype=np.dtype(np.float64),
+        buffer_size=1,
+    )
+    columns = [
+        VectorData(
+            name="image_mask",
+            description="each ROI's pixel weights over the (y, x) frame; 0 outside the ROI, "
+            "1.0 for unweighted pixels",
+            data=H5DataIO(masks, chunks=(1, ny, nx), **_COMPRESSION),
+        ),
+        VectorData(name="roi_name", description="the ROI's name in roitrace", data=names),
+    ]
+    for name, coord in coords.items():
+        if coord.dims != ("roi",) or name in ("roi", "name", *_MASK_COLUMNS):
+            continue
+        description = _COLUMN_DESCRIPTIONS.get(name) or str(
+            coord.attrs.get("long_name") or f"the result's per-ROI coordinate {name!r}"
+        )
+        values = coord.values
+        if values.dtype.kind not in "biuf":
+            values = values.astype(str)
+        columns.append(VectorData(name=str(name), description=description, data=values))
+    table = PlaneSegmentation(
+        name=PLANE_SEGMENTATION,
+        description="the ROIs (cells), one row per ROI; row ids are roitrace's ROI ids",
+        imaging_plane=plane,
+        id=[int(r.id) for r in chosen],
+        columns=columns,
+    )
+    segmentation.add_plane_segmentation(table)
+    return nwbfile, module, table
+
+
+def write_nwb_rois(
+    rois: RoiSet,
+    path: str | os.PathLike,
+    *,
+    session_description: str = "calcium imaging: cell ROIs (segmentation), by roitrace",
+    identifier: str | None = None,
+    session_start_time: _dt.datetime | None = None,
+    subject: Mapping[str, Any] | Any | None = None,
+    indicator: str | None = None,
+    location: str | None = None,
+    frame_rate: float | None = None,
+    device: str | Any | None = None,
+    excitation_lambda: float | None = None,
+    emission_lambda: float | None = None,
+    nwbfile_kwargs: Mapping[str, Any] | None = None,
+) -> Path:
+    """Write a RoiSet alone (a segmentation, no traces) as an NWB file.
+
+    The file holds ``ophys/ImageSegmentation/PlaneSegmentation`` exactly as
+    :func:`write_nwb` writes it (``image_mask`` with the ROIs' weights, ``roi_name``,
+    and columns ``npix``, ``centroid_y``, ``centroid_x``), so
+    :func:`read_nwb_rois` and :func:`roitrace.read_rois` read it back to the same
+    ROIs. Written atomically. The options are those of :func:`write_nwb`;
+    ``frame_rate`` becomes the imaging plane's rate when given.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> labels = np.zeros((8, 10), int); labels[1:3, 1:4] = 1; labels[5:7, 6:9] = 2
+    >>> p = write_nwb_rois(RoiSet.from_labels(labels),
+    ...                    os.path.join(tempfile.mkdtemp(), "segmentation.nwb"))
+    >>> bool(np.array_equal(read_nwb_rois(p).to_labels(), labels))
+    True
+    """
+    import pynwb
+    import xarray as xr
+
+    if not isinstance(rois, RoiSet):
+        raise ParameterError(
+            f"rois must be a RoiSet (e.g. RoiSet.from_labels(labels)), got {type(rois).__name__}"
+        )
+    rois.check_not_empty()
+    path = Path(path)
+    coords = xr.Dataset(
+        coords={
+            "npix": ("roi", np.array([r.npix for r in rois], np.int64)),
+            "centroid_y": ("roi", np.array([r.centroid[0] for r in rois], np.float64)),
+            "centroid_x": ("roi", np.array([r.centroid[1] for r in rois], np.float64)),
+        }
+    ).coords
+    nwbfile, _, _ = _segmentation_file(
+        list(rois),
+        rois.frame_shape,
+        names=None,
+        coords=coords,
+        source=rois.source or "array",
+        version=__version__,
+        notes=f"ROIs written by roitrace {__version__}",
+        imaging_rate=_movie_rate(frame_rate, {}) if frame_rate is not None else None,
+        file_options={
+            "session_description": session_description,
+            "identifier": identifier,
+            "session_start_time": session_start_time,
+            "subject": subject,
+            "nwbfile_kwargs": nwbfile_kwargs,
+        },
+        plane_options={
+            "device": device,
+            "indicator": indicator,
+            "location": location,
+            "excitation_lambda": excitation_lambda,
+            "emission_lambda": emission_lambda,
+        },
+    )
     with atomic_path(path) as tmp:
         with pynwb.NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)

@@ -183,6 +183,13 @@ class RoiSet:
 
         return write_imagej(self, path)
 
+    def to_nwb(self, path: str | os.PathLike, **options: Any) -> Path:
+        """Write the ROIs alone (no traces) as an NWB PlaneSegmentation; ``options``
+        are those of :func:`roitrace.nwb.write_nwb_rois` (subject, indicator...)."""
+        from .nwb import write_nwb_rois
+
+        return write_nwb_rois(self, path, **options)
+
     def to_label_image(self, path: str | os.PathLike) -> Path:
         """Write the ROIs as a label image, TIFF or ``.npy`` (see :func:`write_labels`)."""
         return write_labels(self, path)
