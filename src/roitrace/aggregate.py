@@ -7,8 +7,9 @@ from typing import Any
 import numpy as np
 
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
+from .kernels import Groups, reduce_groups
 
-__all__ = ["HOWS", "aggregate", "check_weights"]
+__all__ = ["HOWS", "GroupAggregator", "aggregate", "check_weights"]
 
 HOWS = ("mean", "median", "weighted", "trimmed_mean")
 
@@ -61,6 +62,8 @@ def aggregate(
     if x.shape[1] == 0:
         raise EmptyMaskError("there are no pixel traces to combine (the mask holds no pixel)")
     check_how(how)
+    if x.dtype.kind == "f" and x.dtype.itemsize < 8:
+        x = x.astype(np.float64)  # float64 accumulation, as the engine's kernels
     if how == "mean":
         return np.mean(x, axis=1)
     if how == "median":
@@ -106,3 +109,46 @@ def check_weights(weights: Any, n_pixels: int) -> np.ndarray:
             "weights this means the pixels' mean fluorescence is 0: use how='mean'"
         )
     return w
+
+
+class GroupAggregator:
+    """Engine consumer: one trace per pixel group (cells and their neuropil rings).
+
+    All groups are reduced from each chunk in one compiled pass
+    (:func:`roitrace.kernels.reduce_groups`), each by its own method, with the same
+    numbers as :func:`aggregate` on each group's pixel traces.
+
+    Parameters
+    ----------
+    flats : list of (P_g,) int arrays
+        Flat pixel indices (``y * X + x``) of each group.
+    methods : list of str
+        One of :data:`HOWS` per group.
+    n_frames : int
+        Frames the engine will feed.
+    weights : list of (P_g,) arrays or None, optional
+        Pixel weights of the ``"weighted"`` groups.
+    proportion : float
+        For ``"trimmed_mean"`` groups.
+    """
+
+    def __init__(
+        self,
+        flats: list[np.ndarray],
+        methods: list[str],
+        n_frames: int,
+        *,
+        weights: list[np.ndarray | None] | None = None,
+        proportion: float = 0.1,
+    ) -> None:
+        for m in methods:
+            check_how(m)
+        self.groups = Groups(flats, methods, weights, proportion)
+        self.out = np.empty((n_frames, len(flats)), np.float64)
+
+    def update(self, offset: int, block: np.ndarray) -> None:
+        reduce_groups(block, self.groups, out=self.out[offset : offset + block.shape[0]])
+
+    def result(self) -> np.ndarray:
+        """The traces, (n_groups, n_frames)."""
+        return np.ascontiguousarray(self.out.T)

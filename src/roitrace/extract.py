@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .aggregate import aggregate, check_how, check_proportion, check_weights
+from .aggregate import GroupAggregator, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
 from .movie import as_movie
@@ -24,7 +24,7 @@ from .traces import PixelMeans, brightness_weights, proximity_weights
 
 log = logging.getLogger(__name__)
 
-__all__ = ["RoiAggregator", "as_roiset", "extract", "rois_from_result", "to_labels"]
+__all__ = ["as_roiset", "extract", "rois_from_result", "to_labels"]
 
 
 @dataclass
@@ -33,35 +33,6 @@ class _Roi:
     flat: np.ndarray  # flat pixel indices in np.where order
     weights: np.ndarray | None = None
     roi_weights: np.ndarray | None = None  # the RoiSet's own per-pixel weights
-
-
-class RoiAggregator:
-    """Consumer: one aggregated trace per ROI, chunk by chunk.
-
-    Every ROI's pixels are gathered from the chunk at once; each ROI's slice is
-    then combined with :func:`roitrace.aggregate`. Aggregations are per time
-    point, so chunking in time gives exactly the whole-movie numbers.
-    """
-
-    def __init__(self, rois: list[_Roi], n_frames: int, how: str, proportion: float) -> None:
-        self.rois = rois
-        self.how = how
-        self.proportion = proportion
-        self.flat = np.concatenate([r.flat for r in rois])
-        self.bounds = np.cumsum([0] + [r.flat.size for r in rois])
-        self.out = np.empty((len(rois), n_frames), np.float64)
-
-    def update(self, offset: int, block: np.ndarray) -> None:
-        n = block.shape[0]
-        gathered = block.reshape(n, -1)[:, self.flat]
-        for i, roi in enumerate(self.rois):
-            px = gathered[:, self.bounds[i] : self.bounds[i + 1]]
-            self.out[i, offset : offset + n] = aggregate(
-                px, self.how, weights=roi.weights, proportion=self.proportion
-            )
-
-    def result(self) -> np.ndarray:
-        return self.out
 
 
 def to_labels(rois: Any, frame_shape: tuple[int, int]) -> np.ndarray:
@@ -178,7 +149,6 @@ def extract(
     elif weights is not None:
         raise ParameterError(f"weights= is only used with how='weighted' (how={how!r})")
 
-    consumers: list[Any] = [RoiAggregator(cells, n_t, how, proportion)]
     rings: list[_Roi] = []
     npil_how = None
     if neuropil is not None:
@@ -188,15 +158,23 @@ def extract(
         if npil_how == "weighted":
             raise ParameterError("neuropil_how='weighted' is not supported; use mean or median")
         rings = _rings(roiset, **npil)
-        consumers.append(RoiAggregator(rings, n_t, npil_how, proportion))
-    results = stream(
+    # cells and rings in one consumer: one compiled pass over each chunk
+    traces = GroupAggregator(
+        [c.flat for c in cells] + [r.flat for r in rings],
+        [how] * len(cells) + [npil_how] * len(rings),
+        n_t,
+        weights=[c.weights for c in cells] + [None] * len(rings),
+        proportion=proportion,
+    )
+    (both,) = stream(
         movie,
-        consumers,
+        [traces],
         frames=sel,
         chunk_frames=chunk_frames,
         progress=progress,
         desc="extracting",
     )
+    results = [both[: len(cells)], both[len(cells) :]]
 
     frame_idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
     coords: dict[str, Any] = {
