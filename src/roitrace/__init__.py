@@ -12,6 +12,7 @@ from ._version import __version__
 from .aggregate import aggregate
 from .errors import (
     BaselineError,
+    DiskFullError,
     EmptyMaskError,
     FetchError,
     FrameRangeError,
@@ -20,6 +21,7 @@ from .errors import (
     MovieNotFoundError,
     NonFiniteError,
     NotAMovieError,
+    OutputError,
     ParameterError,
     RoitraceError,
     ShapeMismatchError,
@@ -39,6 +41,7 @@ from .traces import pixel_traces, pixel_weights, weights_image
 
 __all__ = [
     "BaselineError",
+    "DiskFullError",
     "EmptyMaskError",
     "FetchError",
     "FrameRangeError",
@@ -48,6 +51,7 @@ __all__ = [
     "MovieNotFoundError",
     "NonFiniteError",
     "NotAMovieError",
+    "OutputError",
     "ParameterError",
     "Roi",
     "RoiSet",

@@ -67,19 +67,27 @@ def _fail(message: str) -> None:
 
 
 def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected failures into a one-line message and exit code 2."""
+    """Turn expected failures into a one-line message and exit code 2, no traceback.
+
+    Expected failures: a RoitraceError (among them OutputError and DiskFullError, for
+    an output that could not be written) and any other OSError (a file that cannot be
+    read). Ctrl-C prints one line and exits with code 130. The message is printed
+    while the exception is still being handled: an HDF5 library left broken by a full
+    disk may crash when the exception is freed, and the message must be out by then.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except RoitraceError as exc:
-            _fail(str(exc))
-        except OSError as exc:  # e.g. a full disk or a read-only folder while writing
+            _fail(" ".join(str(exc).split()))  # one line, even if a message has several
+        except OSError as exc:  # a file roitrace could not read, or an unforeseen write
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
-            _fail(f"could not read or write{where}: {exc.strerror or exc}")
+            why = " ".join(str(exc.strerror or exc).split())
+            _fail(f"could not read or write{where}: {why}")
         except KeyboardInterrupt:
-            err.print("roitrace: interrupted; no output was left half-written")
+            err.print("roitrace: interrupted; no output was left half-written", markup=False)
             raise typer.Exit(130) from None
 
     return wrapper

@@ -2,8 +2,8 @@
 
 Every error roitrace raises on purpose is a :class:`RoitraceError`. The specific
 subclasses also derive from the matching built-in exception (``ValueError``,
-``FileNotFoundError``, ``IndexError``), so code that already catches those keeps
-working. Messages say what was wrong and what to do about it; the command line
+``FileNotFoundError``, ``IndexError``, ``OSError``), so code that already catches
+those keeps working. Messages say what was wrong and what to do about it; the command line
 prints them as one line and exits with code 2.
 """
 
@@ -62,8 +62,24 @@ class FetchError(RoitraceError):
     """A dataset could not be downloaded or failed its checksum."""
 
 
+class OutputError(RoitraceError, OSError):
+    """An output file could not be written (read-only folder, a folder in the way...).
+
+    Nothing is left under the file's name: an older file there keeps its content.
+    """
+
+
+class DiskFullError(OutputError):
+    """The disk, or the user's quota, filled up while an output file was written.
+
+    ``errno`` is ``ENOSPC``, ``EDQUOT`` or ``EFBIG``. Nothing is left under the file's
+    name: an older file there keeps its content.
+    """
+
+
 __all__ = [
     "BaselineError",
+    "DiskFullError",
     "EmptyMaskError",
     "FetchError",
     "FrameRangeError",
@@ -72,6 +88,7 @@ __all__ = [
     "MovieNotFoundError",
     "NonFiniteError",
     "NotAMovieError",
+    "OutputError",
     "ParameterError",
     "RoitraceError",
     "ShapeMismatchError",

@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 
-from .engine import FramesLike, default_chunk_frames, iter_chunks, n_selected, resolve_frames
+from . import kernels
+from .engine import (
+    FramesLike,
+    default_chunk_frames,
+    iter_chunks,
+    n_selected,
+    resolve_frames,
+    stream,
+)
 from .errors import ParameterError
 from .movie import as_movie
 
@@ -20,41 +28,99 @@ log = logging.getLogger(__name__)
 
 __all__ = ["KINDS", "projection"]
 
-KINDS = ("mean", "max", "min", "std", "median", "percentile")
+KINDS = ("mean", "max", "min", "std", "median", "percentile", "correlation")
+#: The kinds one streaming pass computes (median and percentile need all frames of a pixel).
+STREAMED = ("mean", "std", "max", "min", "correlation")
 
 #: Default memory for the pixel band that median / percentile hold at once.
 DEFAULT_BAND_BYTES = 512 * 1024**2
 
 
 class Moments:
-    """Streaming mean and variance per pixel, merged chunk by chunk (Chan et al.).
+    """Streaming per-pixel mean and variance, in float64.
 
-    Each chunk's own mean and sum of squared deviations are computed in float64 and
-    merged with the running ones, which stays accurate where the textbook
-    ``E[x^2] - E[x]^2`` formula cancels catastrophically.
+    The per-pixel sum is exact for integer movies (so the mean equals numpy's to
+    the last bit); the variance is accumulated around a per-pixel shift (the first
+    chunk's mean), which keeps ``E[(x-s)^2] - (E[x]-s)^2`` free of the catastrophic
+    cancellation of the textbook formula.
     """
 
     def __init__(self, frame_shape: tuple[int, int], *, with_var: bool = True) -> None:
         self.n = 0
-        self.mean = np.zeros(frame_shape, np.float64)
-        self.m2 = np.zeros(frame_shape, np.float64) if with_var else None
+        self.s1 = np.zeros(frame_shape, np.float64)
+        self.s2 = np.zeros(frame_shape, np.float64) if with_var else None
+        self.shift: np.ndarray | None = None
 
     def update(self, offset: int, block: np.ndarray) -> None:
-        nb = block.shape[0]
-        bmean = block.mean(axis=0, dtype=np.float64)
-        if self.m2 is not None:
-            dev = block - bmean
-            bm2 = np.einsum("tyx,tyx->yx", dev, dev)
-            delta = bmean - self.mean
-            self.m2 += bm2 + delta**2 * (self.n * nb / (self.n + nb))
-        self.mean += (bmean - self.mean) * (nb / (self.n + nb))
-        self.n += nb
+        if self.s2 is None:
+            self.s1 += block.sum(axis=0, dtype=np.float64)
+        else:
+            if self.shift is None:
+                self.shift = block.mean(axis=0, dtype=np.float64)
+            kernels.moments_update(block, self.shift, self.s1, self.s2)
+        self.n += block.shape[0]
+
+    @property
+    def mean(self) -> np.ndarray:
+        return self.s1 / self.n
+
+    def variance(self) -> np.ndarray:
+        """Per-pixel variance (``ddof=0``)."""
+        d = self.mean - self.shift
+        return np.maximum(self.s2 / self.n - d * d, 0.0)
 
     def result(self) -> dict[str, np.ndarray]:
         out = {"mean": self.mean}
-        if self.m2 is not None:
-            out["std"] = np.sqrt(self.m2 / self.n)
+        if self.s2 is not None:
+            out["std"] = np.sqrt(self.variance())
         return out
+
+
+class Correlation:
+    """Streaming local correlation image: each pixel's mean temporal correlation
+    (Pearson) with its 8 neighbours, as suite2p and CaImAn use to find cells.
+
+    Sums of products with the right, down and two diagonal neighbours are
+    accumulated around the same shift as :class:`Moments`; the other four
+    neighbours are the same pairs seen from the other side. Border pixels average
+    over the neighbours they have (5, or 3 in a corner). A pixel whose value never
+    changes has correlation 0 with every neighbour.
+    """
+
+    #: (dy, dx) of the accumulated neighbour of each cross-product image
+    OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
+
+    def __init__(self, frame_shape: tuple[int, int]) -> None:
+        self.moments = Moments(frame_shape)
+        self.cross = [np.zeros(frame_shape, np.float64) for _ in self.OFFSETS]
+
+    def update(self, offset: int, block: np.ndarray) -> None:
+        self.moments.update(offset, block)
+        kernels.neighbour_update(block, self.moments.shift, *self.cross)
+
+    def result(self) -> dict[str, np.ndarray]:
+        m = self.moments
+        d = m.mean - m.shift  # mean of the shifted values
+        std = np.sqrt(m.variance())
+        ny, nx = std.shape
+        total = np.zeros((ny, nx))
+        count = np.zeros((ny, nx))
+        for (dy, dx), cross in zip(self.OFFSETS, self.cross, strict=True):
+            # pixel (y, x) and its neighbour (y + dy, x + dx), both inside the frame
+            ys = slice(0, ny - dy)
+            xs = slice(max(0, -dx), nx - max(0, dx))
+            yn = slice(dy, ny)
+            xn = slice(max(0, dx), nx + min(0, dx))
+            cov = cross[ys, xs] / m.n - d[ys, xs] * d[yn, xn]
+            scale = std[ys, xs] * std[yn, xn]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                r = np.where(scale > 0, cov / scale, 0.0)
+            for sy, sx in ((ys, xs), (yn, xn)):
+                total[sy, sx] += r
+                count[sy, sx] += 1
+        with np.errstate(divide="ignore", invalid="ignore"):
+            corr = np.where(count > 0, total / count, 0.0)
+        return {"correlation": np.clip(corr, -1.0, 1.0)} | m.result()
 
 
 class Extremes:
@@ -92,8 +158,11 @@ def projection(
     ----------
     movie : Movie, (T, Y, X) array_like or path
         The movie (see :func:`roitrace.open_movie`).
-    kind : {"mean", "max", "min", "std", "median", "percentile"}
-        Which statistic of each pixel's time series to take.
+    kind : {"mean", "max", "min", "std", "median", "percentile", "correlation"}
+        Which statistic of each pixel's time series to take. ``"correlation"``
+        is the local correlation image: each pixel's mean temporal correlation
+        with its 8 neighbours (fewer at the border), the image suite2p and CaImAn
+        find cells in; active cells stand out in it even when they are dim.
     q : float, optional
         The percentile (0-100), for ``kind="percentile"`` only.
     frames : slice, (start, stop) or sequence of int, optional
@@ -109,15 +178,17 @@ def projection(
     Returns
     -------
     image : (Y, X) ndarray
-        float64 for mean, std, median and percentile; the movie's dtype for max
-        and min. Equal to ``np.<kind>(data, axis=0)`` on the in-memory array
-        (``np.std`` with ``ddof=0``).
+        float64 for mean, std, median, percentile and correlation; the movie's
+        dtype for max and min. Equal to ``np.<kind>(data, axis=0)`` on the
+        in-memory array (``np.std`` with ``ddof=0``); for integer movies the mean,
+        and for every movie max, min, median and percentile, to the last bit.
 
     Notes
     -----
-    Mean and std are accumulated in float64 chunk by chunk and merged with Chan's
-    parallel update, so their memory is one chunk plus two float64 images. Max and
-    min are exact in the movie's dtype.
+    Mean, std and correlation are accumulated in float64 in one pass by compiled
+    kernels (:mod:`roitrace.kernels`), so their memory is one chunk plus two (six
+    for correlation) float64 images, whatever the movie's length. Max and min are
+    exact in the movie's dtype.
 
     Median and percentile need every frame of a pixel at once. They are computed
     exactly over bands of image rows: each band holds all T frames of its pixels,
@@ -144,20 +215,9 @@ def projection(
     movie = as_movie(movie)
     if kind in ("median", "percentile"):
         return _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
-    consumer = (
-        Extremes()
-        if kind in ("max", "min")
-        else Moments(movie.frame_shape, with_var=kind == "std")
-    )
-    for off, block in iter_chunks(
-        movie,
-        frames=frames,
-        chunk_frames=chunk_frames,
-        progress=progress,
-        desc=f"{kind} projection",
-    ):
-        consumer.update(off, block)
-    return consumer.result()[kind]
+    return projections(
+        movie, (kind,), frames=frames, chunk_frames=chunk_frames, progress=progress
+    )[kind]
 
 
 def projections(
@@ -168,7 +228,8 @@ def projections(
     chunk_frames: int | None = None,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """Several streaming projections (mean, std, max, min) from one read of the movie.
+    """Several streaming projections (mean, std, max, min, correlation) from one read
+    of the movie.
 
     Examples
     --------
@@ -177,19 +238,30 @@ def projections(
     >>> sorted(p)
     ['max', 'mean']
     """
-    bad = [k for k in kinds if k not in ("mean", "std", "max", "min")]
+    bad = [k for k in kinds if k not in STREAMED]
     if bad:
-        raise ParameterError(f"projections() streams mean, std, max and min only, not {bad}")
+        raise ParameterError(
+            f"projections() streams {', '.join(STREAMED)} only, not {bad}; use projection() "
+            "for median and percentile"
+        )
     movie = as_movie(movie)
-    moments = Moments(movie.frame_shape, with_var="std" in kinds)
-    extremes = Extremes() if {"max", "min"} & set(kinds) else None
-    for off, block in iter_chunks(
-        movie, frames=frames, chunk_frames=chunk_frames, progress=progress, desc="projections"
-    ):
-        moments.update(off, block)
-        if extremes is not None:
-            extremes.update(off, block)
-    out = moments.result() | (extremes.result() if extremes is not None else {})
+    consumers: list[Any] = []
+    if "correlation" in kinds:
+        consumers.append(Correlation(movie.frame_shape))
+    elif {"mean", "std"} & set(kinds):
+        consumers.append(Moments(movie.frame_shape, with_var="std" in kinds))
+    if {"max", "min"} & set(kinds):
+        consumers.append(Extremes())
+    name = kinds[0] if len(kinds) == 1 else "projections"
+    results = stream(
+        movie,
+        consumers,
+        frames=frames,
+        chunk_frames=chunk_frames,
+        progress=progress,
+        desc=f"{name} projection" if len(kinds) == 1 else name,
+    )
+    out = {k: v for r in results for k, v in r.items()}
     return {k: out[k] for k in kinds}
 
 
