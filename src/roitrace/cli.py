@@ -42,6 +42,7 @@ class Kind(StrEnum):
     std = "std"
     median = "median"
     percentile = "percentile"
+    correlation = "correlation"
 
 
 class Method(StrEnum):

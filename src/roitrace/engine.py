@@ -2,7 +2,9 @@
 
 Every stage that reads pixels (projections, pixel traces, weights, extraction)
 goes through :func:`stream`: it reads the requested frames once, in chunks of
-frames, and hands each chunk to every *consumer* in turn. A consumer is any
+frames, and hands each chunk to every *consumer* in turn. A reader thread reads
+(and decompresses) the next chunk while the consumers work on the current one;
+the consumers' hot loops are compiled kernels (:mod:`roitrace.kernels`). A consumer is any
 object with ``update(offset, block)`` (``offset`` is the chunk's position in the
 output's time axis, ``block`` a (n, Y, X) array) and ``result()``. Memory stays at
 one chunk plus what the consumers keep, whatever the movie's length.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Protocol
 
 import numpy as np
@@ -130,20 +133,31 @@ def iter_chunks(
         chunk_frames = default_chunk_frames(movie)
     if chunk_frames < 1:
         raise ParameterError(f"chunk_frames={chunk_frames}: use 1 or more frames per chunk")
+
+    def read(off: int) -> np.ndarray:
+        n = min(chunk_frames, total - off)
+        if isinstance(sel, slice):
+            return movie.read(sel.start + off, sel.start + off + n)
+        return movie.take(sel[off : off + n])
+
+    offsets = range(0, total, chunk_frames)
     bar = _progress(total, desc) if progress else None
-    try:
-        for off in range(0, total, chunk_frames):
-            n = min(chunk_frames, total - off)
-            if isinstance(sel, slice):
-                block = movie.read(sel.start + off, sel.start + off + n)
-            else:
-                block = movie.take(sel[off : off + n])
-            yield off, block
+    # one reader thread fetches (reads, decodes) the next chunk while the consumers
+    # work on this one; file reading and decompression release the GIL
+    with ThreadPoolExecutor(1, thread_name_prefix="roitrace-read") as reader:
+        try:
+            pending = reader.submit(read, offsets[0])
+            for k, off in enumerate(offsets):
+                block = pending.result()
+                if k + 1 < len(offsets):
+                    pending = reader.submit(read, offsets[k + 1])
+                yield off, block
+                if bar is not None:
+                    bar.advance(block.shape[0])
+        finally:
+            pending.cancel()
             if bar is not None:
-                bar.advance(n)
-    finally:
-        if bar is not None:
-            bar.close()
+                bar.close()
 
 
 def stream(

@@ -10,6 +10,7 @@ page by page; HDF5 is read through h5py's own chunking.
 from __future__ import annotations
 
 import logging
+import mmap
 import os
 import re
 import warnings
@@ -177,9 +178,13 @@ class ArrayMovie(Movie):
         self.path = Path(path) if path is not None else None
 
     def _read_range(self, start: int, stop: int) -> np.ndarray:
+        if isinstance(self._data, np.memmap) and self._data.flags.c_contiguous:
+            return _read_raw(self._data, np.arange(start, stop))
         return np.asarray(self._data[start:stop])
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
+        if isinstance(self._data, np.memmap) and self._data.flags.c_contiguous:
+            return _read_raw(self._data, idx)
         return np.asarray(self._data[idx])
 
 
@@ -392,6 +397,44 @@ class TiffMovie(Movie):
             self._tif.close()
 
 
+#: Threads that decode compressed TIFF pages (zlib and friends release the GIL).
+DECODE_THREADS = max(1, min(8, os.cpu_count() or 1))
+
+
+def _read_raw(mm: np.memmap, rows: np.ndarray) -> np.ndarray:
+    """Rows (frames or pages) of a memory-mapped file, read with ``pread`` into a new
+    array instead of through the mapping: pages touched through a mapping count
+    in the process's resident memory until the kernel evicts them, so streaming a
+    movie larger than memory through one would look (and act) like loading it."""
+    out = np.empty((rows.size, *mm.shape[1:]), mm.dtype)
+    if rows.size == 0:
+        return out
+    if not hasattr(os, "preadv") or mm.filename is None or not isinstance(mm.base, mmap.mmap):
+        out[...] = mm[rows]  # a view into a mapping: its offset is not the file's
+        return out
+    row_bytes = out[0].nbytes if out.ndim > 1 else out.itemsize
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    fd = os.open(mm.filename, os.O_RDONLY)
+    try:
+        for k0, k1 in zip(
+            np.r_[0, breaks], np.r_[breaks, rows.size], strict=True
+        ):  # one read per run of consecutive rows
+            view = memoryview(out[k0:k1].reshape(-1)).cast("B")
+            pos = mm.offset + int(rows[k0]) * row_bytes
+            done = 0
+            while done < len(view):
+                n = os.preadv(fd, [view[done:]], pos + done)
+                if n == 0:
+                    raise MovieFormatError(
+                        f"{mm.filename}: the file ended while reading frames "
+                        f"{rows[k0]}-{rows[k1 - 1]}; it was truncated while open"
+                    )
+                done += n
+    finally:
+        os.close(fd)
+    return out
+
+
 class _TiffLog(logging.Handler):
     """Collect tifffile's logged complaints about a damaged file while it opens."""
 
@@ -546,6 +589,17 @@ class _SeriesFrames:
         offs, counts = page.dataoffsets, page.databytecounts
         return int(max(o + c for o, c in zip(offs, counts, strict=True)))
 
+    def _decode(self, pages: np.ndarray) -> np.ndarray:
+        """Compressed (or scattered) pages, decoded in parallel threads by tifffile."""
+        shape = (pages.size, *self.series.keyframe.shape)
+        if pages.size > 1 and self.series.kind != "recovered":
+            block = self.series.parent.asarray(
+                key=pages.tolist(), series=self.series, maxworkers=DECODE_THREADS
+            )
+            if block.shape == shape:
+                return block
+        return np.stack([self.pages[int(p)].asarray() for p in pages])
+
     def cut(self, n: int) -> None:
         self.page_of = self.page_of[:n]
         self.sample_of = self.sample_of[:n]
@@ -554,12 +608,9 @@ class _SeriesFrames:
         pages = self.page_of[idx]
         samples = self.sample_of[idx]
         if self.memmap is not None:
-            if pages.size > 1 and np.all(np.diff(pages) == 1):
-                block = np.asarray(self.memmap[pages[0] : pages[-1] + 1])
-            else:
-                block = np.asarray(self.memmap[pages])
+            block = _read_raw(self.memmap, pages)
         else:
-            block = np.stack([self.pages[int(p)].asarray() for p in pages])
+            block = self._decode(pages)
         if self.sample_axis is not None:
             axis = 1 + self.sample_axis
             block = np.moveaxis(block, axis, 1)[np.arange(pages.size), samples]
