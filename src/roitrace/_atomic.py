@@ -23,6 +23,11 @@ from typing import overload
 
 from .errors import DiskFullError, OutputError, RoitraceError
 
+try:
+    import resource
+except ImportError:  # Windows
+    resource = None  # type: ignore[assignment]
+
 #: Marks the temporary files of :func:`atomic_path`: ``.NAME.roitrace-tmp-XXXXXXXX.part.SUFFIX``.
 TMP_MARK = ".roitrace-tmp-"
 
@@ -37,6 +42,8 @@ _NO_ROOM = {
 }
 if hasattr(errno, "EDQUOT"):
     _NO_ROOM[errno.EDQUOT] = ("the disk quota is full", _FREE_SPACE)
+# fsync errors meaning "this filesystem cannot", not "the data did not make it".
+_CANNOT_SYNC = {errno.EINVAL, errno.EBADF, getattr(errno, "ENOTSUP", errno.EINVAL)}
 # numpy's tofile (np.save, tifffile) reports a short write without an errno.
 _SHORT_WRITE = re.compile(r"(\d+) requested and (\d+) written")
 
@@ -82,13 +89,14 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     try:
         if final.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a folder")
-        final.parent.mkdir(parents=True, exist_ok=True)
+        _make_folder(final.parent)
         tmp = _make_temp(final, suffix)
     except OSError as exc:
         raise _as_output_error(exc, final, existed) from exc
     try:
         yield tmp
         _fsync(tmp)
+        _check_room(tmp)
         os.replace(tmp, final)
     except BaseException as exc:
         error = None
@@ -110,6 +118,14 @@ def is_temporary(path: str | os.PathLike) -> bool:
     """
     name = Path(path).name
     return name.startswith(".") and TMP_MARK in name
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:  # a file is in the way
+        blocker = next((p for p in (folder, *folder.parents) if os.path.lexists(p)), folder)
+        raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder") from exc
 
 
 def _make_temp(final: Path, suffix: str) -> Path:
@@ -138,10 +154,35 @@ def _fsync(path: Path) -> None:
     try:
         os.fsync(fd)
     except OSError as exc:
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP, errno.EBADF):
+        if exc.errno not in _CANNOT_SYNC:
             raise  # EIO, or ENOSPC from a network filesystem: the data did not make it
     finally:
         os.close(fd)
+
+
+def _check_room(tmp: Path) -> None:
+    """Raise ENOSPC/EFBIG if the disk or the file-size limit was reached while writing.
+
+    numpy's ``tofile`` (behind ``np.save`` and tifffile) writes through a C ``FILE``
+    whose last buffered bytes are written when it is closed, and numpy ignores an
+    error there: on a full disk the file silently lacks its tail. A file that
+    filled the disk to the last block, or reached the file-size limit, is therefore
+    taken as incomplete.
+    """
+    try:
+        st = os.statvfs(tmp.parent)
+    except (AttributeError, OSError):  # no statvfs on Windows
+        pass
+    else:
+        # root may write into the blocks reserved for it; others may not.
+        free = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+        if st.f_blocks and free == 0:
+            raise OSError(errno.ENOSPC, "no room left after writing: the file may lack its end")
+    if resource is None:  # Windows
+        return
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY and tmp.stat().st_size >= limit:
+        raise OSError(errno.EFBIG, "the file reached the file-size limit (ulimit -f)")
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -167,13 +208,13 @@ def _as_output_error(exc: BaseException, final: Path, existed: bool) -> OutputEr
     if room is not None:
         reason, advice, code = room
         error: OutputError = DiskFullError(
-            f"{final}: {reason}, so nothing was written{kept}; {advice}"
+            _one_line(f"{final}: {reason}, so nothing was written{kept}; {advice}")
         )
         error.errno = code
         return error
     if not isinstance(exc, OSError):
         return None
-    if exc.errno and exc.strerror and len(exc.strerror) > 80:  # HDF5's long reports
+    if exc.errno and exc.strerror and "errno =" in exc.strerror:  # HDF5's long reports
         why = os.strerror(exc.errno)
     else:
         why = exc.strerror or str(exc) or type(exc).__name__

@@ -17,7 +17,7 @@ from .aggregate import GroupAggregator, check_how, check_proportion, check_weigh
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
 from .movie import as_movie
-from .neuropil import dilate, neuropil_ring
+from .neuropil import neuropil_rings
 from .normalize import baseline
 from .rois import Roi, RoiSet, read_rois
 from .traces import PixelMeans, brightness_weights, proximity_weights
@@ -367,32 +367,10 @@ def _neuropil_params(neuropil: Any) -> dict[str, Any]:
 def _rings(
     roiset: RoiSet, gap: int, width: int, exclude_gap: int, min_pixels: int | None
 ) -> list[_Roi]:
-    every_cell = roiset.coverage() > 0
-    exclude = dilate(every_cell, int(exclude_gap)) if exclude_gap else every_cell
-    max_width = max(roiset.frame_shape)
-    rings = []
-    for r in roiset:
-        mask = r.mask(roiset.frame_shape)
-        w = int(width)
-        ring = neuropil_ring(mask, gap=gap, width=w, exclude=exclude, allow_empty=True)
-        while min_pixels and ring.sum() < min_pixels and w < max_width:
-            w += max(1, w // 2)  # grow geometrically: few dilations even for big rings
-            ring = neuropil_ring(mask, gap=gap, width=w, exclude=exclude, allow_empty=True)
-        if not ring.any():
-            raise EmptyMaskError(
-                f"ROI {r.id} ({r.name}): its neuropil ring (gap={gap}, width={width}) holds no "
-                "pixel: it is clipped away at the image border or covered by other cells; "
-                "use a wider ring"
-            )
-        if min_pixels and ring.sum() < min_pixels:
-            warnings.warn(
-                f"ROI {r.id} ({r.name}): its neuropil ring has only {int(ring.sum())} pixels, "
-                f"fewer than min_pixels={min_pixels}, even at full width",
-                UserWarning,
-                stacklevel=3,
-            )
-        rings.append(_Roi(r.id, np.flatnonzero(ring)))
-    return rings
+    flats = neuropil_rings(
+        roiset, gap=gap, width=width, exclude_gap=exclude_gap, min_pixels=min_pixels
+    )
+    return [_Roi(r.id, f) for r, f in zip(roiset, flats, strict=True)]
 
 
 def _pixel_table(roiset: RoiSet, cells: list[_Roi]) -> dict[str, Any]:

@@ -64,44 +64,83 @@ if _nb is not None:
 
     @_jit
     def _select(buf, lo, hi, k):  # pragma: no cover - compiled
-        """Put the k-th smallest of buf[lo:hi] at buf[k], smaller ones before it."""
+        """Put the k-th smallest of buf[lo:hi] at buf[k], smaller ones before it and
+        larger ones after (Hoare's partition around a median of three)."""
         hi -= 1
         while hi > lo:
-            mid = (lo + hi) >> 1
-            # median of three as pivot, moved to buf[hi]
-            if buf[mid] < buf[lo]:
-                buf[mid], buf[lo] = buf[lo], buf[mid]
-            if buf[hi] < buf[lo]:
-                buf[hi], buf[lo] = buf[lo], buf[hi]
-            if buf[mid] < buf[hi]:
-                buf[mid], buf[hi] = buf[hi], buf[mid]
-            pivot = buf[hi]
-            i = lo
-            for j in range(lo, hi):
-                if buf[j] < pivot:
+            x, y, z = buf[lo], buf[(lo + hi) >> 1], buf[hi]
+            pivot = max(min(x, y), min(max(x, y), z))
+            i, j = lo, hi
+            while i <= j:
+                while buf[i] < pivot:
+                    i += 1
+                while buf[j] > pivot:
+                    j -= 1
+                if i <= j:
                     buf[i], buf[j] = buf[j], buf[i]
                     i += 1
-            buf[i], buf[hi] = buf[hi], buf[i]
-            if i == k:
-                return
-            if k < i:
-                hi = i - 1
+                    j -= 1
+            # now buf[lo:j+1] <= pivot, buf[j+1:i] == pivot, buf[i:hi+1] >= pivot
+            if k <= j:
+                hi = j
+            elif k >= i:
+                lo = i
             else:
-                lo = i + 1
+                return
 
     @_jit
-    def _run_sum(frame, a, n, zero):  # pragma: no cover - compiled
-        s = zero  # int64 for integer movies: exact, and free to vectorise
-        for j in range(a, a + n):
-            s += frame[j]
-        return s
+    def _bracket_median(buf, a, b, small, guess, spread):  # pragma: no cover - compiled
+        """The median of buf[a:b] when it lies within ``guess +- spread``: one pass
+        counts the values below and copies those inside the bracket, then a small
+        selection finishes. Returns (median, pixels inside), or (NaN, -1) when the
+        median is outside the bracket (or a value is NaN) and a full selection is
+        needed. Exact either way: the counts place every order statistic."""
+        n = b - a
+        k1, k2 = (n - 1) >> 1, n >> 1
+        lo_v, hi_v = guess - spread, guess + spread
+        below = 0
+        m = 0
+        for k in range(a, b):
+            v = buf[k]
+            if v < lo_v:
+                below += 1
+            elif v <= hi_v:
+                small[m] = v
+                m += 1
+            elif v != v:
+                return v, -1
+        if below > k1 or k2 >= below + m:
+            return np.nan, -1
+        i = k1 - below
+        _select(small, 0, m, i)
+        if k2 == k1:
+            return small[i], m
+        upper = small[i + 1]
+        for k in range(i + 2, m):
+            if small[k] < upper:
+                upper = small[k]
+        return (small[i] + upper) / 2.0, m
 
     @_jit
-    def _run_dot(frame, a, n, weights, o):  # pragma: no cover - compiled
-        s = 0.0
-        for j in range(n):
-            s += frame[a + j] * weights[o + j]
-        return s
+    def _median(buf, a, b, small, state, g):  # pragma: no cover - compiled
+        # state[g] = (last median, bracket half-width): a cell's median moves little
+        # from one frame to the next, so the last one brackets the next one
+        n = b - a
+        guess, spread = state[g, 0], state[g, 1]
+        if guess == guess:
+            med, m = _bracket_median(buf, a, b, small, guess, spread)
+            if m >= 0:
+                if 4 * m > n:
+                    spread *= 0.7
+                state[g, 0], state[g, 1] = med, spread
+                return med
+            state[g, 1] = spread * 2.0
+        med = _order_stat(buf, a, b, 2, 0)
+        if med == med:
+            state[g, 0] = med
+            if not state[g, 1] > 0:
+                state[g, 1] = max(abs(med) * 0.02, 1.0)
+        return med
 
     @_jit
     def _order_stat(buf, a, b, method, cut):  # pragma: no cover - compiled
@@ -129,40 +168,135 @@ if _nb is not None:
             s += buf[k]
         return s / (hi - lo)
 
+    @_jit
+    def _sums8(block, t0, runs, zero, acc):  # pragma: no cover - compiled
+        # 8 frames per pass over the runs: each run's bounds are read once for 8
+        # frames and the 8 sums are independent, so the core overlaps them
+        f0, f1, f2, f3 = block[t0], block[t0 + 1], block[t0 + 2], block[t0 + 3]
+        f4, f5, f6, f7 = block[t0 + 4], block[t0 + 5], block[t0 + 6], block[t0 + 7]
+        for r in range(runs.shape[0]):
+            a, n, g = runs[r, 0], runs[r, 1], runs[r, 2]
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
+            for j in range(a, a + n):
+                s0 += f0[j]
+                s1 += f1[j]
+                s2 += f2[j]
+                s3 += f3[j]
+                s4 += f4[j]
+                s5 += f5[j]
+                s6 += f6[j]
+                s7 += f7[j]
+            acc[0, g] += s0
+            acc[1, g] += s1
+            acc[2, g] += s2
+            acc[3, g] += s3
+            acc[4, g] += s4
+            acc[5, g] += s5
+            acc[6, g] += s6
+            acc[7, g] += s7
+
+    @_jit
+    def _dots8(block, t0, runs, weights, acc):  # pragma: no cover - compiled
+        f0, f1, f2, f3 = block[t0], block[t0 + 1], block[t0 + 2], block[t0 + 3]
+        f4, f5, f6, f7 = block[t0 + 4], block[t0 + 5], block[t0 + 6], block[t0 + 7]
+        for r in range(runs.shape[0]):
+            a, n, g, o = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+            s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+            for j in range(n):
+                w = weights[o + j]
+                s0 += f0[a + j] * w
+                s1 += f1[a + j] * w
+                s2 += f2[a + j] * w
+                s3 += f3[a + j] * w
+                s4 += f4[a + j] * w
+                s5 += f5[a + j] * w
+                s6 += f6[a + j] * w
+                s7 += f7[a + j] * w
+            acc[0, g] += s0
+            acc[1, g] += s1
+            acc[2, g] += s2
+            acc[3, g] += s3
+            acc[4, g] += s4
+            acc[5, g] += s5
+            acc[6, g] += s6
+            acc[7, g] += s7
+
+    @_jit
+    def _sums1(frame, runs, zero, acc):  # pragma: no cover - compiled
+        for r in range(runs.shape[0]):
+            a, n, g = runs[r, 0], runs[r, 1], runs[r, 2]
+            s = zero
+            for j in range(a, a + n):
+                s += frame[j]
+            acc[g] += s
+
+    @_jit
+    def _dots1(frame, runs, weights, acc):  # pragma: no cover - compiled
+        for r in range(runs.shape[0]):
+            a, n, g, o = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
+            s = 0.0
+            for j in range(n):
+                s += frame[a + j] * weights[o + j]
+            acc[g] += s
+
     @_pjit
     def _reduce_groups(  # pragma: no cover - compiled
-        block, runs, methods, npix, wsums, cuts, indptr, weights, zero, n_parts, out
+        block,
+        mean_runs,
+        weighted_runs,
+        select_runs,
+        methods,
+        npix,
+        wsums,
+        cuts,
+        indptr,
+        weights,
+        zero,
+        maxlen,
+        n_parts,
+        out,
     ):
-        # runs: (R, 4) rows (start, length, group, offset) in pixel order, so each
-        # frame is read front to back; accumulators (one per group) stay in cache
+        # runs: (R, 4) rows (start, length, group, offset in indices), sorted by start
+        # so that every frame is read front to back; one table per kind of method so
+        # the hot loops do not branch
         n, n_groups = block.shape[0], methods.size
-        per = (n + n_parts - 1) // n_parts
+        n_tiles = (n + 7) // 8
+        per = (n_tiles + n_parts - 1) // n_parts
         for part in _prange(n_parts):
-            acc = np.zeros(n_groups, zero.dtype)
-            wacc = np.zeros(n_groups, np.float64)
-            buf = np.empty(indptr[-1], np.float64)
-            for t in range(part * per, min(n, (part + 1) * per)):
-                frame = block[t]
+            acc = np.zeros((8, n_groups), zero.dtype)
+            wacc = np.zeros((8, n_groups), np.float64)
+            buf = np.empty(indptr[-1] if select_runs.shape[0] else 0, np.float64)
+            small = np.empty(maxlen, np.float64)
+            state = np.full((n_groups, 2), np.nan)
+            for tile in range(part * per, min(n_tiles, (part + 1) * per)):
+                t0 = tile * 8
+                m = min(8, n - t0)
                 acc[:] = 0
                 wacc[:] = 0.0
-                for r in range(runs.shape[0]):
-                    a, m, g, o = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-                    method = methods[g]
-                    if method == 0:
-                        acc[g] += _run_sum(frame, a, m, zero[0])
-                    elif method == 1:
-                        wacc[g] += _run_dot(frame, a, m, weights, o)
-                    else:
-                        for j in range(m):
+                if m == 8:
+                    _sums8(block, t0, mean_runs, zero[0], acc)
+                    _dots8(block, t0, weighted_runs, weights, wacc)
+                else:
+                    for k in range(m):
+                        _sums1(block[t0 + k], mean_runs, zero[0], acc[k])
+                        _dots1(block[t0 + k], weighted_runs, weights, wacc[k])
+                for k in range(m):
+                    t = t0 + k
+                    frame = block[t]
+                    for r in range(select_runs.shape[0]):
+                        a, c, o = select_runs[r, 0], select_runs[r, 1], select_runs[r, 3]
+                        for j in range(c):
                             buf[o + j] = frame[a + j]
-                for g in range(n_groups):
-                    method = methods[g]
-                    if method == 0:
-                        out[t, g] = acc[g] / npix[g]
-                    elif method == 1:
-                        out[t, g] = wacc[g] / wsums[g]
-                    else:
-                        out[t, g] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
+                    for g in range(n_groups):
+                        method = methods[g]
+                        if method == 0:
+                            out[t, g] = acc[k, g] / npix[g]
+                        elif method == 1:
+                            out[t, g] = wacc[k, g] / wsums[g]
+                        elif method == 2:
+                            out[t, g] = _median(buf, indptr[g], indptr[g + 1], small, state, g)
+                        else:
+                            out[t, g] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
 
     @_pjit
     def _moments_update(block, shift, s1, s2):  # pragma: no cover - compiled
@@ -233,7 +367,11 @@ class Groups:
         self.cuts = np.array([int(proportion * s) for s in sizes], np.int64)
         self.proportion = proportion
         self.sizes = sizes
-        self.runs = _runs(self.indices, self.indptr)
+        runs = _runs(self.indices, self.indptr)
+        kind = self.methods[runs[:, 2]]
+        self.mean_runs = np.ascontiguousarray(runs[kind == MEAN])
+        self.weighted_runs = np.ascontiguousarray(runs[kind == WEIGHTED])
+        self.select_runs = np.ascontiguousarray(runs[kind >= MEDIAN])
 
     def __len__(self) -> int:
         return self.sizes.size
@@ -293,7 +431,9 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
         zero = np.zeros(1, np.float64 if flat.dtype.kind in "fc" else np.int64)
         _reduce_groups(
             flat,
-            groups.runs,
+            groups.mean_runs,
+            groups.weighted_runs,
+            groups.select_runs,
             groups.methods,
             groups.sizes.astype(np.float64),
             groups.wsums,
@@ -301,7 +441,8 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
             groups.indptr,
             groups.weights,
             zero,
-            _n_parts(n),
+            int(groups.sizes.max()),
+            _n_parts((n + 7) // 8),
             out,
         )
         return out

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import EmptyMaskError, ParameterError
 from .masks import check_mask
 
-__all__ = ["dilate", "neuropil_ring"]
+if TYPE_CHECKING:
+    from .rois import RoiSet
+
+__all__ = ["dilate", "neuropil_ring", "neuropil_rings"]
 
 
 def dilate(mask: np.ndarray, radius: int) -> np.ndarray:
@@ -98,3 +102,107 @@ def neuropil_ring(
             "at the image border or covered by excluded pixels; use a wider ring"
         )
     return ring
+
+
+def neuropil_rings(
+    rois: RoiSet,
+    *,
+    gap: int,
+    width: int,
+    exclude_gap: int = 0,
+    min_pixels: int | None = None,
+) -> list[np.ndarray]:
+    """Neuropil rings of many cells at once, each avoiding every cell.
+
+    Each ring is :func:`neuropil_ring` of its cell (``gap``, ``width``) minus the
+    pixels of all cells dilated by ``exclude_gap``. With ``min_pixels`` a ring too
+    small grows outward one pixel of width at a time until it holds that many
+    pixels (suite2p uses 350), or fills the frame (warned).
+
+    Computed per cell in a window around it from the exact Euclidean distance to
+    the cell (``dilation(mask, disk(r))`` is the set of pixels at distance
+    ``<= r``), so thousands of cells take a second or so.
+
+    Parameters
+    ----------
+    rois : RoiSet
+    gap, width : int
+        As in :func:`neuropil_ring`.
+    exclude_gap : int
+        Dilation (pixels) of every cell before it is removed from the rings.
+    min_pixels : int, optional
+        The fewest pixels a ring may have.
+
+    Returns
+    -------
+    rings : list of ndarray of int
+        Each ring's flat pixel indices (``y * X + x``), ascending, one per ROI.
+
+    Raises
+    ------
+    EmptyMaskError
+        A ring holds no pixel (clipped at the border or covered by other cells).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from roitrace import RoiSet
+    >>> cell = np.zeros((11, 11), bool); cell[5, 5] = True
+    >>> ring = neuropil_rings(RoiSet.from_masks([cell]), gap=2, width=1)[0]
+    >>> bool(np.array_equal(ring, np.flatnonzero(neuropil_ring(cell, gap=2, width=1))))
+    True
+    """
+    from scipy.ndimage import distance_transform_edt
+
+    for name, v, lo in (("gap", gap, 0), ("width", width, 1), ("exclude_gap", exclude_gap, 0)):
+        if int(v) != v or v < lo:
+            raise ParameterError(f"{name}={v}: use a whole number of pixels, {lo} or more")
+    gap, width, exclude_gap = int(gap), int(width), int(exclude_gap)
+    ny, nx = rois.frame_shape
+    every_cell = rois.coverage() > 0
+    exclude = dilate(every_cell, exclude_gap) if exclude_gap else every_cell
+    need = int(min_pixels or 0)
+    rings = []
+    for r in rois:
+        # a window big enough for the ring, and for min_pixels if the cells allow
+        margin = gap + width + int(np.sqrt(need / np.pi)) + 2 if need else gap + width + 1
+        while True:
+            y0, y1 = max(int(r.y.min()) - margin, 0), min(int(r.y.max()) + margin + 1, ny)
+            x0, x1 = max(int(r.x.min()) - margin, 0), min(int(r.x.max()) + margin + 1, nx)
+            outside = np.ones((y1 - y0, x1 - x0), bool)
+            outside[r.y - y0, r.x - x0] = False
+            # squared distance to the cell: exact integers (rounding undoes the sqrt)
+            d2 = np.rint(distance_transform_edt(outside) ** 2).astype(np.int64)
+            free = (d2 > gap * gap) & ~exclude[y0:y1, x0:x1]
+            w = width
+            if need and np.count_nonzero(free & (d2 <= (gap + w) ** 2)) < need:
+                ds = np.sort(d2[free])
+                if ds.size >= need:
+                    w = max(w, int(np.ceil(np.sqrt(ds[need - 1]))) - gap)
+                    while (gap + w - 1) ** 2 >= ds[need - 1] and w > width:
+                        w -= 1  # ceil(sqrt()) of a float can overshoot by one
+                whole = (y0, x0, y1, x1) == (0, 0, ny, nx)
+                if (ds.size < need or gap + w > margin - 1) and not whole:
+                    margin *= 2  # the ring reaches the window's edge: look further
+                    continue
+                if ds.size < need:
+                    w = max(w, int(np.ceil(np.sqrt(d2.max()))) - gap)
+            ring = free & (d2 <= (gap + w) ** 2)
+            break
+        yy, xx = np.nonzero(ring)
+        flat = (yy + y0) * nx + (xx + x0)
+        if flat.size == 0:
+            raise EmptyMaskError(
+                f"ROI {r.id} ({r.name}): its neuropil ring (gap={gap}, width={width}) holds no "
+                "pixel: it is clipped away at the image border or covered by other cells; "
+                "use a wider ring"
+            )
+        if need and flat.size < need:
+            warnings.warn(
+                f"ROI {r.id} ({r.name}): its neuropil ring has only {flat.size} pixels, "
+                f"fewer than min_pixels={need}, even at full width",
+                UserWarning,
+                stacklevel=3,
+            )
+        rings.append(flat.astype(np.intp))
+    return rings
