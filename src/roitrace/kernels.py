@@ -100,15 +100,17 @@ if _nb is not None:
         lo_v, hi_v = guess - spread, guess + spread
         below = 0
         m = 0
+        nan = 0
         for k in range(a, b):
+            # branch-free: whether a pixel is below, inside or above is a coin toss
+            # for the branch predictor
             v = buf[k]
-            if v < lo_v:
-                below += 1
-            elif v <= hi_v:
-                small[m] = v
-                m += 1
-            elif v != v:
-                return v, -1
+            small[m] = v
+            below += v < lo_v
+            m += (v >= lo_v) & (v <= hi_v)
+            nan += v != v
+        if nan:
+            return np.nan, -1
         if below > k1 or k2 >= below + m:
             return np.nan, -1
         i = k1 - below
