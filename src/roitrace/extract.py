@@ -20,7 +20,7 @@ from .movie import as_movie
 from .neuropil import neuropil_rings
 from .normalize import baseline
 from .rois import Roi, RoiSet, read_rois
-from .traces import PixelMeans, brightness_weights, proximity_weights
+from .traces import PixelMeans, brightness_weights, proximity_weights_of
 
 log = logging.getLogger(__name__)
 
@@ -308,10 +308,9 @@ def _set_weights(movie, cells, roiset, weights, sel, chunk_frames, progress) -> 
                 c.weights = check_weights(w, c.flat.size)
             return
         if weights == "proximity":
-            for c in cells:
-                mask = np.zeros(movie.frame_shape, bool)
-                mask.reshape(-1)[c.flat] = True
-                c.weights = proximity_weights(mask)
+            nx = movie.frame_shape[1]
+            for c in cells:  # one weight per pixel of c.flat, in its order
+                c.weights = proximity_weights_of(c.flat // nx, c.flat % nx)
             return
         if weights != "brightness":
             raise ParameterError(

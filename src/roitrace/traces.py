@@ -174,6 +174,13 @@ def brightness_weights(means: np.ndarray) -> np.ndarray:
 def proximity_weights(mask: np.ndarray, *, sigma: float | None = None) -> np.ndarray:
     """Gaussian weights by distance from the mask's centroid (see :func:`pixel_weights`)."""
     y, x = np.nonzero(mask)
+    return proximity_weights_of(y, x, sigma=sigma)
+
+
+def proximity_weights_of(
+    y: np.ndarray, x: np.ndarray, *, sigma: float | None = None
+) -> np.ndarray:
+    """:func:`proximity_weights` of the pixels ``(y, x)`` (in ``np.nonzero`` order)."""
     if sigma is None:
         sigma = float(np.sqrt(y.size / np.pi))
     if sigma <= 0:
