@@ -150,3 +150,26 @@ def test_neuropil_correction_helps_every_simulated_cell(field):
         r_raw = np.corrcoef(ds["F"][i], truth)[0, 1]
         r_corr = np.corrcoef(ds["F_corrected"][i], truth)[0, 1]
         assert r_corr > r_raw, f"cell {i}: {r_corr:.3f} <= {r_raw:.3f}"
+
+
+def test_min_pixels_ring_is_the_narrowest_wide_enough():
+    """neuropil_rings (exact distances, per-cell windows) gives what growing
+    neuropil_ring one pixel of width at a time gives, in a crowded field."""
+    from roitrace.neuropil import neuropil_rings
+
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[:96, :96]
+    labels = np.zeros((96, 96), np.int32)
+    for i in range(60):
+        cy, cx = rng.integers(0, 96, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
+    rois = rt.RoiSet.from_labels(labels)
+    rings = neuropil_rings(rois, gap=2, width=1, exclude_gap=1, min_pixels=150)
+    every = dilate(labels > 0, 1)
+    for k in range(0, len(rois), 5):
+        mask, w = rois[k].mask((96, 96)), 1
+        ring = rt.neuropil_ring(mask, gap=2, width=w, exclude=every, allow_empty=True)
+        while ring.sum() < 150:
+            w += 1
+            ring = rt.neuropil_ring(mask, gap=2, width=w, exclude=every, allow_empty=True)
+        assert_array_equal(rings[k], np.flatnonzero(ring))

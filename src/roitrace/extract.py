@@ -177,13 +177,14 @@ def extract(
     results = [both[: len(cells)], both[len(cells) :]]
 
     frame_idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
+    centroids = np.array([r.centroid for r in roiset], np.float64).reshape(-1, 2)
     coords: dict[str, Any] = {
         "roi": ("roi", ids.astype(np.int64)),
         "frame": ("time", frame_idx.astype(np.int64)),
         "name": ("roi", np.array(roiset.names, dtype=object).astype(str)),
         "npix": ("roi", np.array([c.flat.size for c in cells], np.int64)),
-        "centroid_y": ("roi", np.array([r.centroid[0] for r in roiset], np.float64)),
-        "centroid_x": ("roi", np.array([r.centroid[1] for r in roiset], np.float64)),
+        "centroid_y": ("roi", centroids[:, 0]),
+        "centroid_x": ("roi", centroids[:, 1]),
     }
     if movie.frame_rate:
         coords["time"] = (

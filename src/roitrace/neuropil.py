@@ -165,7 +165,8 @@ def neuropil_rings(
     rings = []
     for r in rois:
         # a window big enough for the ring, and for min_pixels if the cells allow
-        margin = gap + width + int(np.sqrt(need / np.pi)) + 2 if need else gap + width + 1
+        # (room for twice the pixels asked for: neighbouring cells take their share)
+        margin = gap + width + int(np.sqrt(2 * need / np.pi)) + 2 if need else gap + width + 1
         while True:
             y0, y1 = max(int(r.y.min()) - margin, 0), min(int(r.y.max()) + margin + 1, ny)
             x0, x1 = max(int(r.x.min()) - margin, 0), min(int(r.x.max()) + margin + 1, nx)
@@ -183,7 +184,7 @@ def neuropil_rings(
                         w -= 1  # ceil(sqrt()) of a float can overshoot by one
                 whole = (y0, x0, y1, x1) == (0, 0, ny, nx)
                 if (ds.size < need or gap + w > margin - 1) and not whole:
-                    margin *= 2  # the ring reaches the window's edge: look further
+                    margin += margin // 2 + 1  # the ring reaches the window's edge: look further
                     continue
                 if ds.size < need:
                     w = max(w, int(np.ceil(np.sqrt(d2.max()))) - gap)
