@@ -144,11 +144,12 @@ class GroupAggregator:
         for m in methods:
             check_how(m)
         self.groups = Groups(flats, methods, weights, proportion)
-        self.out = np.empty((n_frames, len(flats)), np.float64)
+        # (groups, frames), filled through a transposed view: no copy at the end
+        self.out = np.empty((len(flats), n_frames), np.float64)
 
     def update(self, offset: int, block: np.ndarray) -> None:
-        reduce_groups(block, self.groups, out=self.out[offset : offset + block.shape[0]])
+        reduce_groups(block, self.groups, out=self.out.T[offset : offset + block.shape[0]])
 
     def result(self) -> np.ndarray:
         """The traces, (n_groups, n_frames)."""
-        return np.ascontiguousarray(self.out.T)
+        return self.out

@@ -203,9 +203,11 @@ def extract(
             fneu,
             {"long_name": "neuropil fluorescence", "aggregation": npil_how},
         )
+        corrected = fneu * -neuropil_factor
+        corrected += results[0]
         data_vars["F_corrected"] = (
             ("roi", "time"),
-            results[0] - neuropil_factor * fneu,
+            corrected,
             {
                 "long_name": "neuropil-corrected fluorescence",
                 "formula": f"F - {neuropil_factor} * Fneu",
@@ -422,7 +424,16 @@ def rois_from_result(result: Any) -> RoiSet:
     return RoiSet(rois, shape)
 
 
+def _by_rows(fn, x: np.ndarray, rows: int = 128) -> np.ndarray:
+    """``fn`` applied to blocks of rows: temporaries stay small for long recordings."""
+    return np.concatenate([fn(x[i : i + rows]) for i in range(0, x.shape[0], rows)])
+
+
 def _snr(x: np.ndarray) -> np.ndarray:
+    return _by_rows(_snr_rows, x)
+
+
+def _snr_rows(x: np.ndarray) -> np.ndarray:
     """suite2p's SNR proxy: 1 - 0.5 var(diff(x)) / var(x), per row."""
     var = np.var(x, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -431,6 +442,10 @@ def _snr(x: np.ndarray) -> np.ndarray:
 
 
 def _skew(x: np.ndarray) -> np.ndarray:
+    return _by_rows(_skew_rows, x)
+
+
+def _skew_rows(x: np.ndarray) -> np.ndarray:
     from scipy.stats import skew
 
     if x.shape[1] < 3 or np.any(np.ptp(x, axis=1) == 0):
@@ -441,7 +456,7 @@ def _skew(x: np.ndarray) -> np.ndarray:
 def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:
     if signal.shape[1] < 2:
         return np.zeros_like(signal)
-    f0 = baseline(signal, q=q)  # the same F0 as roitrace.dff
+    f0 = _by_rows(lambda rows: baseline(rows, q=q), signal)  # the same F0 as roitrace.dff
     bad = f0[:, 0] <= 0
     if bad.any():
         warnings.warn(
@@ -451,8 +466,11 @@ def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:
             UserWarning,
             stacklevel=3,
         )
+    out = signal - f0
     with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(bad[:, None], np.nan, (signal - f0) / np.where(bad[:, None], 1, f0))
+        out /= np.where(bad[:, None], 1, f0)
+    out[bad] = np.nan
+    return out
 
 
 def _check_finite(name: str, values: np.ndarray, ids: np.ndarray) -> None:
@@ -460,5 +478,5 @@ def _check_finite(name: str, values: np.ndarray, ids: np.ndarray) -> None:
     if bad.any():
         raise NonFiniteError(
             f"{name} of ROI {', '.join(map(str, ids[bad][:5]))} has NaN or infinite values: "
-            "the movie holds NaN/inf pixels there; try how='median' or fix the movie"
+            "the movie holds NaN/inf pixels there; fix the movie or leave those pixels out"
         )
