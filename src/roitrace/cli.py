@@ -209,7 +209,8 @@ def project(
     chunk_frames: ChunkOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
-    """Project a movie over time (mean, max, min, std, median, percentile) into one image."""
+    """Project a movie over time (mean, max, min, std, median, percentile, or the local
+    correlation image) into one image."""
     from .projection import projection
     from .save import write_image
 
