@@ -578,10 +578,7 @@ def write_nwb(
             stacklevel=2,
         )
 
-    with atomic_path(path) as tmp:
-        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
-            io.write(nwbfile)
-    return path
+    return _write_nwbfile(nwbfile, path)
 
 
 def _segmentation_file(
@@ -713,7 +710,6 @@ def write_nwb_rois(
     >>> bool(np.array_equal(read_nwb_rois(p).to_labels(), labels))
     True
     """
-    import pynwb
     import xarray as xr
 
     if not isinstance(rois, RoiSet):
@@ -753,6 +749,13 @@ def write_nwb_rois(
             "emission_lambda": emission_lambda,
         },
     )
+    return _write_nwbfile(nwbfile, path)
+
+
+def _write_nwbfile(nwbfile: Any, path: Path) -> Path:
+    """Write an NWBFile under a temporary name, then rename it to ``path``."""
+    import pynwb
+
     with atomic_path(path) as tmp:
         with pynwb.NWBHDF5IO(str(tmp), "w") as io:
             io.write(nwbfile)
