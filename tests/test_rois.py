@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import scipy.stats
@@ -173,3 +175,53 @@ def test_min_pixels_ring_is_the_narrowest_wide_enough():
             w += 1
             ring = rt.neuropil_ring(mask, gap=2, width=w, exclude=every, allow_empty=True)
         assert_array_equal(rings[k], np.flatnonzero(ring))
+
+
+@pytest.mark.parametrize("need", [0, 150, 5000, 7100])
+def test_compiled_rings_equal_the_scipy_rings(need, monkeypatch):
+    """The compiled ring kernel (exact squared distances by Felzenszwalb &
+    Huttenlocher) picks the same pixels as scipy's distance transform, also when
+    the window must grow, reaches the border, or the whole frame is too small."""
+    from roitrace import kernels
+    from roitrace.neuropil import neuropil_rings
+
+    if not kernels.available():
+        pytest.skip("numba is not installed: only the scipy rings run")
+    rng = np.random.default_rng(need)
+    yy, xx = np.mgrid[:80, :90]
+    labels = np.zeros((80, 90), np.int32)
+    for i in range(40):
+        cy, cx = rng.integers(0, (80, 90))
+        ry, rx = rng.integers(1, 5, 2)
+        labels[((yy - cy) / ry) ** 2 + ((xx - cx) / rx) ** 2 <= 1] = i + 1
+    rois = rt.RoiSet.from_labels(labels)
+    kw = {"gap": 1, "width": 2, "exclude_gap": 1, "min_pixels": need}
+    with warnings.catch_warnings(record=True) as fast_warned:
+        warnings.simplefilter("always")
+        fast = neuropil_rings(rois, **kw)
+    monkeypatch.setattr(kernels, "available", lambda: False)
+    with warnings.catch_warnings(record=True) as slow_warned:
+        warnings.simplefilter("always")
+        slow = neuropil_rings(rois, **kw)
+    assert len(fast) == len(slow) == len(rois)
+    for a, b in zip(fast, slow, strict=True):
+        assert_array_equal(a, b)
+    n_warned = (len(fast_warned), len(slow_warned))
+    assert n_warned == ((len(rois),) * 2 if need == 7100 else (0, 0)), n_warned
+
+
+def test_compiled_squared_distances_equal_scipy():
+    from scipy.ndimage import distance_transform_edt
+
+    from roitrace import kernels
+
+    if not kernels.available():
+        pytest.skip("numba is not installed")
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        h, w = rng.integers(1, 40, 2)
+        cell = rng.random((h, w)) < rng.uniform(0.001, 0.3)
+        cell[rng.integers(h), rng.integers(w)] = True
+        ys, xs = np.nonzero(cell)
+        d2 = kernels._sq_distances(ys.astype(np.int64), xs.astype(np.int64), h, w)
+        assert_array_equal(d2, np.rint(distance_transform_edt(~cell) ** 2).astype(np.int64))

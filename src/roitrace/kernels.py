@@ -328,6 +328,111 @@ if _nb is not None:
                             down_left[y, x] += v * (block[t, y + 1, x - 1] - shift[y + 1, x - 1])
 
 
+    @_jit
+    def _sq_distances(ys, xs, h, w):  # pragma: no cover - compiled
+        """Squared Euclidean distance of every pixel of an (h, w) window to the
+        nearest of the pixels (ys, xs), exact integers (Felzenszwalb & Huttenlocher:
+        distances down the columns, then the lower envelope of parabolas per row)."""
+        big = np.int64(1) << 40
+        cell = np.zeros((h, w), np.bool_)
+        for k in range(ys.size):
+            cell[ys[k], xs[k]] = True
+        g = np.empty((h, w), np.int64)
+        for x in range(w):
+            last = -1
+            for y in range(h):
+                if cell[y, x]:
+                    last = y
+                g[y, x] = big if last < 0 else (y - last) * (y - last)
+            nxt = -1
+            for y in range(h - 1, -1, -1):
+                if cell[y, x]:
+                    nxt = y
+                if nxt >= 0 and (nxt - y) * (nxt - y) < g[y, x]:
+                    g[y, x] = (nxt - y) * (nxt - y)
+        d2 = np.empty((h, w), np.int64)
+        v = np.empty(w, np.int64)
+        z = np.empty(w + 1, np.float64)
+        for y in range(h):
+            f = g[y]
+            k = -1
+            for q in range(w):
+                if f[q] >= big:
+                    continue  # no cell pixel in this column
+                if k < 0:
+                    k = 0
+                    v[0] = q
+                    z[0] = -np.inf
+                    z[1] = np.inf
+                    continue
+                while True:
+                    p = v[k]
+                    s = ((f[q] + q * q) - (f[p] + p * p)) / (2.0 * (q - p))
+                    if s <= z[k]:
+                        k -= 1
+                    else:
+                        break
+                k += 1
+                v[k] = q
+                z[k] = s
+                z[k + 1] = np.inf
+            k = 0
+            for x in range(w):
+                while z[k + 1] < x:
+                    k += 1
+                d2[y, x] = (x - v[k]) * (x - v[k]) + f[v[k]]
+        return d2
+
+    @_jit
+    def _cell_ring(ys, xs, exclude, gap, width, need, margin):  # pragma: no cover - compiled
+        """One cell's neuropil ring (see :func:`roitrace.neuropil.neuropil_rings`):
+        flat indices, ascending. A window around the cell grows until it holds the
+        ring; within it, the pixels farther than ``gap`` and not excluded, out to the
+        narrowest width that gives ``need`` of them."""
+        ny, nx = exclude.shape
+        while True:
+            y0, y1 = max(ys.min() - margin, 0), min(ys.max() + margin + 1, ny)
+            x0, x1 = max(xs.min() - margin, 0), min(xs.max() + margin + 1, nx)
+            h, w = y1 - y0, x1 - x0
+            d2 = _sq_distances(ys - y0, xs - x0, h, w)
+            ds = np.empty(h * w, np.int64)
+            n_free = 0
+            for y in range(h):
+                for x in range(w):
+                    if d2[y, x] > gap * gap and not exclude[y + y0, x + x0]:
+                        ds[n_free] = d2[y, x]
+                        n_free += 1
+            wd = width
+            if need > 0:
+                lim = (gap + wd) * (gap + wd)
+                inside = 0
+                for k in range(n_free):
+                    inside += ds[k] <= lim
+                if inside < need:
+                    if n_free >= need:
+                        _select(ds, 0, n_free, need - 1)
+                        while (gap + wd) * (gap + wd) < ds[need - 1]:
+                            wd += 1
+                    whole = y0 == 0 and x0 == 0 and y1 == ny and x1 == nx
+                    if (n_free < need or gap + wd > margin - 1) and not whole:
+                        margin += margin // 2 + 1  # the ring reaches the window's edge
+                        continue
+                    if n_free < need:
+                        top = d2.max()
+                        while (gap + wd) * (gap + wd) < top:
+                            wd += 1
+            lim = (gap + wd) * (gap + wd)
+            out = np.empty(h * w, np.int64)
+            n = 0
+            for y in range(h):
+                for x in range(w):
+                    dd = d2[y, x]
+                    if dd > gap * gap and dd <= lim and not exclude[y + y0, x + x0]:
+                        out[n] = (y + y0) * nx + x + x0
+                        n += 1
+            return out[:n].copy()
+
+
 # -- the public entry points ------------------------------------------------------------------
 class Groups:
     """Pixel groups as one CSR table, ready for :func:`reduce_groups`.
@@ -468,6 +573,33 @@ def _reduce_groups_numpy(flat: np.ndarray, groups: Groups, out: np.ndarray) -> n
         else:
             out[:, g] = trim_mean(px, groups.proportion, axis=1)
     return out
+
+
+def cell_ring(
+    ys: np.ndarray,
+    xs: np.ndarray,
+    exclude: np.ndarray,
+    gap: int,
+    width: int,
+    need: int,
+    margin: int,
+) -> np.ndarray:
+    """One cell's neuropil ring as flat indices, ascending (compiled; see
+    :func:`roitrace.neuropil.neuropil_rings` for the rule and its scipy twin).
+
+    ``ys, xs`` are the cell's pixels, ``exclude`` the (Y, X) pixels no ring may
+    hold, ``need`` the fewest pixels wanted (0: none) and ``margin`` the first
+    window's reach around the cell's bounding box.
+    """
+    return _cell_ring(
+        np.ascontiguousarray(ys, np.int64),
+        np.ascontiguousarray(xs, np.int64),
+        np.ascontiguousarray(exclude, np.bool_),
+        int(gap),
+        int(width),
+        int(need),
+        int(margin),
+    )
 
 
 def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:

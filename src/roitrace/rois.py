@@ -203,10 +203,11 @@ class RoiSet:
 
     def coverage(self) -> np.ndarray:
         """How many ROIs cover each pixel, a (Y, X) integer image."""
-        out = np.zeros(self.frame_shape, np.int32)
-        for r in self.rois:
-            np.add.at(out, (r.y, r.x), 1)
-        return out
+        ny, nx = self.frame_shape
+        if not self.rois:
+            return np.zeros(self.frame_shape, np.int32)
+        flat = np.concatenate([r.y.astype(np.intp) * nx + r.x for r in self.rois])
+        return np.bincount(flat, minlength=ny * nx).astype(np.int32).reshape(ny, nx)
 
     def check_not_empty(self) -> None:
         if not self.rois:
