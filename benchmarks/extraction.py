@@ -20,12 +20,15 @@ Every (case, method) pair runs in a fresh subprocess (``--worker SPEC``), so tha
 its peak RSS is its own. The worker builds the movie and the ROIs from a seed (the
 same in every worker; the ROI and neuropil-ring pixels are computed once by roitrace
 and cached in an ``.npz`` so every method uses exactly the same pixels), warms up,
-then times one call with :func:`time.perf_counter` and reports
+then times calls with :func:`time.perf_counter`: for the in-memory cases up to
+``--repeat`` (3) calls, until they took 30 s, the fastest one counting (the machines
+are shared: a call can lose half its speed to a neighbour); a file is read once. It
+reports
 
-* frames/s: frames in the movie / seconds of the timed call (a route timed on the
+* frames/s: frames in the movie / seconds of the fastest call (a route timed on the
   first ``--subset`` ROIs only has its per-ROI seconds scaled to all ROIs);
 * peak RSS: ``VmHWM`` of ``/proc/self/status`` at the end, the high-water mark having
-  been reset (``/proc/self/clear_refs``) right before the timed call;
+  been reset (``/proc/self/clear_refs``) right before the first timed call;
 * RSS above movie: peak RSS minus the RSS right before the timed call (which holds the
   in-memory movie, or nothing but the interpreter for the file cases);
 * the first 50 ROIs' traces, so the table can show each method's max |difference|
@@ -81,6 +84,7 @@ FRAME_SHAPE = (512, 512)
 RADIUS = 6
 MOVIE_CELLS = 2000  # cells drawn into the movie; a case's ROIs are the first n of them
 NEUROPIL = {"gap": 2, "width": 3, "exclude_gap": 1, "min_pixels": 350}
+REPEAT_BUDGET_S = 30.0  # no further call once the calls so far took this long
 TRACE_ROIS = 50  # ROIs whose traces are compared between methods
 BATCH = 500  # suite2p's batch_size
 FLOOR_CHUNK = 128  # frames per np.sum chunk (64 MiB)
@@ -697,10 +701,17 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     before = proc_status()
     hwm_reset = reset_peak_rss()
+    times: list[float] = []
     with AnonSampler() as anon:
-        t0 = time.perf_counter()
-        out = run()
-        seconds = time.perf_counter() - t0
+        # best of a few calls: the machines are shared, and a call can lose half its
+        # speed to a neighbour; the fastest call is the one least disturbed
+        while True:
+            t0 = time.perf_counter()
+            out = run()
+            times.append(time.perf_counter() - t0)
+            if len(times) >= spec.get("repeat", 1) or sum(times) > REPEAT_BUDGET_S:
+                break
+    seconds = min(times)
     after = proc_status()
     scaled = out.fixed_s + (seconds - out.fixed_s) * ctx.n_rois / max(out.timed_rois, 1)
     save_traces(spec["traces_npz"], out)
@@ -710,6 +721,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "n_rois": ctx.n_rois,
         "timed_rois": out.timed_rois,
         "seconds_timed": seconds,
+        "calls": len(times),
+        "seconds_calls": times,
         "seconds": scaled,
         "fixed_s": out.fixed_s,
         "fps": spec["n_frames"] / scaled,
@@ -790,6 +803,9 @@ class Bench:
             "pattern_frames": case.pattern_frames,
             "tmpdir": str(self.workdir),
             "rois_npz": str(self.workdir / f"rois-{case.n_rois}.npz"),
+            # in-memory cases: best of --repeat calls; a file is read once (a second
+            # call would read it from the page cache)
+            "repeat": self.args.repeat if case.source == "memory" else 1,
             **extra,
         }
 
@@ -940,6 +956,8 @@ def fmt_diff(row: dict[str, Any], method: str) -> str:
 
 def row_note(method: str, row: dict[str, Any], case: Case) -> str:
     notes = []
+    if row.get("calls", 1) > 1:
+        notes.append(f"best of {row['calls']} calls")
     if row.get("timed_rois", 0) < row.get("n_rois", 0):
         note = f"timed on first {row['timed_rois']} of {row['n_rois']} ROIs, scaled linearly"
         if row.get("fixed_s", 0) > 0.05:
@@ -1125,6 +1143,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="also write the results as JSON here")
     p.add_argument("--seed", type=int, default=0, help="seed of the movie and ROIs")
     p.add_argument(
+        "--repeat",
+        type=int,
+        default=3,
+        help="in-memory cases: time up to this many calls, report the fastest",
+    )
+    p.add_argument(
         "--subset", type=int, default=100, help="ROIs the notebook route is timed on in B-D"
     )
     p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
@@ -1163,9 +1187,10 @@ def main(argv: list[str] | None = None) -> int:
     report += [
         *targets(results, args.quick),
         "",
-        "frames/s: frames / seconds of one timed call in a fresh process; MB = 2^20 bytes; "
-        "peak RSS: VmHWM reset right before the timed call; RSS above movie: peak minus "
-        "the RSS right before it.",
+        "frames/s: frames / seconds of the fastest timed call (in-memory cases: best of "
+        f"up to {args.repeat}) in a fresh process; MB = 2^20 bytes; peak RSS: VmHWM reset "
+        "right before the first timed call; RSS above movie: peak minus the RSS right "
+        "before it.",
     ]
     print("\n".join(report))
     if args.out:

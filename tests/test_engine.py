@@ -213,3 +213,49 @@ def test_trimmed_mean_matches_scipy_cut():
     g = kernels.Groups([np.arange(10)], ["trimmed_mean"], proportion=0.25)
     out = kernels.reduce_groups(x.reshape(1, 1, 10), g)
     assert out[0, 0] == trim_mean(x[0], 0.25) == np.mean([3, 4, 5, 6, 7, 8])
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.uint32])
+@pytest.mark.parametrize("stripe", [7, 64, kernels.STRIPE])
+@pytest.mark.parametrize("ratio", [0.0, np.inf])
+def test_running_sums_equal_direct_sums(dtype, stripe, ratio, monkeypatch):
+    """Plain means by running sums over stripes of the frame (the path for heavily
+    overlapping groups) equal numpy's, bit for bit, at the dtype's extremes, for runs
+    cut at stripe boundaries and for chunks whose length is not a multiple of 8."""
+    monkeypatch.setattr(kernels, "STRIPE", stripe)
+    monkeypatch.setattr(kernels, "PREFIX_RATIO", ratio)
+    rng = np.random.default_rng(stripe)
+    info = np.iinfo(dtype)
+    block = rng.integers(info.min, info.max, (21, 30, 37), endpoint=True).astype(dtype)
+    block[3] = info.max
+    block[4] = info.min
+    flats = [np.sort(rng.choice(30 * 37, size, replace=False)) for size in (1, 40, 500, 1110)]
+    flats += [np.arange(s, s + 300) for s in (0, 5, 400)]  # long runs, overlapping
+    groups = kernels.Groups(flats, ["mean"] * len(flats))
+    if ratio == 0.0:
+        assert groups.stripes[:, 4].all()
+    got = kernels.reduce_groups(block, groups)
+    flat = block.reshape(block.shape[0], -1)
+    for g, f in enumerate(flats):
+        assert_array_equal(got[:, g], np.mean(flat[:, f], axis=1))
+
+
+def test_crowded_rings_take_the_running_sums():
+    """2000 cells' rings overlap ~3 deep: every stripe takes the running-sum path,
+    and the traces still equal the numpy route."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:128, :128]
+    labels = np.zeros((128, 128), np.int32)
+    for i in range(120):
+        cy, cx = rng.integers(3, 125, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
+    rois = rt.RoiSet.from_labels(labels)
+    movie = rng.integers(0, 4000, (19, 128, 128)).astype(np.uint16)
+    npil = {"gap": 2, "width": 3, "exclude_gap": 1, "min_pixels": 350}
+    cells, rings = _cells(rois, "keep"), _rings(rois, **npil)
+    groups = kernels.Groups([c.flat for c in cells + rings], ["mean"] * (2 * len(cells)))
+    assert groups.stripes[:, 4].all()
+    ds = rt.extract(movie, rois, neuropil=npil)
+    flat = movie.reshape(19, -1)
+    assert_array_equal(ds["Fneu"].values, [flat[:, r.flat].mean(axis=1) for r in rings])
+    assert_array_equal(ds["F"].values, [flat[:, c.flat].mean(axis=1) for c in cells])
