@@ -330,13 +330,27 @@ def test_write_is_atomic(tmp_path, extracted, monkeypatch, fail_at):
 
     monkeypatch.setattr(np, "save", flaky_save)
     folder = tmp_path / "plane0"
+    folder.mkdir()
+    (folder / "data.bin").write_bytes(b"registered frames")  # suite2p's own files stay
+    (folder / "F.npy").write_bytes(b"old F")
     with pytest.raises(OSError, match="disk full"):
         write_suite2p(ds, RoiSet.from_labels(labels), folder)
     monkeypatch.undo()
 
+    # the folder is as it was: no new F.npy beside an old Fneu.npy, no temporary
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plane0"]
+    assert sorted(p.name for p in folder.iterdir()) == ["F.npy", "data.bin"]
+    assert (folder / "F.npy").read_bytes() == b"old F"
+    # written undisturbed, every file is new and data.bin is kept
+    write_suite2p(ds, RoiSet.from_labels(labels), folder)
     names = sorted(p.name for p in folder.iterdir())
-    assert ("F.npy" in names) == (fail_at > 0)
-    assert not [n for n in names if ".part" in n]  # no temporary file left behind
-    assert len(names) == fail_at
-    for name in names:  # whatever is there is complete
-        np.load(folder / name, allow_pickle=True)
+    assert names == [
+        "F.npy",
+        "Fneu.npy",
+        "data.bin",
+        "iscell.npy",
+        "ops.npy",
+        "spks.npy",
+        "stat.npy",
+    ]
+    assert np.load(folder / "F.npy").shape == (ds.sizes["roi"], ds.sizes["time"])

@@ -17,6 +17,8 @@ import errno
 import os
 import re
 import secrets
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import overload
@@ -108,6 +110,76 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
             raise error from exc
         raise
     _fsync_folder(final.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+    """Yield a hidden staging folder beside ``folder``; when the block succeeds,
+    move every file written there into ``folder``.
+
+    Files are written to the staging folder first, so a failure while writing (a
+    full disk, Ctrl-C) leaves ``folder`` exactly as it was: never some files new
+    and some old. Only then is each file renamed into place (created if missing;
+    other files in it, such as suite2p's ``data.bin``, are kept). Errors are
+    raised as by :func:`atomic_path`, naming ``folder``.
+    """
+    final = Path(folder)
+    existed = final.is_dir() and any(final.iterdir())
+    try:
+        if os.path.lexists(final) and not final.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{final} is a file, not a folder")
+        _make_folder(final.parent)
+        stage = Path(
+            tempfile.mkdtemp(prefix=f".{final.name}{TMP_MARK}", suffix=".part", dir=final.parent)
+        )
+    except OSError as exc:
+        raise _as_output_error(exc, final, existed) from exc
+    try:
+        yield stage
+        staged = sorted(p for p in stage.iterdir() if p.is_file())
+        for f in staged:
+            _fsync(f)
+            _check_room(f)
+        final.mkdir(exist_ok=True)
+        for f in staged:
+            os.replace(f, final / f.name)
+    except BaseException as exc:
+        error = None
+        if isinstance(exc, Exception) and not isinstance(exc, RoitraceError):
+            error = _as_output_error(exc, final, existed)
+        shutil.rmtree(stage, ignore_errors=True)
+        if error is not None:
+            raise error from exc
+        raise
+    shutil.rmtree(stage, ignore_errors=True)
+    _fsync_folder(final)
+
+
+def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_path`)."""
+    final = Path(path)
+    with atomic_path(final) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+    return final
+
+
+@contextlib.contextmanager
+def hdf5_file(path: str | os.PathLike) -> Iterator[object]:
+    """An ``h5py.File`` built in memory, then written to ``path`` atomically.
+
+    HDF5 crashes the process (h5py issue 914) when a write to a real file fails, e.g.
+    on a full disk; built in memory, the file reaches the disk as plain bytes, so a
+    full disk is a :class:`~roitrace.errors.DiskFullError` like for any other
+    format. Costs memory the size of the file.
+    """
+    import io
+
+    import h5py
+
+    buffer = io.BytesIO()
+    with h5py.File(buffer, "w") as f:
+        yield f
+    write_bytes(path, buffer.getbuffer())
 
 
 def is_temporary(path: str | os.PathLike) -> bool:

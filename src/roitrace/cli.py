@@ -233,13 +233,12 @@ def project(
     if output.suffix.lower() == ".npy":
         import numpy as np
 
-        from ._atomic import atomic_path
+        from ._atomic import atomic_path, write_bytes
 
         with atomic_path(output) as tmp:
             np.save(tmp, image)
-        output.with_name(output.name + ".json").write_text(
-            json.dumps({"roitrace_version": __version__, **params}, indent=1)
-        )
+        sidecar = json.dumps({"roitrace_version": __version__, **params}, indent=1)
+        write_bytes(output.with_name(output.name + ".json"), sidecar.encode())
     else:
         write_image(image, output, metadata=params)
     out.print(f"{kind.value} projection of {m.shape[0]} frames -> {output}")

@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import hdf5_file
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
@@ -753,12 +753,11 @@ def write_nwb_rois(
 
 
 def _write_nwbfile(nwbfile: Any, path: Path) -> Path:
-    """Write an NWBFile under a temporary name, then rename it to ``path``."""
+    """Write an NWBFile in memory, then its bytes to ``path`` atomically."""
     import pynwb
 
-    with atomic_path(path) as tmp:
-        with pynwb.NWBHDF5IO(str(tmp), "w") as io:
-            io.write(nwbfile)
+    with hdf5_file(path) as f, pynwb.NWBHDF5IO(file=f, mode="w") as io:
+        io.write(nwbfile)
     return path
 
 

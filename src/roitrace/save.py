@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import atomic_path, write_bytes
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError
 
@@ -192,12 +192,7 @@ def _save_suite2p(ds: Any, rois: Any, path: Path) -> Path:
     from .extract import rois_from_result
     from .suite2p import write_suite2p
 
-    folder = write_suite2p(ds, rois or rois_from_result(ds), path)
-    for v in ("F_corrected", "dff"):
-        if v in ds:
-            with atomic_path(folder / f"{v}.npy") as tmp, open(tmp, "wb") as f:
-                np.save(f, ds[v].transpose("roi", "time").values.astype(np.float32))
-    return folder
+    return write_suite2p(ds, rois or rois_from_result(ds), path, extra=("F_corrected", "dff"))
 
 
 def _load_suite2p(folder: Path, allow_pickle: bool):
@@ -234,9 +229,14 @@ def _save_netcdf(ds: Any, path: Path) -> Path:
         ) from exc
     out = ds.copy()
     out.attrs = {k: _netcdf_attr(v) for k, v in _file_attrs(ds).items()}
-    with atomic_path(path) as tmp:
-        out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
-    return path
+    try:
+        # in memory first: HDF5 crashes the process when a write to disk fails
+        data = out.to_netcdf(engine="h5netcdf", invalid_netcdf=False)
+    except ValueError:  # xarray before 2025 writes netCDF4 bytes with netCDF4-python only
+        with atomic_path(path) as tmp:
+            out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
+        return path
+    return write_bytes(path, data)
 
 
 def _netcdf_attr(v: Any) -> Any:

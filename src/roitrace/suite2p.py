@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_path
+from ._atomic import atomic_folder
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
@@ -298,12 +298,19 @@ def _roi(entry: Any, i: int, stat_path: Path) -> Roi:
 
 
 # -- writing -----------------------------------------------------------------------------
-def write_suite2p(result: Any, rois: RoiSet, folder: str | os.PathLike) -> Path:
+def write_suite2p(
+    result: Any,
+    rois: RoiSet,
+    folder: str | os.PathLike,
+    *,
+    extra: tuple[str, ...] = (),
+) -> Path:
     """Write an extraction result as a suite2p plane folder.
 
-    For code downstream that reads suite2p outputs. Each file is written under a
-    temporary name and renamed into place, so an error never leaves a half-written
-    file under its final name; the folder is created if missing.
+    For code downstream that reads suite2p outputs. The files are written to a
+    hidden folder beside it first and moved in only when all are complete, so an
+    error (a full disk, Ctrl-C) leaves the folder as it was, never half new and
+    half old; the folder is created if missing, and other files in it are kept.
 
     Parameters
     ----------
@@ -314,6 +321,9 @@ def write_suite2p(result: Any, rois: RoiSet, folder: str | os.PathLike) -> Path:
         equal ``rois.ids``).
     folder : str or path-like
         The plane folder to write, e.g. ``out/suite2p/plane0``.
+    extra : tuple of str
+        Further variables of ``result`` to write as ``NAME.npy`` (float32, roi x
+        time), e.g. ``("F_corrected", "dff")``; absent ones are skipped.
 
     Returns
     -------
@@ -394,13 +404,16 @@ def write_suite2p(result: Any, rois: RoiSet, folder: str | os.PathLike) -> Path:
         stat[k] = _stat_entry(roi)
     iscell = np.ones((n, 2), np.float64)
 
-    folder.mkdir(parents=True, exist_ok=True)
-    _save(folder / "F.npy", F)
-    _save(folder / "Fneu.npy", Fneu)
-    _save(folder / "spks.npy", np.zeros_like(F))
-    _save(folder / "iscell.npy", iscell)
-    _save(folder / "stat.npy", stat, allow_pickle=True)
-    _save(folder / "ops.npy", np.array(ops, dtype=object), allow_pickle=True)
+    with atomic_folder(folder) as stage:
+        _save(stage / "F.npy", F)
+        _save(stage / "Fneu.npy", Fneu)
+        _save(stage / "spks.npy", np.zeros_like(F))
+        _save(stage / "iscell.npy", iscell)
+        _save(stage / "stat.npy", stat, allow_pickle=True)
+        _save(stage / "ops.npy", np.array(ops, dtype=object), allow_pickle=True)
+        for name in extra:
+            if name in result.data_vars:
+                _save(stage / f"{name}.npy", _traces(result, name))
     return folder
 
 
@@ -476,5 +489,5 @@ def _stat_entry(roi: Roi) -> dict[str, Any]:
 
 
 def _save(path: Path, arr: np.ndarray, *, allow_pickle: bool = False) -> None:
-    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+    with open(path, "wb") as fh:
         np.save(fh, arr, allow_pickle=allow_pickle)
