@@ -56,6 +56,20 @@ def test_project(movie_tif, tmp_path):
     assert meta["kind"] == "std" and meta["roitrace_version"] == rt.__version__
 
 
+def test_project_correlation_without_global_signal(movie_tif, tmp_path):
+    path, sim = movie_tif
+    out = tmp_path / "corr.npy"
+    args = ["project", path, "--kind", "correlation", "--subtract-global", "-o", out]
+    res = run(*args, "--no-progress")
+    assert res.exit_code == 0, res.output
+    want = rt.projection(sim.movie, "correlation", subtract_global=True)
+    assert_allclose(np.load(out), want, atol=1e-12)
+    assert json.loads(out.with_name("corr.npy.json").read_text())["subtract_global"] is True
+    res = run("project", path, "--kind", "std", "--subtract-global", "-o", out, "--no-progress")
+    assert res.exit_code == 2
+    assert "only for kind='correlation'" in res.output
+
+
 def test_extract_csv_matches_api(movie_tif, tmp_path):
     path, sim = movie_tif
     out = tmp_path / "traces.csv"

@@ -259,3 +259,35 @@ def test_crowded_rings_take_the_running_sums():
     flat = movie.reshape(19, -1)
     assert_array_equal(ds["Fneu"].values, [flat[:, r.flat].mean(axis=1) for r in rings])
     assert_array_equal(ds["F"].values, [flat[:, c.flat].mean(axis=1) for c in cells])
+
+
+def test_correlation_without_the_global_signal():
+    """A field-wide fluctuation makes every pixel correlate with its neighbours;
+    regressing out the global signal brings the background down and the cells
+    out, and equals the correlation image of the regression's residuals."""
+    sim = rt.simulate(n_frames=400, shape=(48, 48), n_cells=6, seed=3)
+    rng = np.random.default_rng(0)
+    wobble = rng.normal(0, 1, 400).cumsum()
+    movie = sim.movie + (40 * (wobble - wobble.mean()) / wobble.std())[:, None, None]
+    movie = np.clip(np.rint(movie), 0, None).astype(np.uint16)
+    raw = rt.projection(movie, "correlation")
+    clean = rt.projection(movie, "correlation", subtract_global=True, chunk_frames=37)
+    cells, background = sim.labels > 0, sim.labels == 0
+    assert np.median(raw[background]) > 0.5
+    assert np.median(clean[background]) < 0.25
+
+    def contrast(image):
+        return image[cells].mean() - np.median(image[background])
+
+    assert contrast(clean) > contrast(raw) + 0.15, (contrast(clean), contrast(raw))
+    x = movie.reshape(400, -1).astype(np.float64)
+    g = x.mean(axis=1)
+    design = np.stack([np.ones(400), g], axis=1)
+    residual = x - design @ np.linalg.lstsq(design, x, rcond=None)[0]
+    assert_allclose(clean, numpy_correlation(residual.reshape(movie.shape)), atol=1e-9)
+    both = rt.projections(movie, ("mean", "std", "correlation"), subtract_global=True)
+    assert_allclose(both["correlation"], clean, atol=1e-12)
+    assert_array_equal(both["mean"], movie.mean(axis=0))  # of the movie, not the residuals
+    assert_allclose(both["std"], movie.std(axis=0), rtol=1e-12)
+    with pytest.raises(rt.ParameterError, match="only for kind='correlation'"):
+        rt.projection(movie, "mean", subtract_global=True)

@@ -202,6 +202,13 @@ def project(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.tif or .npy).")],
     kind: Annotated[Kind, typer.Option(help="Statistic over time.")] = Kind.std,
     q: Annotated[float | None, typer.Option(help="Percentile for --kind percentile.")] = None,
+    subtract_global: Annotated[
+        bool,
+        typer.Option(
+            help="--kind correlation: subtract each frame's mean first, for movies whose "
+            "raw correlation image is high everywhere."
+        ),
+    ] = False,
     frames: FramesOpt = None,
     dataset: DatasetOpt = None,
     axes: AxesOpt = None,
@@ -221,6 +228,7 @@ def project(
         q=q,
         frames=_frames(frames),
         chunk_frames=chunk_frames,
+        subtract_global=subtract_global,
         progress=not no_progress,
     )
     params = {
@@ -228,6 +236,7 @@ def project(
         "movie": str(movie),
         "kind": kind.value,
         "q": q,
+        "subtract_global": subtract_global,
         "frames": frames,
     }
     if output.suffix.lower() == ".npy":

@@ -85,23 +85,59 @@ class Correlation:
     neighbours are the same pairs seen from the other side. Border pixels average
     over the neighbours they have (5, or 3 in a corner). A pixel whose value never
     changes has correlation 0 with every neighbour.
+
+    With ``subtract_global`` the global signal (each frame's mean over all pixels)
+    is regressed out of every pixel's time series before correlating (a partial
+    correlation): what the whole field does together (brightness fluctuations,
+    neuropil, a drifting laser) then no longer correlates every pixel with its
+    neighbours. It needs only the per-pixel sums of products with the global
+    signal, so it is still one pass; mean and std stay those of the movie.
     """
 
     #: (dy, dx) of the accumulated neighbour of each cross-product image
     OFFSETS = ((0, 1), (1, 0), (1, 1), (1, -1))
+    #: frames made float64 at once for the products with the global signal
+    STEP = 16
 
-    def __init__(self, frame_shape: tuple[int, int]) -> None:
+    def __init__(self, frame_shape: tuple[int, int], *, subtract_global: bool = False) -> None:
         self.moments = Moments(frame_shape)
         self.cross = [np.zeros(frame_shape, np.float64) for _ in self.OFFSETS]
+        self.subtract_global = subtract_global
+        self.g_shift: float | None = None  # the first chunk's mean global signal
+        self.g_sums = np.zeros(2)  # sum of (g - g_shift) and of its square
+        self.xg = np.zeros(frame_shape, np.float64)  # per pixel: sum of x * (g - g_shift)
 
     def update(self, offset: int, block: np.ndarray) -> None:
         self.moments.update(offset, block)
         kernels.neighbour_update(block, self.moments.shift, *self.cross)
+        if self.subtract_global:
+            g = block.mean(axis=(1, 2), dtype=np.float64)
+            if self.g_shift is None:
+                self.g_shift = float(g.mean())
+            g -= self.g_shift
+            self.g_sums += g.sum(), g @ g
+            for k in range(0, block.shape[0], self.STEP):  # a float copy of a few frames
+                self.xg += np.tensordot(g[k : k + self.STEP], block[k : k + self.STEP], 1)
+
+    def _covariances(self) -> tuple[np.ndarray, np.ndarray | None, float]:
+        """Each pixel's variance, its covariance with the global signal and the
+        signal's variance (None, 0 without ``subtract_global``)."""
+        m = self.moments
+        var = m.variance()
+        if not self.subtract_global:
+            return var, None, 0.0
+        g_mean, g_sq = self.g_sums / m.n
+        var_g = g_sq - g_mean * g_mean
+        if not var_g > 0:  # a constant global signal: nothing to regress out
+            return var, None, 0.0
+        cov_g = self.xg / m.n - m.mean * g_mean
+        return np.maximum(var - cov_g * cov_g / var_g, 0.0), cov_g, var_g
 
     def result(self) -> dict[str, np.ndarray]:
         m = self.moments
         d = m.mean - m.shift  # mean of the shifted values
-        std = np.sqrt(m.variance())
+        var, cov_g, var_g = self._covariances()
+        std = np.sqrt(var)
         ny, nx = std.shape
         total = np.zeros((ny, nx))
         count = np.zeros((ny, nx))
@@ -112,6 +148,8 @@ class Correlation:
             yn = slice(dy, ny)
             xn = slice(max(0, dx), nx + min(0, dx))
             cov = cross[ys, xs] / m.n - d[ys, xs] * d[yn, xn]
+            if cov_g is not None:  # what is left once the global signal is regressed out
+                cov -= cov_g[ys, xs] * cov_g[yn, xn] / var_g
             scale = std[ys, xs] * std[yn, xn]
             with np.errstate(divide="ignore", invalid="ignore"):
                 r = np.where(scale > 0, cov / scale, 0.0)
@@ -150,6 +188,7 @@ def projection(
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     band_bytes: int | None = None,
+    subtract_global: bool = False,
     progress: bool = False,
 ) -> np.ndarray:
     """Project a movie over time into one image.
@@ -172,6 +211,12 @@ def projection(
     band_bytes : int, optional
         For median and percentile: the memory the pixel band may take
         (default 512 MiB); see Notes.
+    subtract_global : bool
+        For the correlation image: regress the global signal (each frame's mean
+        over all pixels) out of every pixel first, so that what the whole field
+        does together (global brightness changes, neuropil) does not make every
+        pixel correlate with its neighbours. Use it when the raw correlation
+        image is high everywhere.
     progress : bool
         Show a progress bar.
 
@@ -212,11 +257,18 @@ def projection(
             raise ParameterError(f"kind='percentile' needs q between 0 and 100 (got q={q})")
     elif q is not None:
         raise ParameterError(f"q={q} is only for kind='percentile'")
+    if subtract_global and kind != "correlation":
+        raise ParameterError("subtract_global=True is only for kind='correlation'")
     movie = as_movie(movie)
     if kind in ("median", "percentile"):
         return _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
     return projections(
-        movie, (kind,), frames=frames, chunk_frames=chunk_frames, progress=progress
+        movie,
+        (kind,),
+        frames=frames,
+        chunk_frames=chunk_frames,
+        subtract_global=subtract_global,
+        progress=progress,
     )[kind]
 
 
@@ -226,10 +278,11 @@ def projections(
     *,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
+    subtract_global: bool = False,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Several streaming projections (mean, std, max, min, correlation) from one read
-    of the movie.
+    of the movie. ``subtract_global`` is as in :func:`projection` (correlation only).
 
     Examples
     --------
@@ -247,7 +300,7 @@ def projections(
     movie = as_movie(movie)
     consumers: list[Any] = []
     if "correlation" in kinds:
-        consumers.append(Correlation(movie.frame_shape))
+        consumers.append(Correlation(movie.frame_shape, subtract_global=subtract_global))
     elif {"mean", "std"} & set(kinds):
         consumers.append(Moments(movie.frame_shape, with_var="std" in kinds))
     if {"max", "min"} & set(kinds):
