@@ -43,3 +43,15 @@ def single_cell_tif(single_cell: np.ndarray, tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("single") / "single_cell.tif"
     tifffile.imwrite(path, single_cell)
     return path
+
+
+def crowded_disks(size: int, n: int, seed: int, *, margin: int = 0) -> np.ndarray:
+    """A (size, size) label image of ``n`` disks of radius 3 at random places (a later
+    disk wins overlaps): a crowded field whose neuropil rings overlap."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    labels = np.zeros((size, size), np.int32)
+    for i in range(n):
+        cy, cx = rng.integers(margin, size - margin, 2)
+        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
+    return labels

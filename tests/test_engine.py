@@ -241,16 +241,13 @@ def test_running_sums_equal_direct_sums(dtype, stripe, ratio, monkeypatch):
 
 
 def test_crowded_rings_take_the_running_sums():
-    """2000 cells' rings overlap ~3 deep: every stripe takes the running-sum path,
-    and the traces still equal the numpy route."""
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[:128, :128]
-    labels = np.zeros((128, 128), np.int32)
-    for i in range(120):
-        cy, cx = rng.integers(3, 125, 2)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
-    rois = rt.RoiSet.from_labels(labels)
-    movie = rng.integers(0, 4000, (19, 128, 128)).astype(np.uint16)
+    """120 cells' rings of >= 350 pixels in a 128 x 128 field overlap several deep:
+    every stripe takes the running-sum path, and the traces still equal the numpy
+    route."""
+    from conftest import crowded_disks
+
+    rois = rt.RoiSet.from_labels(crowded_disks(128, 120, 0, margin=3))
+    movie = np.random.default_rng(0).integers(0, 4000, (19, 128, 128)).astype(np.uint16)
     npil = {"gap": 2, "width": 3, "exclude_gap": 1, "min_pixels": 350}
     cells, rings = _cells(rois, "keep"), _rings(rois, **npil)
     groups = kernels.Groups([c.flat for c in cells + rings], ["mean"] * (2 * len(cells)))

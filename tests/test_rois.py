@@ -157,14 +157,10 @@ def test_neuropil_correction_helps_every_simulated_cell(field):
 def test_min_pixels_ring_is_the_narrowest_wide_enough():
     """neuropil_rings (exact distances, per-cell windows) gives what growing
     neuropil_ring one pixel of width at a time gives, in a crowded field."""
+    from conftest import crowded_disks
     from roitrace.neuropil import neuropil_rings
 
-    rng = np.random.default_rng(1)
-    yy, xx = np.mgrid[:96, :96]
-    labels = np.zeros((96, 96), np.int32)
-    for i in range(60):
-        cy, cx = rng.integers(0, 96, 2)
-        labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
+    labels = crowded_disks(96, 60, 1)
     rois = rt.RoiSet.from_labels(labels)
     rings = neuropil_rings(rois, gap=2, width=1, exclude_gap=1, min_pixels=150)
     every = dilate(labels > 0, 1)
@@ -225,3 +221,14 @@ def test_compiled_squared_distances_equal_scipy():
         ys, xs = np.nonzero(cell)
         d2 = kernels._sq_distances(ys.astype(np.int64), xs.astype(np.int64), h, w)
         assert_array_equal(d2, np.rint(distance_transform_edt(~cell) ** 2).astype(np.int64))
+
+
+def test_proximity_weights_of_many_groups_equal_one_at_a_time():
+    from roitrace.traces import proximity_weights_groups, proximity_weights_of
+
+    rng = np.random.default_rng(0)
+    flats = [np.sort(rng.choice(100 * 90, rng.integers(1, 300), replace=False)) for _ in range(40)]
+    for w, f in zip(proximity_weights_groups(flats, 90), flats, strict=True):
+        assert_allclose(w, proximity_weights_of(f // 90, f % 90), rtol=1e-12)
+        assert_allclose(w.sum(), 1.0, rtol=1e-14)
+    assert proximity_weights_groups([], 90) == []

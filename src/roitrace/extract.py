@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ from .movie import as_movie
 from .neuropil import neuropil_rings
 from .normalize import baseline
 from .rois import Roi, RoiSet, read_rois
-from .traces import PixelMeans, brightness_weights, proximity_weights_of
+from .traces import PixelMeans, brightness_weights, proximity_weights_groups
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def extract(
     results = [both[: len(cells)], both[len(cells) :]]
 
     frame_idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
-    centroids = np.array([r.centroid for r in roiset], np.float64).reshape(-1, 2)
+    centroids = roiset.centroids()
     coords: dict[str, Any] = {
         "roi": ("roi", ids.astype(np.int64)),
         "frame": ("time", frame_idx.astype(np.int64)),
@@ -311,9 +312,12 @@ def _set_weights(movie, cells, roiset, weights, sel, chunk_frames, progress) -> 
                 c.weights = check_weights(w, c.flat.size)
             return
         if weights == "proximity":
-            nx = movie.frame_shape[1]
-            for c in cells:  # one weight per pixel of c.flat, in its order
-                c.weights = proximity_weights_of(c.flat // nx, c.flat % nx)
+            # one weight per pixel of c.flat, in its order
+            flats = [c.flat for c in cells]
+            for c, w in zip(
+                cells, proximity_weights_groups(flats, movie.frame_shape[1]), strict=True
+            ):
+                c.weights = w
             return
         if weights != "brightness":
             raise ParameterError(
@@ -425,8 +429,13 @@ def rois_from_result(result: Any) -> RoiSet:
 
 
 def _by_rows(fn, x: np.ndarray, rows: int = 128) -> np.ndarray:
-    """``fn`` applied to blocks of rows: temporaries stay small for long recordings."""
-    return np.concatenate([fn(x[i : i + rows]) for i in range(0, x.shape[0], rows)])
+    """``fn`` applied to blocks of rows, in threads (numpy releases the GIL):
+    temporaries stay small for long recordings, and every core takes a share."""
+    blocks = [x[i : i + rows] for i in range(0, x.shape[0], rows)]
+    if len(blocks) < 2:
+        return np.concatenate([fn(b) for b in blocks]) if blocks else fn(x)
+    with ThreadPoolExecutor(min(len(blocks), os.cpu_count() or 1)) as pool:
+        return np.concatenate(list(pool.map(fn, blocks)))
 
 
 def _snr(x: np.ndarray) -> np.ndarray:
@@ -446,11 +455,17 @@ def _skew(x: np.ndarray) -> np.ndarray:
 
 
 def _skew_rows(x: np.ndarray) -> np.ndarray:
-    from scipy.stats import skew
-
-    if x.shape[1] < 3 or np.any(np.ptp(x, axis=1) == 0):
-        return np.array([skew(row) if np.ptp(row) > 0 and row.size > 2 else 0.0 for row in x])
-    return skew(x, axis=1)
+    """scipy.stats.skew (biased, Fisher-Pearson) per row; 0 for constant rows and
+    rows of fewer than 3 values."""
+    if x.shape[1] < 3:
+        return np.zeros(x.shape[0])
+    d = x - x.mean(axis=1, keepdims=True)
+    d2 = d * d
+    m2 = d2.mean(axis=1)
+    m3 = np.einsum("ij,ij->i", d2, d) / x.shape[1]
+    flat = np.ptp(x, axis=1) == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(flat, 0.0, m3 / np.where(flat, 1.0, m2) ** 1.5)
 
 
 def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:

@@ -721,8 +721,8 @@ def write_nwb_rois(
     coords = xr.Dataset(
         coords={
             "npix": ("roi", np.array([r.npix for r in rois], np.int64)),
-            "centroid_y": ("roi", np.array([r.centroid[0] for r in rois], np.float64)),
-            "centroid_x": ("roi", np.array([r.centroid[1] for r in rois], np.float64)),
+            "centroid_y": ("roi", rois.centroids()[:, 0]),
+            "centroid_x": ("roi", rois.centroids()[:, 1]),
         }
     ).coords
     nwbfile, _, _ = _segmentation_file(

@@ -201,6 +201,23 @@ class RoiSet:
             out[k, r.y, r.x] = True
         return out
 
+    def centroids(self) -> np.ndarray:
+        """Every ROI's centroid ``(y, x)``, an (N, 2) float64 array (vectorised)."""
+        if not self.rois:
+            return np.zeros((0, 2))
+        sizes = np.array([r.npix for r in self.rois])
+        owner = np.repeat(np.arange(sizes.size), sizes)
+        ys = np.concatenate([r.y for r in self.rois]).astype(np.float64)
+        xs = np.concatenate([r.x for r in self.rois]).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return (
+                np.stack(
+                    [np.bincount(owner, ys, sizes.size), np.bincount(owner, xs, sizes.size)],
+                    axis=1,
+                )
+                / sizes[:, None]
+            )
+
     def coverage(self) -> np.ndarray:
         """How many ROIs cover each pixel, a (Y, X) integer image."""
         ny, nx = self.frame_shape
