@@ -325,3 +325,26 @@ def test_suite2p_folder_needs_trust_pickle(field_tif, tmp_path):
     assert res.exit_code == 0, res.output
     back = rt.load(tmp_path / "o.csv")
     assert_allclose(back["F"].values, ds["F"].values, rtol=1e-12)
+
+
+@pytest.mark.parametrize(("suffix", "package"), [(".nc", "h5netcdf"), (".nwb", "pynwb")])
+def test_missing_writer_package_fails_before_extracting(
+    suffix, package, movie_tif, tmp_path, monkeypatch
+):
+    import importlib
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == package else real(name, *a)
+    )
+
+    def no_extraction(*args, **kwargs):
+        raise AssertionError("extract() ran although the output cannot be written")
+
+    monkeypatch.setattr(importlib.import_module("roitrace.extract"), "extract", no_extraction)
+    out = tmp_path / f"traces{suffix}"
+    res = run("extract", movie_tif[0], "--auto", "--no-progress", "-o", out)
+    assert res.exit_code == 2
+    assert f"needs {package}: pip install 'roitrace[" in res.output
+    assert not out.exists()

@@ -366,11 +366,12 @@ def extract(
     from .extract import extract as run_extract
     from .projection import projection
     from .rois import label, read_rois
-    from .save import save
+    from .save import check_output, save
 
     if (neuropil_gap is None) != (neuropil_width is None):
         raise ParameterError("give both --neuropil-gap and --neuropil-width, or neither")
     progress = not no_progress
+    check_output(output)  # before the work: a missing writer package fails in a second
     m = _open(movie, dataset, axes, channel, frame_rate)
     sel = _frames(frames)
     proj = None

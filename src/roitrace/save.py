@@ -7,6 +7,7 @@ half-written file under the final name.
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import json
 import os
@@ -63,6 +64,7 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
     (1, 3)
     """
     path = Path(path)
+    check_output(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _save_csv(result, path)
@@ -73,8 +75,36 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
         from .nwb import write_nwb
 
         return write_nwb(result, rois or rois_from_result(result), path, **nwb_options)
-    if suffix == "" or path.is_dir():
-        return _save_suite2p(result, rois, path)
+    return _save_suite2p(result, rois, path)
+
+
+#: The package each result format needs beyond roitrace's own, with its extra.
+_NEEDS = {".nc": ("h5netcdf", "netcdf"), ".h5": ("h5netcdf", "netcdf"), ".nwb": ("pynwb", "nwb")}
+_NEEDS[".hdf5"] = _NEEDS[".h5"]
+
+
+def check_output(path: str | os.PathLike) -> None:
+    """Raise :class:`~roitrace.errors.ParameterError` now if :func:`save` could not
+    write ``path`` (an unknown suffix, or the format's package missing), so that a
+    long extraction does not run first.
+
+    Examples
+    --------
+    >>> check_output("traces.csv")
+    >>> check_output("traces.xlsx")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    roitrace.errors.ParameterError: traces.xlsx: unknown output format '.xlsx'; use ...
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv" or suffix in _NEEDS or suffix == "" or path.is_dir():
+        package, extra = _NEEDS.get(suffix, (None, None))
+        if package is not None and importlib.util.find_spec(package) is None:
+            raise ParameterError(
+                f"{path}: writing {suffix} needs {package}: pip install 'roitrace[{extra}]'"
+            )
+        return
     raise ParameterError(
         f"{path}: unknown output format {suffix!r}; use .csv, .nc, .h5, .nwb or a folder "
         "(suite2p style)"
