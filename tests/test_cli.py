@@ -348,3 +348,16 @@ def test_missing_writer_package_fails_before_extracting(
     assert res.exit_code == 2
     assert f"needs {package}: pip install 'roitrace[" in res.output
     assert not out.exists()
+
+
+def test_nwb_without_frame_rate_fails_before_extracting(tmp_path):
+    sim = rt.simulate(shape=(40, 40), n_frames=50, n_cells=1, seed=1)
+    movie = tmp_path / "movie.tif"
+    tifffile.imwrite(movie, sim.movie)  # a plain TIFF: no frame rate recorded
+    out = tmp_path / "traces.nwb"
+    res = run("extract", movie, "--auto", "--no-progress", "-o", out)
+    assert res.exit_code == 2
+    assert "pass --frame-rate" in res.output and not out.exists()
+    res = run("extract", movie, "--auto", "--no-progress", "--frame-rate", "30", "-o", out)
+    assert res.exit_code == 0, res.output
+    assert rt.load(out)["F"].shape[1] == 50

@@ -373,6 +373,11 @@ def extract(
     progress = not no_progress
     check_output(output)  # before the work: a missing writer package fails in a second
     m = _open(movie, dataset, axes, channel, frame_rate)
+    if output.suffix.lower() == ".nwb" and not m.frame_rate:
+        raise ParameterError(
+            f"{output}: NWB needs the time of every frame, and {movie} records no frame "
+            "rate; pass --frame-rate (frames per second)"
+        )
     sel = _frames(frames)
     proj = None
     extra: dict[str, Any] = {"command": "extract"}
