@@ -62,7 +62,7 @@ def recording(request):
 
 NEUROPIL = {"gap": 1, "width": 2, "exclude_gap": 1, "min_pixels": 40}
 #: dim real cells minus 0.7 x their neuropil can dip below 0: dff warns, traces are fine
-pytestmark = pytest.mark.filterwarnings("ignore:ROI .*F0:UserWarning")
+pytestmark = pytest.mark.filterwarnings("ignore:.*ROIs .*F0:UserWarning")
 
 
 def reference(data, rois, how, *, weights=None, neuropil_how=None):

@@ -487,8 +487,11 @@ def test_cli_unwritable_output_is_one_line_and_exit_2(movie_tif, tmp_path):
     )
     assert res.exit_code == 2, res.output
     lines = res.output.splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"roitrace: error: {out}: could not write")
+    # found before the movie is read (tests/test_data_safety.py), named by its option
+    assert len(lines) == 1
+    assert lines[0].startswith(f"roitrace: error: -o/--output {out}: could not write")
     assert "is a file, not a folder" in lines[0] and "Traceback" not in res.output
+    assert "nothing was read or written" in lines[0]
 
 
 def test_cli_ctrl_c_is_one_line(movie_tif, tmp_path, monkeypatch):
@@ -526,7 +529,9 @@ def test_killed_or_interrupted_process_leaves_no_output(tmp_path):
     for name, (_, out) in runs.items():
         folder = tmp_path / name
         folder.mkdir()
-        args = ["extract", str(movie), "--auto", "--threshold", "200", "--no-progress"]
+        # the cells are 3 x 3: below --auto's default smallest cell (10 pixels)
+        args = ["extract", str(movie), "--auto", "--threshold", "200", "--min-size", "5"]
+        args.append("--no-progress")
         procs[name] = subprocess.Popen(
             [*ROITRACE, *args, "-o", str(folder / out)],
             stdout=subprocess.PIPE,
@@ -541,7 +546,9 @@ def test_killed_or_interrupted_process_leaves_no_output(tmp_path):
     while time.monotonic() < deadline and any(p.poll() is None for p in procs.values()):
         for name, p in procs.items():
             if name not in signalled and p.poll() is None:
-                if any(is_temporary(n) for n in os.listdir(tmp_path / name)):
+                # the output's temporary, not the probe of the check before the work
+                left = os.listdir(tmp_path / name)
+                if any(is_temporary(n) and not n.endswith(".probe") for n in left):
                     p.send_signal(runs[name][0])
                     signalled.add(name)
         time.sleep(0.001)

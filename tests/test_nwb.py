@@ -12,6 +12,8 @@ pynwb = pytest.importorskip("pynwb")
 nwbinspector = pytest.importorskip("nwbinspector")
 
 import xarray as xr  # noqa: E402
+from pynwb.base import Images  # noqa: E402
+from pynwb.image import GrayscaleImage  # noqa: E402
 from pynwb.ophys import ImageSegmentation, OpticalChannel, TwoPhotonSeries  # noqa: E402
 
 import roitrace  # noqa: E402
@@ -109,7 +111,12 @@ def test_write_file_structure(written, result):
         assert set(module["DfOverF"].roi_response_series) == {"dff"}
         assert f.data.shape == (40, 3)  # time first
         assert f.data.compression == "gzip"
-        assert table["image_mask"].data.compression == "gzip"
+        # sparse pixel rows, not a dense (n, Y, X) image_mask; the frame size beside
+        assert "image_mask" not in table.colnames
+        assert table["pixel_mask"].target.data.dataset.compression == "gzip"
+        assert len(table["pixel_mask"].target.data) == int(result["npix"].sum())
+        coverage = module["SummaryImages"].images["roi_coverage"].data
+        assert coverage.shape == (24, 24) and coverage[:].max() == 1
         assert (f.rate, f.starting_time, f.timestamps) == (30.0, 0.0, None)
         assert f.unit == "a.u." and "roitrace 0.1.0" in f.description
         assert "roitrace" in nwbfile.notes and result.attrs["parameters"] in nwbfile.notes
@@ -148,13 +155,16 @@ def test_weighted_rois_round_trip(result, rois, tmp_path):
     first = roitrace.rois.Roi(r0.id, r0.y, r0.x, np.linspace(0.5, 2.0, r0.npix), r0.name)
     weighted = RoiSet([first, *list(rois)[1:]], rois.frame_shape)
     back = read_nwb_rois(write_nwb(result, weighted, tmp_path / "w.nwb"))
-    np.testing.assert_array_equal(back[0].weights, weighted[0].weights)
+    # NWB's pixel_mask stores weights as float32
+    np.testing.assert_array_equal(back[0].weights, weighted[0].weights.astype(np.float32))
+    assert back[0].weights.dtype == np.float64
     assert back[1].weights is None
 
 
 def test_segmentation_alone_round_trip_and_passes_nwbinspector(rois, tmp_path):
     r0 = rois[0]
-    first = roitrace.rois.Roi(r0.id, r0.y, r0.x, np.linspace(0.5, 2.0, r0.npix), "soma A")
+    # weights exact in float32 (pixel_mask's type), so the traces below are identical
+    first = roitrace.rois.Roi(r0.id, r0.y, r0.x, (np.arange(r0.npix) + 4) / 8, "soma A")
     weighted = RoiSet([first, *list(rois)[1:]], rois.frame_shape)
     path = weighted.to_nwb(tmp_path / "seg.nwb", indicator="GCaMP6f", frame_rate=30.0)
     back = roitrace.read_rois(path)
@@ -165,7 +175,7 @@ def test_segmentation_alone_round_trip_and_passes_nwbinspector(rois, tmp_path):
     with pynwb.NWBHDF5IO(path, "r") as io:
         nwbfile = io.read()
         module = nwbfile.processing["ophys"]
-        assert set(module.data_interfaces) == {"ImageSegmentation"}
+        assert set(module.data_interfaces) == {"ImageSegmentation", "SummaryImages"}
         table = module["ImageSegmentation"]["PlaneSegmentation"]
         np.testing.assert_array_equal(table["npix"].data[:], [r.npix for r in weighted])
         assert nwbfile.imaging_planes["ImagingPlane"].indicator == "GCaMP6f"
@@ -276,14 +286,17 @@ def foreign_nwb(
     frame_shape=None,
     planes=("PlaneSegmentation",),
     voxel=False,
+    image_masks=None,
+    images=None,
 ) -> Path:
-    """An NWB file as other software writes it: pixel_mask ROIs, maybe a TwoPhotonSeries."""
+    """An NWB file as other software writes it: pixel_mask (or image_mask) ROIs, maybe a
+    TwoPhotonSeries, maybe summary images as suite2p writes them (``Backgrounds_0``)."""
     nwbfile = pynwb.NWBFile(
         session_description="foreign",
         identifier="foreign",
         session_start_time=dt.datetime(2024, 1, 1, tzinfo=dt.UTC),
     )
-    if pixel_masks is None and not voxel:
+    if pixel_masks is None and image_masks is None and not voxel:
         nwbfile.add_acquisition(
             pynwb.TimeSeries(name="running", data=np.zeros(5), unit="m/s", rate=1.0)
         )
@@ -311,6 +324,13 @@ def foreign_nwb(
         module = nwbfile.create_processing_module(name="ophys", description="ophys")
         segmentation = ImageSegmentation()
         module.add(segmentation)
+        if images:
+            module.add(
+                Images(
+                    name="Backgrounds_0",
+                    images=[GrayscaleImage(name=k, data=v) for k, v in images.items()],
+                )
+            )
         for name in planes:
             table = segmentation.create_plane_segmentation(
                 name=name, description="cells", imaging_plane=plane
@@ -319,6 +339,10 @@ def foreign_nwb(
                 table.add_roi(voxel_mask=[(1, 2, 0, 1.0)], id=1)
                 continue
             table.add_column(name="roi_name", description="cell names")
+            if image_masks is not None:
+                for k, m in enumerate(image_masks):
+                    table.add_roi(image_mask=m, id=10 + k, roi_name=f"cell {k}")
+                continue
             for k, px in enumerate(pixel_masks):
                 table.add_roi(pixel_mask=px, id=10 + k, roi_name=f"cell {k}")
     with pynwb.NWBHDF5IO(path, "w") as io:
@@ -359,6 +383,57 @@ def test_pixel_mask_stored_yx_is_swapped_with_a_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"stored as \(y, x, weight\)"):
         rois = read_nwb_rois(path)
     check_foreign_rois(rois)
+
+
+def test_pixel_mask_frame_shape_from_summary_images(tmp_path):
+    # suite2p writes no movie but a full-frame meanImg beside cropped images
+    images = {"max_proj": np.zeros((6, 25)), "meanImg": np.zeros((10, 30))}
+    path = foreign_nwb(tmp_path / "s2p.nwb", XY_MASKS, images=images)
+    check_foreign_rois(read_nwb_rois(path))
+    square = foreign_nwb(tmp_path / "sq.nwb", XY_MASKS, images={"meanImg": np.zeros((40, 40))})
+    assert read_nwb_rois(square).frame_shape == (40, 40)
+
+
+def test_image_mask_read_some_rois_at_a_time(tmp_path, monkeypatch):
+    masks = np.zeros((7, 10, 30))
+    for k in range(7):
+        masks[k, k, 2 * k : 2 * k + 3] = 1.0
+    masks[3, 3, 6] = 0.25
+    path = foreign_nwb(tmp_path / "im.nwb", image_masks=list(masks))
+    monkeypatch.setattr(roitrace.nwb, "_IMAGE_MASK_BLOCK", 2 * 8 * 10 * 30)  # 2 ROIs a read
+    rois = read_nwb_rois(path)
+    assert rois.ids == list(range(10, 17)) and rois.frame_shape == (10, 30)
+    for k, r in enumerate(rois):
+        np.testing.assert_array_equal(r.y, [k] * 3)
+        np.testing.assert_array_equal(r.x, [2 * k, 2 * k + 1, 2 * k + 2])
+    np.testing.assert_array_equal(rois[3].weights, [0.25, 1.0, 1.0])
+    assert rois[2].weights is None
+
+
+def test_many_rois_are_written_as_pixel_rows(tmp_path):
+    # a dense image_mask of 5000 ROIs x 300 x 300 would be 3.6 GB of float64 to gzip
+    n, side = 5000, 75
+    lab = np.zeros((300, 300), np.int32)
+    r, c = np.divmod(np.arange(n), side)
+    for dy, dx in ((0, 0), (0, 1), (1, 0)):
+        lab[r * 4 + dy, c * 4 + dx] = np.arange(1, n + 1)
+    rois = RoiSet.from_labels(lab)
+    path = write_nwb_rois(rois, tmp_path / "many.nwb")
+    assert path.stat().st_size < 2_000_000
+    back = read_nwb_rois(path)
+    assert back.ids == rois.ids and back.frame_shape == (300, 300)
+    np.testing.assert_array_equal(back.to_labels(), lab)
+
+
+def test_pixels_of_weight_zero_survive(result, rois, tmp_path):
+    # a dense image_mask could not tell them from background (they were dropped, warned)
+    r0 = rois[0]
+    weights = np.ones(r0.npix)
+    weights[0] = 0.0
+    zero = RoiSet([roitrace.rois.Roi(r0.id, r0.y, r0.x, weights), *list(rois)[1:]], (24, 24))
+    back = read_nwb_rois(write_nwb(result, zero, tmp_path / "zero.nwb"))
+    assert back[0].npix == r0.npix
+    np.testing.assert_array_equal(back[0].weights, weights)
 
 
 def test_pixel_mask_fitting_neither_order(tmp_path):

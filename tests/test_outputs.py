@@ -76,7 +76,7 @@ def test_save_load_round_trip(tmp_path, suffix):
 def test_csv_is_tidy(tmp_path):
     path = rt.save(_result(), tmp_path / "t.csv")
     lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
-    assert lines[0] == "roi,frame,time,F,Fneu,F_corrected,dff"
+    assert lines[0] == "roi,name,frame,time,F,Fneu,F_corrected,dff"
     assert len(lines) == 1 + 2 * 30
 
 
@@ -96,3 +96,21 @@ def test_failed_write_leaves_nothing(tmp_path):
 def test_save_unknown_suffix(tmp_path):
     with pytest.raises(rt.ParameterError, match="unknown output format"):
         rt.save(_result(), tmp_path / "x.xlsx")
+
+
+def test_csv_keeps_roi_names_even_with_commas_quotes_and_percent(tmp_path):
+    ds = _result()
+    names = np.array(['cell, "A"', "50% bright"])[: ds.sizes["roi"]]
+    ds = ds.assign_coords(name=("roi", names))
+    path = rt.save(ds, tmp_path / "named.csv")
+    back = rt.load(path)
+    assert_array_equal(back["name"].values, names)
+    assert_array_equal(back["F"].values, ds["F"].values)
+    import pandas as pd
+
+    table = pd.read_csv(
+        path,
+        comment=None,
+        skiprows=sum(ln.startswith("#") for ln in path.read_text().splitlines()),
+    )
+    assert list(table["name"].unique()) == list(names)

@@ -449,3 +449,64 @@ def test_functions_never_show(monkeypatch, cell):
     plot.traces(np.zeros(5))
     plot.weighted_vs_mean(np.arange(5.0), np.arange(5.0))
     plot.dff(np.zeros(5))
+
+
+# --------------------------------------------------------------------- heatmap
+
+
+def test_heatmap_keeps_every_row_of_many_cells():
+    # "nearest" drops rows when there are more cells than pixel rows: anti-alias then
+    many = plot.heatmap(np.random.default_rng(0).random((1000, 50)))
+    assert many.images[0].get_interpolation() == "auto"
+    few = plot.heatmap(np.random.default_rng(0).random((9, 50)))
+    assert few.images[0].get_interpolation() == "nearest"  # rows stay sharp
+
+
+# --------------------------------------------------------------------- the demo's figures
+
+
+def test_demo_figures_show_what_their_captions_say(tmp_path, monkeypatch):
+    from roitrace import demo
+
+    seen = {}
+    original = plot.save
+
+    def save(fig, path, **kwargs):
+        seen[path.name] = fig
+        return original(fig, path, **kwargs)
+
+    monkeypatch.setattr(plot, "save", save)
+    # keep the figures open for the checks below (the demo closes each once saved)
+    monkeypatch.setattr(plt, "close", lambda *args, **kwargs: None)
+    summary = demo.run_demo(tmp_path)
+    assert len(seen) == 8
+
+    # 3: zoomed on the cell (with a 3-pixel margin), not the whole 48 x 48 frame
+    ax = seen["3_weights.png"].axes[0]
+    (x0, x1), (y1, y0) = ax.get_xlim(), ax.get_ylim()
+    assert x1 - x0 < 24 and y1 - y0 < 24
+
+    # 4: the mean, then each other aggregation's difference from it in its own panel
+    fig = seen["4_aggregations.png"]
+    traces_axes = [a for a in fig.axes if a.lines]
+    assert len(traces_axes) == 4
+    mean = traces_axes[0].lines[0].get_ydata()
+    for ax in traces_axes[1:]:
+        diff = ax.lines[0].get_ydata()
+        assert np.abs(diff).max() < 0.2 * np.ptp(mean)  # small: visible only like this
+    assert [ax.get_ylabel() for ax in traces_axes[1:]] == [
+        "median\n- mean",
+        "weighted\n- mean",
+        "trimmed_mean\n- mean",
+    ]
+
+    # 7: the correlations of the README's caption, in the legend and the title
+    ax = seen["7_truth.png"].axes[0]
+    r_raw, r_corrected = summary["correlations"]["mean"]
+    assert legend_texts(ax) == [
+        f"F - 0.7 Fneu (r = {r_corrected:.3f})",
+        f"F (r = {r_raw:.3f})",
+        "truth",
+    ]
+    (r_loose, _), *_ = (v for k, v in summary["correlations"].items() if "loose" in k)
+    assert f"a loose mask gives r = {r_loose:.3f}" in ax.get_title()

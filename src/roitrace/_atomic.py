@@ -19,15 +19,18 @@ import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import overload
+from typing import Any, TypeVar, overload
 
 from .errors import DiskFullError, OutputError, RoitraceError
 
 try:
+    import fcntl
     import resource
 except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
     resource = None  # type: ignore[assignment]
 
 #: Marks the temporary files of :func:`atomic_path`: ``.NAME.roitrace-tmp-XXXXXXXX.part.SUFFIX``.
@@ -113,24 +116,33 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
 
 
 @contextlib.contextmanager
-def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
+def atomic_folder(folder: str | os.PathLike, *, owned: Iterable[str] = ()) -> Iterator[Path]:
     """Yield a hidden staging folder beside ``folder``; when the block succeeds,
-    move every file written there into ``folder``.
+    make ``folder`` hold exactly the set of files written there.
 
     Files are written to the staging folder first, so a failure while writing (a
     full disk, Ctrl-C) leaves ``folder`` exactly as it was: never some files new
-    and some old. Only then is each file renamed into place (created if missing;
-    other files in it, such as suite2p's ``data.bin``, are kept). Errors are
-    raised as by :func:`atomic_path`, naming ``folder``.
+    and some old. Then, in one step under a lock, the files named in ``owned``
+    that the block did not write (an earlier run's ``F_corrected.npy`` when this
+    run has no neuropil) are removed and each new file is renamed into place
+    (``folder`` is created if missing). Other files in it, such as suite2p's
+    ``data.bin``, are kept. The lock (``fcntl.flock`` on a hidden file beside the
+    folder, removed afterwards) makes concurrent writers take turns, so the folder
+    ends up holding one run's complete set, the last one's, never a mix; readers
+    see one such set with :func:`read_folder`. Errors are raised as
+    by :func:`atomic_path`, naming ``folder``.
     """
     final = Path(folder)
+    # Stage and lock beside the real folder: the renames stay on one filesystem and
+    # two spellings of one folder (a link) share one lock.
+    real = Path(os.path.realpath(final))
     existed = final.is_dir() and any(final.iterdir())
     try:
         if os.path.lexists(final) and not final.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, f"{final} is a file, not a folder")
-        _make_folder(final.parent)
+        _make_folder(real.parent)
         stage = Path(
-            tempfile.mkdtemp(prefix=f".{final.name}{TMP_MARK}", suffix=".part", dir=final.parent)
+            tempfile.mkdtemp(prefix=f".{real.name}{TMP_MARK}", suffix=".part", dir=real.parent)
         )
     except OSError as exc:
         raise _as_output_error(exc, final, existed) from exc
@@ -140,9 +152,17 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
         for f in staged:
             _fsync(f)
             _check_room(f)
-        final.mkdir(exist_ok=True)
-        for f in staged:
-            os.replace(f, final / f.name)
+        new = {f.name for f in staged}
+        with _folder_lock(real):
+            real.mkdir(exist_ok=True)
+            # The earlier run's leftovers go first: should the process die in this
+            # step, what remains is a smaller old set, or a mix that load() reports.
+            for name in sorted(set(owned) - new):
+                with contextlib.suppress(FileNotFoundError):
+                    (real / name).unlink()
+            for f in staged:
+                os.replace(f, real / f.name)
+            _fsync_folder(real)
     except BaseException as exc:
         error = None
         if isinstance(exc, Exception) and not isinstance(exc, RoitraceError):
@@ -152,7 +172,256 @@ def atomic_folder(folder: str | os.PathLike) -> Iterator[Path]:
             raise error from exc
         raise
     shutil.rmtree(stage, ignore_errors=True)
-    _fsync_folder(final)
+
+
+def _lock_path(folder: Path) -> Path:
+    """The lock file of ``folder`` (a real path): hidden beside it, a recognisable
+    leftover (:func:`is_temporary`) should a writer be killed while holding it."""
+    return folder.parent / f".{folder.name}{TMP_MARK}lock"
+
+
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """Hold the exclusive lock of ``folder`` (see :func:`atomic_folder`); a no-op
+    where ``fcntl`` is missing (Windows)."""
+    if fcntl is None:
+        yield
+        return
+    path = _lock_path(folder)
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            # The holder before us removed the file as it let go: our lock is on a
+            # file nobody else will open, so take the new one.
+            if os.path.samestat(os.fstat(fd), os.stat(path)):
+                break
+        except FileNotFoundError:
+            pass
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+    try:
+        yield
+    finally:
+        # Removed while still held, so that no file is left and a writer that opened
+        # it meanwhile sees, once it has the lock, that it must open the next one.
+        with contextlib.suppress(OSError):
+            path.unlink()
+        os.close(fd)
+
+
+T = TypeVar("T")
+
+
+def read_folder(folder: str | os.PathLike, names: Iterable[str], read: Callable[[], T]) -> T:
+    """``read()`` the files ``names`` of ``folder`` as one state of it, never half
+    of one :func:`atomic_folder` swap and half of the next.
+
+    The read counts only if none of the files was renamed, replaced or removed
+    meanwhile and no writer is moving files in (it holds the folder's lock);
+    otherwise it waits for the writer and reads again. Readers take no lock and
+    write nothing: a folder they may only read is read the same way.
+    """
+    folder = Path(os.path.realpath(folder))
+    # Busy writers may keep a reader waiting, but only a folder rewritten without a
+    # pause for a minute keeps it from reading.
+    deadline = time.monotonic() + 60
+    while True:
+        before = _state(folder, names)
+        value = read()
+        if _state(folder, names) == before and not _wait_for_writer(folder):
+            return value
+        if time.monotonic() > deadline:
+            raise RoitraceError(f"{folder} kept changing while it was read: read it again")
+
+
+def _state(folder: Path, names: Iterable[str]) -> list[tuple[int, ...] | None]:
+    """What tells a file from the one that replaces it (a rename gives another inode)."""
+    state: list[tuple[int, ...] | None] = []
+    for name in names:
+        try:
+            st = os.stat(folder / name)
+        except OSError:
+            state.append(None)
+        else:
+            state.append((st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns))
+    return state
+
+
+def _wait_for_writer(folder: Path) -> bool:
+    """Wait until no :func:`atomic_folder` holds the lock of ``folder``; True if one did."""
+    if fcntl is None:
+        return False
+    try:
+        fd = os.open(_lock_path(folder), os.O_RDONLY)
+    except OSError:  # no writer at work (or a lock we cannot open: nothing to wait for)
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fcntl.flock(fd, fcntl.LOCK_SH)  # a writer is at work: wait for it
+            return True
+        return False  # a leftover of a killed writer
+    finally:
+        os.close(fd)
+
+
+# -- checks before the work ----------------------------------------------------------------
+# The HDF5 movie path form ``file.h5:/dataset`` that roitrace.movie.open_movie reads.
+_H5_PATH = re.compile(r"^(.*\.(?:h5|hdf5|hdf|he5)):(/?.+)$", re.IGNORECASE)
+_TRY_ELSEWHERE = "write the output to another"
+
+
+def input_file(path: str | os.PathLike) -> Path:
+    """The file or folder an input path reads: ``file.h5:/dataset`` reads ``file.h5``.
+
+    >>> str(input_file("no/such/run.h5:/imaging")), str(input_file("movie.tif"))
+    ('no/such/run.h5', 'movie.tif')
+    """
+    raw = os.fspath(path)
+    if not os.path.exists(raw):
+        m = _H5_PATH.match(raw)
+        if m:
+            return Path(m.group(1))
+    return Path(raw)
+
+
+def check_not_input(
+    output: str | os.PathLike,
+    inputs: Iterable[tuple[str, str | os.PathLike | None] | tuple[str, Any, str]],
+    *,
+    name: str = "path",
+    label: str | None = None,
+    folder: bool = False,
+    replaces: Iterable[str] = (),
+) -> None:
+    """Raise :class:`~roitrace.errors.OutputError` if writing ``output`` would
+    overwrite one of ``inputs``, before any work is done.
+
+    Parameters
+    ----------
+    output : path
+        The file, or with ``folder`` the folder, about to be written.
+    inputs : iterable of (description, path) or (description, path, note)
+        What is read, e.g. ``("the input movie", "in.tif")``; None paths are skipped.
+        ``file.h5:/dataset`` stands for ``file.h5``. A folder input (a suite2p ROI
+        source) also stands for the ``plane*`` folders in it, which it is read from.
+        The note, in brackets after the path, says how roitrace knows it.
+    name : str
+        How the interface calls the output: ``"-o/--output"`` on the command line,
+        the keyword in Python.
+    label : str, optional
+        The output as named in the message; default ``"{name} {output}"``.
+    folder : bool
+        ``output`` is a folder; the message then asks for another folder.
+    replaces : iterable of str
+        Names of the files that writing the folder ``output`` puts or removes in it
+        (suite2p's ``F.npy``, ``stat.npy``...): an input among them is refused too.
+
+    Paths are compared as files (``os.path.samefile``: links and hard links lead
+    to the file itself), else as resolved paths when one does not exist yet.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> movie = os.path.join(tempfile.mkdtemp(), "in.tif")
+    >>> open(movie, "wb").close()
+    >>> check_not_input(movie, [("the input movie", movie)], name="-o/--output")
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    roitrace.errors.OutputError: -o/--output ... is the input movie; write the output to ...
+    """
+    out = Path(output)
+    label = label if label is not None else f"{name} {output}"
+    noun = "folder" if folder else "file"
+    targets = [(out, None)] + [(out / n, n) for n in replaces]
+    for what, path, *notes in inputs:
+        if path is None:
+            continue
+        note = "".join(f" ({n})" for n in notes)
+        src = input_file(path)
+        reads = [(src, None)]
+        if src.is_dir():
+            reads += [(p, p) for p in sorted(src.glob("plane*")) if p.is_dir()]
+        for target, replaced in targets:
+            for read, plane in reads:
+                if not _same(target, read):
+                    continue
+                if replaced is not None:
+                    message = f"{label} would replace {target}, which is {what} {path}{note}"
+                elif plane is not None:
+                    message = (
+                        f"{label} is {plane}, the plane folder {what} {path}{note} is read from"
+                    )
+                else:
+                    shown = "" if os.fspath(path) == os.fspath(output) else f" {path}"
+                    message = f"{label} is {what}{shown}{note}"
+                raise OutputError(f"{message}; {_TRY_ELSEWHERE} {noun}")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # one does not exist (yet)
+        return os.path.normcase(os.path.realpath(a)) == os.path.normcase(os.path.realpath(b))
+
+
+def check_writable(
+    output: str | os.PathLike,
+    *,
+    name: str = "path",
+    label: str | None = None,
+    folder: bool = False,
+) -> None:
+    """Raise :class:`~roitrace.errors.OutputError` now if ``output`` could not be
+    written later, so that a long run does not come first.
+
+    A file (or with ``folder``, a folder) is created the way :func:`atomic_path` and
+    :func:`atomic_folder` create them, then removed, in the folder the output goes
+    to: this catches a read-only or full-of-inodes folder, a read-only filesystem
+    (for root too), a file where a folder is needed and a folder where a file is.
+    Missing folders on the way are not created now (a run that fails leaves none
+    behind); they are created when the output is written, which needs only the
+    nearest existing one to be writable.
+    """
+    # Where the writers put their temporaries: atomic_path beside the path as given,
+    # atomic_folder beside the real folder. Either way "." gets a name.
+    final = Path(os.path.realpath(output) if folder else os.path.abspath(output))
+    label = label if label is not None else f"{name} {output}"
+    probes: list[Path] = []
+    try:
+        if folder:
+            if os.path.lexists(final) and not final.is_dir():
+                raise NotADirectoryError(errno.ENOTDIR, f"{final} is a file, not a folder")
+        elif final.is_dir():
+            raise IsADirectoryError(errno.EISDIR, "it is a folder")
+        where = final.parent
+        while not os.path.lexists(where) and where != where.parent:
+            where = where.parent
+        if not where.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{where} is a file, not a folder")
+        folders = [where] + ([final] if folder and final.is_dir() else [])
+        for f in folders:  # the staging folder and lock go beside a folder output
+            # named as a temporary, should it be left behind, but told from the output's
+            probes.append(_make_temp(f / (final.name or "output"), ".probe"))
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        if exc.filename is not None and exc.errno not in (errno.ENOTDIR, errno.EISDIR):
+            why = f"cannot create a file in {Path(os.fsdecode(exc.filename)).parent}: {why}"
+        raise OutputError(
+            _one_line(
+                f"{label}: could not write it ({why}); give a place you can write to "
+                "(missing folders are created); nothing was read or written"
+            )
+        ) from exc
+    finally:
+        for p in probes:
+            with contextlib.suppress(OSError):
+                p.unlink()
 
 
 def write_bytes(path: str | os.PathLike, data: bytes | memoryview) -> Path:

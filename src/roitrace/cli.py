@@ -9,6 +9,8 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
+import re
 import sys
 import warnings
 from collections.abc import Callable
@@ -82,7 +84,7 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except RoitraceError as exc:
-            _fail(" ".join(str(exc).split()))  # one line, even if a message has several
+            _fail(cli_words(" ".join(str(exc).split())))  # one line, in the options' words
         except OSError as exc:  # a file roitrace could not read, or an unforeseen write
             where = f" {exc.filename}" if getattr(exc, "filename", None) else ""
             why = " ".join(str(exc.strerror or exc).split())
@@ -95,7 +97,14 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err.print(f"roitrace: warning: {message}", markup=False)
+    err.print(f"roitrace: warning: {cli_words(' '.join(str(message).split()))}", markup=False)
+
+
+class _CliFormatter(logging.Formatter):
+    """Log lines in the command line's words (its options, not Python keywords)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return cli_words(super().format(record))
 
 
 def _version(value: bool) -> None:
@@ -115,9 +124,9 @@ def _main(
     ] = False,
 ) -> None:
     warnings.showwarning = _show_warning
-    logging.basicConfig(
-        level=logging.INFO if verbose else logging.WARNING, format="roitrace: %(message)s"
-    )
+    handler = logging.StreamHandler()
+    handler.setFormatter(_CliFormatter("roitrace: %(message)s"))
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[handler])
 
 
 # -- shared options ----------------------------------------------------------------------
@@ -136,6 +145,12 @@ RateOpt = Annotated[
 ]
 ChunkOpt = Annotated[int | None, typer.Option("--chunk-frames", help="Frames read at once.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
+KeepTruncatedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--keep-truncated", help="A TIFF cut off in the middle: use its complete frames."
+    ),
+]
 
 
 def _frames(text: str | None) -> slice | None:
@@ -148,10 +163,186 @@ def _frames(text: str | None) -> slice | None:
         raise ParameterError(f"--frames {text!r}: write START:STOP, e.g. 300:750") from None
 
 
-def _open(movie: Path, dataset, axes, channel, frame_rate):
-    from .movie import open_movie
+def _open(movie: Path, dataset, axes, channel, frame_rate, keep_truncated=False):
+    from ._validate import frame_rate as check_rate
+    from .movie import TIFF_SUFFIXES, open_movie
 
-    return open_movie(movie, dataset=dataset, axes=axes, channel=channel, frame_rate=frame_rate)
+    if dataset is not None and movie.suffix.lower() in TIFF_SUFFIXES:
+        raise ParameterError(
+            f"--dataset is for HDF5 movies; {movie} is a TIFF file: leave --dataset out"
+        )
+    return open_movie(
+        movie,
+        dataset=dataset,
+        axes=axes,
+        channel=channel,
+        frame_rate=check_rate(frame_rate),
+        truncated="keep" if keep_truncated else "error",
+    )
+
+
+def _count(n: int, word: str) -> str:
+    """``1 ROI``, ``2 ROIs``: a number with its noun."""
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def _n_frames(m: Any, sel: slice | None) -> int:
+    from .engine import n_selected, resolve_frames
+
+    return n_selected(resolve_frames(m.n_frames, sel))
+
+
+def _not_applicable(options: dict[str, Any], why: str) -> None:
+    """An option given where it has no effect is an error, never silently ignored."""
+    given = [f"--{n.replace('_', '-')}" for n, v in options.items() if v not in (None, False)]
+    if given:
+        verb = "does" if len(given) == 1 else "do"
+        raise ParameterError(f"{' and '.join(given)} {verb} not apply {why}: leave it out")
+
+
+#: Output suffixes of each command (a trailing "/" asks for a suite2p folder).
+_IMAGE_OUT = (".tif", ".tiff", ".npy")
+_ROI_OUT = (".zip", ".roi", ".tif", ".tiff", ".npy", ".nwb")
+
+
+def _output(
+    text: str, allowed: tuple[str, ...], what: str, *, folder: bool = False, movie: Path
+) -> Path:
+    """The -o/--output path, its format known before any work is done."""
+    from ._atomic import check_not_input
+
+    path = Path(text)
+    # "this is your movie" says more than "a movie's suffix is no format for traces"
+    check_not_input(path, [("the input movie", movie)], name="-o/--output")
+    if folder and (text.endswith(("/", os.sep)) or path.is_dir()):
+        return path
+    suffix = path.suffix.lower()
+    if suffix in allowed:
+        return path
+    choices = ", ".join(allowed) + (", or a folder ending in / (suite2p style)" if folder else "")
+    if not suffix:
+        raise ParameterError(
+            f"-o {text} has no suffix, so its format is unknown; write {what} as {choices}"
+        )
+    raise ParameterError(f"-o {text}: {suffix} is not a format for {what}; use {choices}")
+
+
+# -- the command line speaks in its own options ---------------------------------------------
+#: Python keywords that library messages name, and the option a command-line user types.
+_OPTION_OF = {
+    "value": "--threshold",
+    "q": "--q",
+    "k": "--k",
+    "method": "--method",
+    "block_size": "--block-size",
+    "offset": "--offset",
+    "kind": "--kind",
+    "how": "--how",
+    "proportion": "--proportion",
+    "overlap": "--overlap",
+    "min_size": "--min-size",
+    "max_size": "--max-size",
+    "neuropil_factor": "--neuropil-factor",
+    "frame_rate": "--frame-rate",
+    "dataset": "--dataset",
+    "axes": "--axes",
+    "channel": "--channel",
+    "chunk_frames": "--chunk-frames",
+    "plane_segmentation": "--plane-segmentation",
+    "subtract_global": "--subtract-global",
+    "sex": "--sex",
+    "age": "--age",
+    "species": "--species",
+}
+_PHRASES = (
+    (re.compile(r"truncated='keep'"), "--keep-truncated"),
+    (re.compile(r"allow_pickle=True"), "--trust-pickle"),
+    (re.compile(r"neuropil=\{[^}]*\}"), "--neuropil-gap and --neuropil-width"),
+    (re.compile(r"without neuropil="), "without --neuropil-gap and --neuropil-width"),
+    (re.compile(r"frames=\((\d+), (\d+)\)"), r"--frames \1:\2"),
+    (re.compile(r"; for a single frame use image\[np\.newaxis\]"), ""),
+    (re.compile(r"roitrace\.zscore"), "z-scores (roitrace.zscore in Python)"),
+    # ROI files are always read for the movie's frames: say so instead of shape=
+    (
+        re.compile(
+            r"check that shape= is (?:the frame shape of the movie (?:they were|it was) drawn "
+            r"on|the movie's frame shape)"
+        ),
+        "check that they were drawn on this movie",
+    ),
+    (
+        re.compile(
+            r"shape=(\(\d+, \d+\)) was given; leave shape out or pass the ROIs' own frame size"
+        ),
+        r"the movie's frames are \1: use the ROIs made for this movie",
+    ),
+    (re.compile(r"shape=(\(\d+, \d+\)) but"), r"the movie's frames are \1 but"),
+    (re.compile(r"Leave shape= out to use suite2p's size"), "Use the movie they were made for"),
+    # thresholds are applied to the projection the command made
+    (re.compile(r"\bthe image holds"), "the projection holds"),
+    (re.compile(r"(\d+ x \d+) image is NaN"), r"\1 projection is NaN"),
+)
+_KEYWORD = re.compile(
+    r"(?<![\w.\-'\"])(" + "|".join(sorted(_OPTION_OF, key=len, reverse=True)) + r")"
+    r"(=('[^']*'|\"[^\"]*\"|[^\s,;:)]+)?)?(?![\w])"
+)
+
+
+def cli_words(message: str) -> str:
+    """Rewrite a library message's Python keywords into command-line options.
+
+    ``name=value`` becomes ``--name value``; a bare keyword is rewritten when it
+    cannot be an ordinary word (it has an underscore, or starts "... must be").
+
+    Examples
+    --------
+    >>> cli_words("q=120 is outside; use method='percentile'")
+    '--q 120 is outside; use --method percentile'
+    >>> cli_words("neuropil_factor must be >= 0, got nan")
+    '--neuropil-factor must be >= 0, got nan'
+    """
+    for pattern, text in _PHRASES:
+        message = pattern.sub(text, message)
+
+    def option(m: re.Match) -> str:
+        name, eq, value = m.group(1), m.group(2), m.group(3)
+        flag = _OPTION_OF[name]
+        if eq:
+            return f"{flag} {value.strip(chr(39) + chr(34))}" if value else flag
+        if "_" in name or m.string.startswith(" must be", m.end()):
+            return flag
+        return m.group(0)
+
+    return _KEYWORD.sub(option, message)
+
+
+def _check_outputs(movie: Path, outputs: list[tuple[str, Path | None, str]], rois=None) -> None:
+    """Refuse now, before the movie is read, an output that is one of the inputs or
+    that cannot be written: a long run must neither replace its own input nor end in
+    an error it could have given at once.
+
+    ``outputs``: ``(option, path, kind)``, kind ``"file"``, ``"folder"``, ``"image"``
+    (``project -o``: a ``.npy`` image has a ``.json`` sidecar) or ``"traces"``
+    (``extract -o``: a file or a suite2p folder, as :func:`roitrace.save` decides).
+    """
+    from ._atomic import check_not_input, check_writable
+    from .save import check_output
+
+    inputs = [("the input movie", movie), ("the ROI source --rois", rois)]
+    for option, path, kind in outputs:
+        if path is None:
+            continue
+        if kind == "traces":
+            check_output(path, inputs=inputs, name=option, writable=True)
+            continue
+        folder = kind == "folder"
+        # PNG figures in an input folder (a suite2p plane) replace none of its files
+        kept = [(w, p) for w, p in inputs if p is None or not (folder and Path(p).is_dir())]
+        check_not_input(path, kept, name=option, folder=folder)
+        if kind == "image" and path.suffix.lower() == ".npy":
+            sidecar = path.with_name(path.name + ".json")
+            check_not_input(sidecar, inputs, label=f"the sidecar {sidecar} of {option} {path}")
+        check_writable(path, name=option, folder=folder)
 
 
 # -- commands ------------------------------------------------------------------------------
@@ -190,6 +381,11 @@ def _print_demo(s: dict[str, Any]) -> None:
         table.add_row(how, f"{r_raw:.3f}", "" if r_corr != r_corr else f"{r_corr:.3f}")
     out.print(table)
     out.print(f"Traces: {s['csv']}")
+    out.print(
+        "Movies to try the other commands on: "
+        + ", ".join(str(p) for p in [s["movie"], *s["cells"]])
+        + " (the last two: 12 cells, the .h5 stored as --dataset imaging --axes YXT)"
+    )
     out.print("Figures:")
     for f in s["figures"]:
         out.print(f"  {f}")
@@ -199,8 +395,12 @@ def _print_demo(s: dict[str, Any]) -> None:
 @handle_errors
 def project(
     movie: MovieArg,
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output image (.tif or .npy).")],
-    kind: Annotated[Kind, typer.Option(help="Statistic over time.")] = Kind.std,
+    output_text: Annotated[
+        str, typer.Option("-o", "--output", help="Output image (.tif or .npy).")
+    ],
+    kind: Annotated[
+        Kind | None, typer.Option(help="Statistic over time (default std; percentile with --q).")
+    ] = None,
     q: Annotated[float | None, typer.Option(help="Percentile for --kind percentile.")] = None,
     subtract_global: Annotated[
         bool,
@@ -213,6 +413,7 @@ def project(
     dataset: DatasetOpt = None,
     axes: AxesOpt = None,
     channel: ChannelOpt = None,
+    keep_truncated: KeepTruncatedOpt = False,
     chunk_frames: ChunkOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
@@ -221,12 +422,23 @@ def project(
     from .projection import projection
     from .save import write_image
 
-    m = _open(movie, dataset, axes, channel, None)
+    output = _output(output_text, _IMAGE_OUT, "an image", movie=movie)
+    if kind is None:
+        kind = Kind.percentile if q is not None else Kind.std
+    if kind is not Kind.percentile:
+        _not_applicable({"q": q}, f"to --kind {kind.value} (only to --kind percentile)")
+    if kind is not Kind.correlation:
+        _not_applicable(
+            {"subtract_global": subtract_global}, f"to --kind {kind.value} (only to correlation)"
+        )
+    _check_outputs(movie, [("-o/--output", output, "image")])
+    m = _open(movie, dataset, axes, channel, None, keep_truncated)
+    sel = _frames(frames)
     image = projection(
         m,
         kind.value,
         q=q,
-        frames=_frames(frames),
+        frames=sel,
         chunk_frames=chunk_frames,
         subtract_global=subtract_global,
         progress=not no_progress,
@@ -250,7 +462,7 @@ def project(
         write_bytes(output.with_name(output.name + ".json"), sidecar.encode())
     else:
         write_image(image, output, metadata=params)
-    out.print(f"{kind.value} projection of {m.shape[0]} frames -> {output}")
+    out.print(f"{kind.value} projection of {_count(_n_frames(m, sel), 'frame')} -> {output}")
 
 
 class Overlap(StrEnum):
@@ -262,52 +474,133 @@ ThresholdOpt = Annotated[
     float | None,
     typer.Option("--threshold", help="Keep pixels whose projection is above this value."),
 ]
-MethodOpt = Annotated[Method | None, typer.Option(help="Threshold method.")]
+MethodOpt = Annotated[
+    Method | None,
+    typer.Option(
+        help="Threshold method; --threshold implies absolute, --q percentile, --k sigma, "
+        "--block-size local."
+    ),
+]
 QOpt = Annotated[float | None, typer.Option(help="Percentile for --method percentile.")]
 KOpt = Annotated[float | None, typer.Option(help="Sigmas for --method sigma (default 3).")]
 BlockOpt = Annotated[int | None, typer.Option(help="Odd block size, --method local.")]
-OffsetOpt = Annotated[float, typer.Option(help="Offset for --method local.")]
+OffsetOpt = Annotated[float | None, typer.Option(help="Offset for --method local (default 0).")]
 ProjOpt = Annotated[
-    Kind, typer.Option("--projection", help="Projection the threshold is applied to.")
+    Kind | None,
+    typer.Option("--projection", help="Projection the threshold is applied to (default std)."),
 ]
-MinSizeOpt = Annotated[int | None, typer.Option(help="Smallest cell kept, in pixels.")]
+#: Components smaller than this are noise, not cells (--auto and rois, unless --min-size).
+DEFAULT_MIN_SIZE = 10
+MinSizeOpt = Annotated[
+    int | None,
+    typer.Option(help=f"Smallest cell kept, in pixels (default {DEFAULT_MIN_SIZE})."),
+]
 MaxSizeOpt = Annotated[int | None, typer.Option(help="Largest cell kept, in pixels.")]
 
+#: The threshold method each threshold option belongs to.
+_METHOD_OF = {
+    "threshold": "absolute",
+    "q": "percentile",
+    "k": "sigma",
+    "block_size": "local",
+    "offset": "local",
+}
 
-def _threshold_mask(proj, threshold, method, q, k, block_size, offset, *, auto=False):
-    from .masks import threshold as make_mask
 
-    if threshold is not None and method not in (None, Method.absolute):
-        raise ParameterError("give either --threshold or --method, not both")
-    if threshold is None and method in (None, Method.absolute):
-        if not auto:
+def _threshold_options(
+    threshold, method, q, k, block_size, offset, *, auto: bool
+) -> dict[str, Any]:
+    """The threshold method and its options; an option implies its method.
+
+    ``--q 90`` alone means ``--method percentile --q 90`` (likewise --threshold,
+    --k, --block-size); an option of another method than the one chosen is an
+    error. Without any, --auto and the rois command use the 3-sigma rule.
+    """
+    given = {
+        n: v
+        for n, v in dict(
+            threshold=threshold, q=q, k=k, block_size=block_size, offset=offset
+        ).items()
+        if v is not None
+    }
+    flags = {n: f"--{n.replace('_', '-')}" for n in given}
+    if method is None:
+        implied = sorted({_METHOD_OF[n] for n in given})
+        if len(implied) > 1:
+            raise ParameterError(
+                f"{' and '.join(flags.values())} belong to different threshold methods "
+                f"({', '.join(implied)}): give the options of one method"
+            )
+        if not implied and not auto:
             raise ParameterError(
                 "say how to find the cell: --threshold VALUE or --method percentile --q 80 "
                 "(or sigma, otsu, li, triangle, local), or give --rois FILE"
             )
-        method = Method.sigma
-    chosen = (method or Method.absolute).value
-    mask = make_mask(
-        proj, threshold, method=chosen, q=q, k=k, block_size=block_size, offset=offset
-    )
-    params = {
-        "method": chosen,
-        "value": threshold,
-        "q": q,
-        "k": k,
-        "block_size": block_size,
-        "offset": offset,
-    }
-    return mask, params
+        chosen = implied[0] if implied else "sigma"
+    else:
+        chosen = method.value
+    for n in given:
+        if _METHOD_OF[n] != chosen:
+            raise ParameterError(
+                f"{flags[n]} is for --method {_METHOD_OF[n]}, not --method {chosen}: leave it out"
+            )
+    if chosen == "absolute" and threshold is None:
+        raise ParameterError("--method absolute needs --threshold VALUE")
+    if chosen == "percentile" and q is None:
+        raise ParameterError("--method percentile needs --q, a percentile between 0 and 100")
+    if chosen == "local" and block_size is None:
+        raise ParameterError("--method local needs --block-size, an odd number of pixels")
+    options: dict[str, Any] = {"method": chosen, **given}
+    if chosen == "sigma":
+        options.setdefault("k", 3.0)  # the value used is recorded, never null
+    return options
+
+
+def _threshold_mask(proj, options: dict[str, Any]):
+    from .masks import threshold as make_mask
+
+    kw = {n: v for n, v in options.items() if n != "threshold"}
+    return make_mask(proj, options.get("threshold"), **kw)
+
+
+def _find_rois(proj, options: dict[str, Any], min_size, max_size):
+    """Threshold, then one ROI per connected component; say how many were too small."""
+    from ._validate import size_range
+    from .rois import label
+
+    min_size, max_size = size_range(min_size, max_size)
+    mask = _threshold_mask(proj, options)
+    chosen = DEFAULT_MIN_SIZE if min_size is None else min_size
+    try:
+        roiset = label(mask, min_size=chosen, max_size=max_size)
+    except RoitraceError as exc:
+        if min_size is None:
+            raise ParameterError(
+                f"{exc}; components under {DEFAULT_MIN_SIZE} pixels are left out by default: "
+                "choose a looser threshold (e.g. --k 2 or --q 90) or a smaller --min-size"
+            ) from exc
+        raise
+    if min_size is None:
+        n_small = len(label(mask)) - len(roiset)
+        if n_small:
+            warnings.warn(
+                f"left out {_count(n_small, 'component')} of under {DEFAULT_MIN_SIZE} pixels "
+                "(the default --min-size); pass --min-size to change it",
+                UserWarning,
+                stacklevel=2,
+            )
+    return roiset, chosen
 
 
 @app.command()
 @handle_errors
 def extract(
     movie: MovieArg,
-    output: Annotated[
-        Path,
-        typer.Option("-o", "--output", help="Traces: .csv, .nc, .nwb, or a folder (suite2p)."),
+    output_text: Annotated[
+        str,
+        typer.Option(
+            "-o", "--output", help="Traces: .csv, .nc, .h5, .nwb, or a folder/ (suite2p)."
+        ),
     ],
     rois: Annotated[
         Path | None,
@@ -321,23 +614,28 @@ def extract(
     q: QOpt = None,
     k: KOpt = None,
     block_size: BlockOpt = None,
-    offset: OffsetOpt = 0.0,
-    projection_kind: ProjOpt = Kind.std,
+    offset: OffsetOpt = None,
+    projection_kind: ProjOpt = None,
     min_size: MinSizeOpt = None,
     max_size: MaxSizeOpt = None,
     how: Annotated[How, typer.Option(help="How a cell's pixels are combined.")] = How.mean,
-    proportion: Annotated[float, typer.Option(help="Cut from each end, trimmed_mean.")] = 0.1,
+    proportion: Annotated[
+        float | None, typer.Option(help="Cut from each end, --how trimmed_mean (0.1).")
+    ] = None,
     neuropil_gap: Annotated[
         int | None, typer.Option(help="Ring starts this many px away.")
     ] = None,
     neuropil_width: Annotated[int | None, typer.Option(help="Ring width in pixels.")] = None,
     neuropil_exclude_gap: Annotated[
-        int, typer.Option(help="Rings avoid every cell dilated by this many pixels.")
-    ] = 0,
-    neuropil_min_pixels: Annotated[
-        int | None, typer.Option(help="Grow each ring to at least this many pixels (350).")
+        int | None, typer.Option(help="Rings avoid every cell dilated by this many px (0).")
     ] = None,
-    neuropil_factor: Annotated[float, typer.Option(help="F - factor * Fneu.")] = 0.7,
+    neuropil_min_pixels: Annotated[
+        int | None,
+        typer.Option(help="Grow each ring to at least this many pixels (suite2p: 350)."),
+    ] = None,
+    neuropil_factor: Annotated[
+        float | None, typer.Option(help="F_corrected = F - factor * Fneu (0.7).")
+    ] = None,
     overlap: Annotated[
         Overlap, typer.Option(help="Pixels shared by ROIs: keep in each, or drop.")
     ] = Overlap.keep,
@@ -347,6 +645,10 @@ def extract(
     all_rois: Annotated[
         bool, typer.Option("--all-rois", help="suite2p: keep ROIs iscell.npy rejects too.")
     ] = False,
+    plane_segmentation: Annotated[
+        str | None,
+        typer.Option(help="NWB --rois: the PlaneSegmentation to read, when there are several."),
+    ] = None,
     figures: Annotated[Path | None, typer.Option(help="Folder for PNG figures.")] = None,
     subject_id: Annotated[str | None, typer.Option(help="NWB: subject id.")] = None,
     species: Annotated[str | None, typer.Option(help="NWB: e.g. 'Mus musculus'.")] = None,
@@ -358,21 +660,66 @@ def extract(
     dataset: DatasetOpt = None,
     axes: AxesOpt = None,
     channel: ChannelOpt = None,
+    keep_truncated: KeepTruncatedOpt = False,
     frame_rate: RateOpt = None,
     chunk_frames: ChunkOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Extract one trace per cell: from ROI files, or by thresholding a projection."""
+    from ._validate import check_subject, size_range
     from .extract import extract as run_extract
     from .projection import projection
-    from .rois import label, read_rois
-    from .save import check_output, save
+    from .save import save
 
-    if (neuropil_gap is None) != (neuropil_width is None):
-        raise ParameterError("give both --neuropil-gap and --neuropil-width, or neither")
+    output = _output(output_text, _TRACE_OUT, "traces", folder=True, movie=movie)
+    # a suite2p folder keeps its trailing slash: that is how save() knows it is one
+    target = output if output.suffix.lower() in _TRACE_OUT else f"{output}{os.sep}"
+    nwb = _nwb_options(output, subject_id, species, sex, age, indicator, location)
+    check_subject(nwb.get("subject"))
+    rings = _neuropil_options(
+        neuropil_gap, neuropil_width, neuropil_exclude_gap, neuropil_min_pixels, neuropil_factor
+    )
+    if how is not How.trimmed_mean:
+        _not_applicable({"proportion": proportion}, f"to --how {how.value}")
+    elif proportion is not None:
+        from .aggregate import check_proportion
+
+        check_proportion(proportion)
+    if rois is not None:
+        _not_applicable(
+            dict(
+                auto=auto, threshold=threshold, method=method, q=q, k=k, block_size=block_size,
+                offset=offset, min_size=min_size, max_size=max_size,
+            ),
+            "with --rois, which gives the cells",
+        )  # fmt: skip
+        if figures is None:
+            _not_applicable(
+                {"projection": projection_kind}, "with --rois (only to the --figures background)"
+            )
+    else:
+        _not_applicable(
+            {
+                "trust_pickle": trust_pickle,
+                "all_rois": all_rois,
+                "plane_segmentation": plane_segmentation,
+            },
+            "without --rois",
+        )
+        if not auto:
+            _not_applicable(
+                {"min_size": min_size, "max_size": max_size},
+                "without --auto (the thresholded pixels are one cell)",
+            )
+    tparams = None
+    if rois is None:
+        tparams = _threshold_options(threshold, method, q, k, block_size, offset, auto=auto)
+        size_range(min_size, max_size)
     progress = not no_progress
-    check_output(output)  # before the work: a missing writer package fails in a second
-    m = _open(movie, dataset, axes, channel, frame_rate)
+    _check_outputs(
+        movie, [("-o/--output", target, "traces"), ("--figures", figures, "folder")], rois
+    )
+    m = _open(movie, dataset, axes, channel, frame_rate, keep_truncated)
     if output.suffix.lower() == ".nwb" and not m.frame_rate:
         raise ParameterError(
             f"{output}: NWB needs the time of every frame, and {movie} records no frame "
@@ -380,43 +727,26 @@ def extract(
         )
     sel = _frames(frames)
     proj = None
+    kind = projection_kind or Kind.std
     extra: dict[str, Any] = {"command": "extract"}
     if rois is not None:
-        if auto or threshold is not None or method is not None:
-            raise ParameterError("--rois gives the cells: leave out --auto/--threshold/--method")
-        roi_input: Any = read_rois(
-            rois, shape=m.frame_shape, allow_pickle=trust_pickle, cells_only=not all_rois
-        )
+        roi_input: Any = _read_rois_for(m, rois, axes, trust_pickle, all_rois, plane_segmentation)
         extra["rois"] = str(rois)
     else:
-        proj = projection(
-            m, projection_kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
-        )
-        mask, tparams = _threshold_mask(
-            proj, threshold, method, q, k, block_size, offset, auto=auto
-        )
-        roi_input = label(mask, min_size=min_size, max_size=max_size) if auto else mask
-        extra.update(
-            projection=projection_kind.value,
-            auto=auto,
-            threshold=json.dumps(tparams),
-            min_size=str(min_size),
-            max_size=str(max_size),
-        )
-    npil = None
-    if neuropil_gap is not None:
-        npil = {
-            "gap": neuropil_gap,
-            "width": neuropil_width,
-            "exclude_gap": neuropil_exclude_gap,
-            "min_pixels": neuropil_min_pixels,
-        }
+        proj = projection(m, kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress)
+        extra.update(projection=kind.value, auto=auto)
+        if auto:
+            roi_input, chosen = _find_rois(proj, tparams, min_size, max_size)
+            extra.update(min_size=chosen, max_size=str(max_size))
+        else:
+            roi_input = _threshold_mask(proj, tparams)
+        extra["threshold"] = json.dumps(tparams)
     ds = run_extract(
         m,
         roi_input,
         how=how.value,
-        neuropil=npil,
-        neuropil_factor=neuropil_factor,
+        neuropil=rings["neuropil"],
+        neuropil_factor=rings["factor"],
         proportion=proportion,
         overlap=overlap.value,
         frames=sel,
@@ -424,44 +754,146 @@ def extract(
         progress=progress,
     )
     ds.attrs.update(extra)
-    nwb = {}
-    if output.suffix.lower() == ".nwb":
-        subject = {
-            k2: v
-            for k2, v in (
-                ("subject_id", subject_id),
-                ("species", species),
-                ("sex", sex),
-                ("age", age),
-            )
-            if v is not None
-        }
-        nwb = {"subject": subject or None, "indicator": indicator, "location": location}
-    save(ds, output, **nwb)
+    save(ds, target, **nwb)
     out.print(
-        f"{ds.sizes['roi']} ROI(s), {int(ds['npix'].sum())} pixels; "
-        f"{ds.sizes['time']} frames -> {output}"
+        f"{_count(ds.sizes['roi'], 'ROI')}, {_count(int(ds['npix'].sum()), 'pixel')}; "
+        f"{_count(ds.sizes['time'], 'frame')} -> {output}"
     )
     if figures is not None:
         if proj is None:
-            proj = projection(m, "mean", frames=sel, chunk_frames=chunk_frames, progress=progress)
-        for f in _extract_figures(ds, proj, npil, figures):
+            proj = projection(
+                m, kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
+            )
+        for f in _extract_figures(
+            ds, proj, rings["neuropil"], figures, projection_name=kind.value
+        ):
             out.print(f"  figure: {f}")
 
 
-def _extract_figures(ds, proj, npil, folder: Path) -> list[Path]:
+#: What extract writes: a file of these suffixes, or a folder (suite2p style).
+_TRACE_OUT = (".csv", ".nc", ".h5", ".hdf5", ".nwb")
+
+
+def _nwb_options(output: Path, subject_id, species, sex, age, indicator, location) -> dict:
+    fields = dict(
+        subject_id=subject_id, species=species, sex=sex, age=age, indicator=indicator,
+        location=location,
+    )  # fmt: skip
+    if output.suffix.lower() != ".nwb":
+        _not_applicable(fields, f"to {output.suffix or 'a folder'} output (only to .nwb)")
+        return {}
+    subject = {n: fields[n] for n in ("subject_id", "species", "sex", "age") if fields[n]}
+    return {"subject": subject or None, "indicator": indicator, "location": location}
+
+
+def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, Any]:
+    """The neuropil ring's options; ring options without a ring are an error."""
+    if (gap is None) != (width is None):
+        raise ParameterError("give both --neuropil-gap and --neuropil-width, or neither")
+    if gap is None:
+        _not_applicable(
+            dict(
+                neuropil_exclude_gap=exclude_gap,
+                neuropil_min_pixels=min_pixels,
+                neuropil_factor=factor,
+            ),
+            "without a neuropil ring (--neuropil-gap and --neuropil-width)",
+        )
+        return {"neuropil": None, "factor": None}
+    from ._validate import integer, number
+
+    integer("--neuropil-gap", gap, low=0)
+    integer("--neuropil-width", width, low=1)
+    if exclude_gap is not None:
+        integer("--neuropil-exclude-gap", exclude_gap, low=0)
+    if min_pixels is not None:
+        integer("--neuropil-min-pixels", min_pixels, low=1)
+    if factor is not None:
+        number("neuropil_factor", factor, low=0.0)
+    ring = {"gap": gap, "width": width, "exclude_gap": exclude_gap or 0, "min_pixels": min_pixels}
+    return {"neuropil": ring, "factor": factor}
+
+
+def _read_rois_for(m, rois: Path, axes, trust_pickle, all_rois, plane_segmentation):
+    """The ROI file's cells, checked against the movie's frames."""
+    from .errors import EmptyMaskError, ShapeMismatchError
+    from .rois import read_rois
+
+    kind = "nwb" if rois.suffix.lower() == ".nwb" else "suite2p" if rois.is_dir() else None
+    if kind != "suite2p":
+        _not_applicable(
+            {"trust_pickle": trust_pickle, "all_rois": all_rois},
+            "to ROIs that are not a suite2p folder",
+        )
+    if kind != "nwb":
+        _not_applicable({"plane_segmentation": plane_segmentation}, "to ROIs that are not NWB")
+    options: dict[str, Any] = {"shape": m.frame_shape, "allow_pickle": trust_pickle}
+    if kind == "suite2p":
+        options["cells_only"] = not all_rois
+    if kind == "nwb":
+        options["plane_segmentation"] = plane_segmentation
+    try:
+        return read_rois(rois, **options)
+    except (ShapeMismatchError, EmptyMaskError) as exc:
+        if "frame" not in str(exc):
+            raise
+        from .movie import TIFF_SUFFIXES
+
+        if axes is None and m.path is not None and m.path.suffix.lower() not in TIFF_SUFFIXES:
+            t, y, x = m.shape
+            raise type(exc)(
+                f"{exc}. The movie was read as {t} frames of {y} x {x}: if its axes are "
+                "stored in another order than T, Y, X, pass --axes (e.g. --axes YXT)"
+            ) from exc
+        raise
+
+
+def _extract_figures(
+    ds, proj, npil, folder: Path, *, projection_name: str | None = None, max_traces: int = 30
+) -> list[Path]:
+    """The PNGs of ``extract --figures``: ROIs (and neuropil rings) on the projection,
+    stacked traces, and the dF/F0 heatmap of every cell.
+
+    ``projection_name`` names the background in the titles ("std"...); by default
+    the projection the cells were thresholded on (``ds.attrs["projection"]``); with
+    ROIs from a file the result does not record it, and the titles say only
+    "projection" unless the caller names it. With more than ``max_traces`` cells
+    the stacked traces are the most active ones (by skewness, else SNR), which the
+    title says: a thousand stacked traces are a solid block. The heatmap shows
+    every cell.
+    """
+    import warnings
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import numpy as np
 
     from . import plot
     from .extract import rois_from_result
-    from .neuropil import neuropil_ring
+    from .neuropil import neuropil_rings
 
     meta = {"Software": f"roitrace {__version__}", "Description": json.dumps(dict(ds.attrs))}
     rate = ds.attrs.get("frame_rate") or None
     rois = rois_from_result(ds)
+    kind = projection_name or ds.attrs.get("projection")
+    background = f"{kind} projection" if kind else "projection"
+    if npil is None:  # a result made elsewhere: its parameters say which rings it used
+        npil = json.loads(ds.attrs.get("parameters") or "{}").get("neuropil")
+    rings = None
+    if npil is not None:
+        # the result keeps no ring pixels: recompute them exactly as extract() made
+        # them (same parameters, every ROI excluded); it already warned about them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rings = neuropil_rings(
+                rois,
+                gap=npil["gap"],
+                width=npil["width"],
+                exclude_gap=npil.get("exclude_gap") or 0,
+                min_pixels=npil.get("min_pixels"),
+            )
     written = []
 
     def save(ax_or_fig, name):
@@ -471,29 +903,59 @@ def _extract_figures(ds, proj, npil, folder: Path) -> list[Path]:
 
     if len(rois) == 1:
         mask = rois[0].mask(rois.frame_shape)
-        save(plot.projection_contour(proj, mask, title="projection and cell mask"), "mask.png")
+        save(
+            plot.projection_contour(proj, mask, title=f"{background} and cell mask"),
+            "mask.png",
+        )
         ring = None
-        if npil is not None:
-            ring = neuropil_ring(mask, gap=npil["gap"], width=npil["width"], allow_empty=True)
-        save(plot.pixels_scatter(proj, mask, ring), "pixels.png")
+        if rings is not None:
+            ring = np.zeros(mask.size, bool)
+            ring[rings[0]] = True
+            ring = ring.reshape(mask.shape)
+        ax = plot.pixels_scatter(proj, mask, ring)
+        ax.set_title(f"{ax.get_title()} on the {background}")
+        save(ax, "pixels.png")
         names = [v for v in ("F", "Fneu", "F_corrected") if v in ds]
         save(plot.traces({v: ds[v].values[0] for v in names}, frame_rate=rate), "traces.png")
         return written
-    save(plot.roi_contours(proj, rois), "rois.png")
-    signal = ds["F_corrected"] if "F_corrected" in ds else ds["F"]
-    from .normalize import zscore
+    save(plot.roi_contours(proj, rois, rings=rings, projection_name=kind), "rois.png")
 
-    save(
-        plot.traces(
-            zscore(signal),
-            offset=4.0,
-            ylabel="z-score",
-            frame_rate=rate,
-            title=f"{len(rois)} cells",
-        ),
-        "traces.png",
+    signal = ds["F_corrected"] if "F_corrected" in ds else ds["F"]
+    n = signal.sizes["roi"]
+    chosen = np.arange(n)
+    title = f"{n} cells"
+    if n > max_traces:
+        by = next((v for v in ("skewness", "snr") if v in ds.coords or v in ds), None)
+        if by is None:
+            chosen, title = chosen[:max_traces], f"the first {max_traces} of {n} cells"
+        else:
+            score = np.asarray(ds[by].values, np.float64)
+            score = np.where(np.isfinite(score), score, -np.inf)
+            # ascending, so that the most active cell is stacked on top
+            chosen = np.argsort(-score, kind="stable")[:max_traces][::-1]
+            title = f"{max_traces} most active of {n} cells (by {by})"
+    picked = signal.isel(roi=chosen)
+    x = np.asarray(picked.values, np.float64)
+    sd = x.std(axis=1, keepdims=True)
+    # a constant trace has no z-score: draw it flat rather than fail the command
+    z = picked.copy(data=(x - x.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0))
+    step = 4.0
+    _fig, ax = plt.subplots(figsize=(10, max(4.8, 0.22 * len(chosen) + 1.5)), layout="constrained")
+    plot.traces(z, offset=step, frame_rate=rate, title=title, ax=ax)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()  # the y ticks name the cells
+    rows = [rois[int(k)] for k in chosen]
+    ax.set_yticks(
+        np.arange(len(chosen)) * step,
+        [r.name if r.name and r.name != f"roi {r.id}" else str(r.id) for r in rows],
+        fontsize="small" if len(chosen) <= 20 else "x-small",
     )
-    save(plot.heatmap(ds["dff"], frame_rate=rate), "dff_heatmap.png")
+    ax.set_ylabel(f"ROI (each trace z-scored, stacked {step:g} apart)")
+    save(ax, "traces.png")
+    save(
+        plot.heatmap(ds["dff"], frame_rate=rate, title=f"dF/F0 of all {n} cells"),
+        "dff_heatmap.png",
+    )
     return written
 
 
@@ -501,8 +963,8 @@ def _extract_figures(ds, proj, npil, folder: Path) -> list[Path]:
 @handle_errors
 def rois_command(
     movie: MovieArg,
-    output: Annotated[
-        Path,
+    output_text: Annotated[
+        str,
         typer.Option("-o", "--output", help="RoiSet.zip (ImageJ/Fiji), labels .tif/.npy or .nwb."),
     ],
     threshold: ThresholdOpt = None,
@@ -510,8 +972,8 @@ def rois_command(
     q: QOpt = None,
     k: KOpt = None,
     block_size: BlockOpt = None,
-    offset: OffsetOpt = 0.0,
-    projection_kind: ProjOpt = Kind.std,
+    offset: OffsetOpt = None,
+    projection_kind: ProjOpt = None,
     min_size: MinSizeOpt = None,
     max_size: MaxSizeOpt = None,
     figure: Annotated[Path | None, typer.Option(help="PNG of the ROIs on the projection.")] = None,
@@ -519,39 +981,45 @@ def rois_command(
     dataset: DatasetOpt = None,
     axes: AxesOpt = None,
     channel: ChannelOpt = None,
+    keep_truncated: KeepTruncatedOpt = False,
     chunk_frames: ChunkOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Find cells by thresholding a projection; write them as ROIs to edit in ImageJ/Fiji."""
+    from ._validate import size_range
     from .projection import projection
-    from .rois import label, write_labels
+    from .rois import write_labels
 
-    m = _open(movie, dataset, axes, channel, None)
+    output = _output(output_text, _ROI_OUT, "ROIs", movie=movie)
+    if figure is not None and figure.suffix.lower() != ".png":
+        raise ParameterError(f"--figure {figure}: the figure is a PNG image; name it .png")
+    options = _threshold_options(threshold, method, q, k, block_size, offset, auto=True)
+    size_range(min_size, max_size)
+    _check_outputs(movie, [("-o/--output", output, "file"), ("--figure", figure, "file")])
+    m = _open(movie, dataset, axes, channel, None, keep_truncated)
+    kind = projection_kind or Kind.std
     proj = projection(
         m,
-        projection_kind.value,
+        kind.value,
         frames=_frames(frames),
         chunk_frames=chunk_frames,
         progress=not no_progress,
     )
-    mask, _ = _threshold_mask(proj, threshold, method, q, k, block_size, offset, auto=True)
-    roiset = label(mask, min_size=min_size, max_size=max_size)
+    roiset, _ = _find_rois(proj, options, min_size, max_size)
     suffix = output.suffix.lower()
     if suffix in (".zip", ".roi"):
         from .imagej import write_imagej
 
         write_imagej(roiset, output)
-    elif suffix in (".tif", ".tiff", ".npy"):
-        write_labels(roiset, output)
     elif suffix == ".nwb":
         roiset.to_nwb(output, frame_rate=m.frame_rate or None)
     else:
-        raise ParameterError(
-            f"{output}: write ROIs as .zip (ImageJ RoiSet), .tif/.npy (labels) or .nwb"
-        )
+        write_labels(roiset, output)
+    sizes = ", ".join(str(r.npix) for r in roiset[:10])
+    unit = "pixel" if len(roiset) == 1 and roiset[0].npix == 1 else "pixels"
     out.print(
-        f"{len(roiset)} ROIs ({', '.join(str(r.npix) for r in roiset[:10])}"
-        f"{'...' if len(roiset) > 10 else ''} pixels) -> {output}"
+        f"{_count(len(roiset), 'ROI')} ({sizes}{'...' if len(roiset) > 10 else ''} {unit}) "
+        f"-> {output}"
     )
     if figure is not None:
         import matplotlib
@@ -559,7 +1027,7 @@ def rois_command(
         matplotlib.use("Agg")
         from . import plot
 
-        ax = plot.roi_contours(proj, roiset)
+        ax = plot.roi_contours(proj, roiset, projection_name=projection_kind.value)
         out.print(f"  figure: {plot.save(ax.figure, figure)}")
 
 

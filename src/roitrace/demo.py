@@ -49,6 +49,7 @@ def run_demo(
         seed=seed,
     )
     movie_path = sim.to_tiff(out / "movie.tif")
+    cells = _write_cells(out, seed)
 
     movie = open_movie(movie_path)
     proj = projection(movie, "std", progress=progress)
@@ -94,7 +95,17 @@ def run_demo(
     }
     csv = _write_csv(out / "traces.csv", sim, results, dff_trace, params)
     figures = _figures(
-        out, proj, mask, ring, weights, results, dff_trace, truth, sim.frame_rate, params
+        out,
+        proj,
+        mask,
+        ring,
+        weights,
+        results,
+        dff_trace,
+        truth,
+        sim.frame_rate,
+        params,
+        correlations,
     )
     return {
         "movie": movie_path,
@@ -108,7 +119,22 @@ def run_demo(
         "correlations": correlations,
         "csv": csv,
         "figures": figures,
+        "cells": cells,
     }
+
+
+def _write_cells(out: Path, seed: int) -> list[Path]:
+    """A many-cell movie to try the other commands on: as TIFF, and as HDF5 stored
+    (Y, X, T) like some acquisition systems do (dataset ``imaging``)."""
+    import h5py
+
+    sim = simulate(shape=(96, 96), n_frames=900, n_cells=12, frame_rate=30.0, seed=seed + 1)
+    tif = sim.to_tiff(out / "cells.tif")
+    h5 = out / "cells.h5"
+    with atomic_path(h5) as tmp, h5py.File(tmp, "w") as f:
+        ds = f.create_dataset("imaging", data=np.moveaxis(sim.movie, 0, -1), chunks=True)
+        ds.attrs["frame_rate"] = sim.frame_rate
+    return [tif, h5]
 
 
 def _r(a: np.ndarray, b: np.ndarray) -> float:
@@ -138,7 +164,9 @@ def _write_csv(path: Path, sim, results, dff_trace, params) -> Path:
     return path
 
 
-def _figures(out, proj, mask, ring, weights, results, dff_trace, truth, rate, params):
+def _figures(
+    out, proj, mask, ring, weights, results, dff_trace, truth, rate, params, correlations
+):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -162,13 +190,29 @@ def _figures(out, proj, mask, ring, weights, results, dff_trace, truth, rate, pa
     ax = plot.weights(
         weights_image(weights, mask, fill=np.nan), cmap="viridis", title="brightness weights"
     )
+    # zoom on the cell: in the whole frame it is a small patch among empty pixels
+    ys, xs = np.nonzero(mask)
+    margin = 3
+    ax.set_xlim(xs.min() - 0.5 - margin, xs.max() + 0.5 + margin)
+    ax.set_ylim(ys.max() + 0.5 + margin, ys.min() - 0.5 - margin)
     save(ax.figure, "3_weights.png")
-    ax = plot.traces(
-        {how: ds["F"].values[0] for how, ds in results.items()},
-        frame_rate=rate,
-        title="cell trace by aggregation",
-    )
-    save(ax.figure, "4_aggregations.png")
+    # The four aggregations agree to within a few a.u.: drawn over each other only
+    # the last shows. The mean on top, and below it how much each other one differs.
+    mean_f = results["mean"]["F"].values[0]
+    others = [how for how in results if how != "mean"]
+    fig = plt.figure(figsize=(8.0, 6.5), layout="constrained")
+    axes = fig.subplots(1 + len(others), 1, sharex=True, height_ratios=[2] + [1] * len(others))
+    plot.traces(mean_f, frame_rate=rate, ax=axes[0], ylabel="mean (a.u.)")
+    for k, (ax, how) in enumerate(zip(axes[1:], others, strict=True), start=1):
+        plot.traces(
+            results[how]["F"].values[0] - mean_f, frame_rate=rate, ax=ax, ylabel=f"{how}\n- mean"
+        )
+        ax.lines[0].set_color(f"C{k}")
+        ax.axhline(0.0, color="0.4", ls="--", lw=0.8)
+    for ax in axes[:-1]:
+        ax.set_xlabel("")
+    fig.suptitle("the cell's trace by aggregation: the mean, and how far the others are from it")
+    save(fig, "4_aggregations.png")
     fig = plot.weighted_vs_mean(
         results["mean"]["F"].values[0], results["weighted"]["F"].values[0], frame_rate=rate
     )
@@ -184,15 +228,21 @@ def _figures(out, proj, mask, ring, weights, results, dff_trace, truth, rate, pa
         title="neuropil correction",
     )
     save(ax.figure, "6_neuropil.png")
-    ax = plot.traces(
+    r_raw, r_corrected = correlations["mean"]
+    r_loose = next(v[0] for k, v in correlations.items() if k.startswith("mean, loose"))
+    _fig, ax = plt.subplots(figsize=(9.0, 5.0), layout="constrained")
+    plot.traces(
         {
             "truth": zscore(truth),
-            "F": zscore(m["F"].values[0]) + 6,
-            "F - 0.7 Fneu": zscore(m["F_corrected"].values[0]) + 12,
+            f"F (r = {r_raw:.3f})": zscore(m["F"].values[0]),
+            f"F - 0.7 Fneu (r = {r_corrected:.3f})": zscore(m["F_corrected"].values[0]),
         },
         frame_rate=rate,
-        ylabel="z-score (offset)",
-        title="extracted traces against the true calcium signal",
+        offset=6.0,
+        ylabel="z-score",
+        title="extracted traces against the true calcium signal\n"
+        f"(r: correlation with the truth; a loose mask gives r = {r_loose:.3f})",
+        ax=ax,
     )
     save(ax.figure, "7_truth.png")
     ax = plot.dff(dff_trace, frame_rate=rate)

@@ -20,12 +20,19 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import FrameRangeError, ParameterError
+from .errors import FrameRangeError, MovieError, ParameterError
 from .movie import Movie, as_movie
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Consumer", "default_chunk_frames", "iter_chunks", "resolve_frames", "stream"]
+__all__ = [
+    "Consumer",
+    "available_memory",
+    "default_chunk_frames",
+    "iter_chunks",
+    "resolve_frames",
+    "stream",
+]
 
 #: Default memory for one chunk of frames (the whole chunk is held at once).
 DEFAULT_CHUNK_BYTES = 64 * 1024**2
@@ -113,6 +120,32 @@ def default_chunk_frames(movie: Movie, chunk_bytes: int | None = None) -> int:
     return max(1, int(chunk_bytes // max(movie.frame_nbytes, 1)))
 
 
+def _check_chunk_memory(movie: Movie, n: int, given: bool) -> None:
+    """Refuse, before reading, chunks that cannot fit in memory: a chunk is held
+    while the next one is read ahead. Only for movies read from a file; a chunk of
+    an array in memory is a view of it."""
+    if movie.path is None:
+        return
+    need = 2 * n * movie.frame_nbytes
+    avail = _available_memory()
+    if avail is None or need <= avail:
+        return
+    from .movie import _human
+
+    y, x = movie.frame_shape
+    what = f"chunks of {n} frames of {y} x {x} {movie.dtype} take {_human(need / 2)} each"
+    if given and n > 1:
+        raise ParameterError(
+            f"chunk_frames={n}: {what}, and one is read ahead while the other is used: "
+            f"more than the {_human(avail)} of memory available; use fewer frames per chunk"
+        )
+    raise MovieError(
+        f"{movie.path}: frames of {y} x {x} {movie.dtype} take {_human(movie.frame_nbytes)} "
+        f"each, and reading holds two at once (one read ahead): more than the "
+        f"{_human(avail)} of memory available; use a machine with more memory"
+    )
+
+
 def iter_chunks(
     movie: Any,
     *,
@@ -129,10 +162,12 @@ def iter_chunks(
     movie = as_movie(movie)
     sel = resolve_frames(movie.n_frames, frames)
     total = n_selected(sel)
+    given = chunk_frames is not None
     if chunk_frames is None:
         chunk_frames = default_chunk_frames(movie)
     if chunk_frames < 1:
         raise ParameterError(f"chunk_frames={chunk_frames}: use 1 or more frames per chunk")
+    _check_chunk_memory(movie, min(chunk_frames, total), given)
 
     def read(off: int) -> np.ndarray:
         n = min(chunk_frames, total - off)
@@ -141,7 +176,12 @@ def iter_chunks(
         return movie.take(sel[off : off + n])
 
     offsets = range(0, total, chunk_frames)
-    bar = _progress(total, desc) if progress else None
+    bar = None
+    if progress:
+        from .kernels import first_compile
+
+        first = f"{desc} (compiling kernels, once per machine)" if first_compile() else desc
+        bar = _progress(total, first)
     # one reader thread fetches (reads, decodes) the next chunk while the consumers
     # work on this one; file reading and decompression release the GIL
     with ThreadPoolExecutor(1, thread_name_prefix="roitrace-read") as reader:
@@ -153,7 +193,7 @@ def iter_chunks(
                     pending = reader.submit(read, offsets[k + 1])
                 yield off, block
                 if bar is not None:
-                    bar.advance(block.shape[0])
+                    bar.advance(block.shape[0], desc)
         finally:
             pending.cancel()
             if bar is not None:
@@ -210,8 +250,10 @@ class _Progress:
         self._p.start()
         self._task = self._p.add_task(desc, total=total, rate="")
 
-    def advance(self, n: int) -> None:
+    def advance(self, n: int, desc: str | None = None) -> None:
         self._p.advance(self._task, n)
+        if desc is not None:
+            self._p.update(self._task, description=desc)
         speed = self._p.tasks[0].speed
         if speed:
             self._p.update(self._task, rate=f"{speed:,.0f} frames/s")
@@ -224,12 +266,62 @@ def _progress(total: int, desc: str) -> _Progress:
     return _Progress(total, desc)
 
 
+def available_memory() -> int | None:
+    """Bytes this process can still allocate, as far as can be told, or None.
+
+    The least of: the system's available memory (``MemAvailable``), what is left
+    under the container's memory limit (cgroup v2 ``memory.max``; inside a
+    container ``MemAvailable`` is the host's) and what is left of the address space
+    allowed by ``ulimit -v`` (``RLIMIT_AS``). Used to size chunks and to refuse, with
+    a clear error, a frame or working set that cannot fit before it is allocated.
+    """
+    limits = [
+        v
+        for v in (_meminfo_available(), _cgroup_available(), _address_space_left())
+        if v is not None
+    ]
+    return max(0, min(limits)) if limits else None
+
+
 def _available_memory() -> int | None:
+    return available_memory()
+
+
+def _meminfo_available() -> int | None:
     try:
         with open("/proc/meminfo") as f:
             for line in f:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _cgroup_available() -> int | None:
+    try:
+        with open("/sys/fs/cgroup/memory.max") as f:
+            limit = f.read().strip()
+        if limit == "max":
+            return None
+        with open("/sys/fs/cgroup/memory.current") as f:
+            used = int(f.read().strip())
+        return int(limit) - used
+    except (OSError, ValueError):
+        return None
+
+
+def _address_space_left() -> int | None:
+    try:
+        import resource
+
+        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+        if soft == resource.RLIM_INFINITY:
+            return None
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    return soft - int(line.split()[1]) * 1024
+    except (ImportError, OSError, ValueError, IndexError):
         pass
     return None

@@ -58,6 +58,11 @@ class BaselineError(RoitraceError, ValueError):
     """A normalisation's reference (F0, standard deviation, range) is zero or negative."""
 
 
+class MissingDependencyError(RoitraceError, ImportError):
+    """A package roitrace needs for this task is not installed; the message says how
+    to install it."""
+
+
 class FetchError(RoitraceError):
     """A dataset could not be downloaded or failed its checksum."""
 
@@ -83,6 +88,7 @@ __all__ = [
     "EmptyMaskError",
     "FetchError",
     "FrameRangeError",
+    "MissingDependencyError",
     "MovieError",
     "MovieFormatError",
     "MovieNotFoundError",

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import number
 from ._version import __version__
 from .aggregate import GroupAggregator, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
@@ -56,9 +57,9 @@ def extract(
     how: str = "mean",
     weights: Any = None,
     neuropil: dict[str, int] | None = None,
-    neuropil_factor: float = 0.7,
+    neuropil_factor: float | None = None,
     neuropil_how: str | None = None,
-    proportion: float = 0.1,
+    proportion: float | None = None,
     overlap: str = "keep",
     dff_q: float = 8.0,
     frames: FramesLike = None,
@@ -89,13 +90,14 @@ def extract(
         leaves out the pixels of every cell, dilated by ``"exclude_gap"`` pixels
         (default 0). With ``"min_pixels": n`` (suite2p uses 350) a ring grows
         outward, one pixel of width at a time, until it holds ``n`` pixels.
-    neuropil_factor : float
-        ``F_corrected = F - neuropil_factor * Fneu`` (0.7 as in suite2p).
+    neuropil_factor : float, optional
+        ``F_corrected = F - neuropil_factor * Fneu``; default 0.7 (as in suite2p).
+        Only with ``neuropil``.
     neuropil_how : str, optional
         How ring pixels are combined; default the same as ``how``, but ``"mean"``
         when ``how="weighted"``.
-    proportion : float
-        For ``trimmed_mean``: the fraction cut from each end.
+    proportion : float, optional
+        For ``how="trimmed_mean"`` only: the fraction cut from each end (default 0.1).
     overlap : {"keep", "drop"}
         Pixels shared by several ROIs: keep them in each, or drop them from all
         (suite2p's ``allow_overlap=False``). A ROI left with no pixel is an error.
@@ -135,7 +137,20 @@ def extract(
 
     movie = as_movie(movie)
     check_how(how)
+    if proportion is not None and how != "trimmed_mean":
+        raise ParameterError(
+            f"proportion is used only with how='trimmed_mean' (how={how!r}): leave it out"
+        )
+    proportion = 0.1 if proportion is None else proportion
     check_proportion(proportion)
+    if neuropil is None and neuropil_factor is not None:
+        raise ParameterError(
+            "neuropil_factor is used only with a neuropil ring: give neuropil={'gap': ..., "
+            "'width': ...} or leave neuropil_factor out"
+        )
+    neuropil_factor = number(
+        "neuropil_factor", 0.7 if neuropil_factor is None else neuropil_factor, low=0.0
+    )
     if overlap not in ("keep", "drop"):
         raise ParameterError(f"overlap={overlap!r}: use 'keep' or 'drop'")
     roiset = as_roiset(rois, movie.frame_shape)
@@ -222,13 +237,13 @@ def extract(
     coords["skewness"] = ("roi", _skew(signal))
     data_vars["dff"] = (
         ("roi", "time"),
-        _dff_or_warn(signal, ids, dff_q),
+        _dff_or_warn(signal, ids, dff_q, corrected=neuropil is not None),
         {"long_name": "dF/F0", "baseline": f"{dff_q}th percentile"},
     )
     params = {
         "how": how,
         "weights": _weights_label(how, weights),
-        "proportion": proportion,
+        "proportion": proportion if how == "trimmed_mean" else None,
         "neuropil": neuropil,
         "overlap": overlap,
         "dff_q": dff_q,
@@ -240,10 +255,11 @@ def extract(
         "roitrace_version": __version__,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "source": str(movie.path) if movie.path is not None else "array",
-        "frame_rate": float(movie.frame_rate) if movie.frame_rate else 0.0,
         "frame_shape": json.dumps(list(movie.frame_shape)),
         "parameters": json.dumps(params),
     }
+    if movie.frame_rate:  # an unknown rate is left out, never written as 0
+        attrs["frame_rate"] = float(movie.frame_rate)
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
@@ -412,15 +428,22 @@ def rois_from_result(result: Any) -> RoiSet:
         for v in json.loads(result.attrs.get("frame_shape", "null"))
         or (int(y.max()) + 1, int(x.max()) + 1)
     )
+    # one stable sort groups the pixels by ROI (in table order): linear in the pixels,
+    # not ROIs x pixels
+    ids = result["roi"].values
+    order = np.argsort(owner, kind="stable")
+    sorted_owner = owner[order]
+    starts = np.searchsorted(sorted_owner, ids, side="left")
+    stops = np.searchsorted(sorted_owner, ids, side="right")
+    ys, xs, ws = y[order].astype(np.intp), x[order].astype(np.intp), w[order]
     rois = []
-    for k, rid in enumerate(result["roi"].values):
-        sel = owner == rid
-        ww = w[sel]
+    for k, (rid, a, b) in enumerate(zip(ids, starts, stops, strict=True)):
+        ww = ws[a:b]
         rois.append(
             Roi(
                 int(rid),
-                y[sel].astype(np.intp),
-                x[sel].astype(np.intp),
+                ys[a:b],
+                xs[a:b],
                 None if np.all(ww == 1) else ww,
                 str(names[k]) if names is not None else f"roi {rid}",
             )
@@ -443,7 +466,10 @@ def _snr(x: np.ndarray) -> np.ndarray:
 
 
 def _snr_rows(x: np.ndarray) -> np.ndarray:
-    """suite2p's SNR proxy: 1 - 0.5 var(diff(x)) / var(x), per row."""
+    """suite2p's SNR proxy: 1 - 0.5 var(diff(x)) / var(x), per row; 0 for rows of
+    fewer than 2 values (a one-frame extraction has no differences)."""
+    if x.shape[1] < 2:
+        return np.zeros(x.shape[0])
     var = np.var(x, axis=1)
     with np.errstate(divide="ignore", invalid="ignore"):
         out = 1.0 - 0.5 * np.var(np.diff(x, axis=1), axis=1) / var
@@ -468,16 +494,22 @@ def _skew_rows(x: np.ndarray) -> np.ndarray:
         return np.where(flat, 0.0, m3 / np.where(flat, 1.0, m2) ** 1.5)
 
 
-def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float) -> np.ndarray:
+def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float, *, corrected: bool) -> np.ndarray:
     if signal.shape[1] < 2:
         return np.zeros_like(signal)
     f0 = _by_rows(lambda rows: baseline(rows, q=q), signal)  # the same F0 as roitrace.dff
     bad = f0[:, 0] <= 0
     if bad.any():
+        n_bad = int(bad.sum())
+        listed = ", ".join(map(str, ids[bad][:10])) + (", ..." if n_bad > 10 else "")
+        trace, fix = (
+            ("corrected trace", "lower neuropil_factor, or use roitrace.zscore")
+            if corrected
+            else ("trace", "the movie may have an offset to remove; or use roitrace.zscore")
+        )
         warnings.warn(
-            f"ROI {', '.join(map(str, ids[bad][:10]))}: F0 (the {q}th percentile of the "
-            "corrected trace) is <= 0, so their dff is NaN; lower neuropil_factor or use "
-            "roitrace.zscore",
+            f"{n_bad} of {ids.size} ROIs ({listed}): F0 (the {q:g}th percentile of the {trace}) "
+            f"is <= 0, so their dff is NaN; {fix}",
             UserWarning,
             stacklevel=3,
         )

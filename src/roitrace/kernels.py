@@ -68,6 +68,24 @@ def available() -> bool:
     return _nb is not None
 
 
+def first_compile() -> bool:
+    """Whether the next pass will compile kernels (none in numba's on-disk cache yet).
+
+    Compiling takes tens of seconds once per machine (and numba version); the
+    progress bar says so, instead of seeming to hang.
+    """
+    if _nb is None:
+        return False
+    try:
+        return any(
+            not os.path.exists(d._cache._cache_file._index_path)  # numba internals: a guess
+            for d in (_reduce_groups, _moments_update)
+            if not d.signatures  # compiled in this process already
+        )
+    except AttributeError:  # another numba version: no message rather than a wrong one
+        return False
+
+
 # -- the compiled kernels -------------------------------------------------------------------
 if _nb is not None:
     _jit = _nb.njit(cache=True, nogil=True, fastmath=False)

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
 
+from ._validate import number
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
 
 __all__ = ["METHODS", "check_mask", "pixels", "threshold", "threshold_value"]
 
 METHODS = ("absolute", "percentile", "sigma", "otsu", "li", "triangle", "local")
+
+
+#: The options each method uses; any other option given with it is an error.
+_OPTIONS = {
+    "absolute": ("value",),
+    "percentile": ("q",),
+    "sigma": ("k",),
+    "local": ("block_size", "offset"),
+    "otsu": (),
+    "li": (),
+    "triangle": (),
+}
 
 
 def threshold_value(
@@ -21,12 +35,13 @@ def threshold_value(
     q: float | None = None,
     k: float | None = None,
     block_size: int | None = None,
-    offset: float = 0.0,
+    offset: float | None = None,
 ) -> float | np.ndarray:
     """The threshold :func:`threshold` compares the image with.
 
     A number for global methods; an image of local thresholds for ``"local"``.
-    Parameters are those of :func:`threshold`.
+    Parameters are those of :func:`threshold`. Pixels that are NaN or infinite
+    are left out of the computation (see :func:`threshold`).
 
     Examples
     --------
@@ -35,25 +50,25 @@ def threshold_value(
     5.5
     """
     image = _check_image(image)
-    if method not in METHODS:
-        raise ParameterError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
-    if method == "absolute":
-        if value is None:
-            raise ParameterError(
-                "method='absolute' needs a value: threshold(image, 1000) keeps pixels > 1000"
-            )
-        return float(value)
-    if value is not None:
+    _check_options(method, value=value, q=q, k=k, block_size=block_size, offset=offset)
+    finite = np.isfinite(image)
+    if not finite.any():
         raise ParameterError(
-            f"value={value} is only for method='absolute'; method={method!r} computes its own"
+            f"every pixel of the {image.shape[0]} x {image.shape[1]} image is NaN or infinite: "
+            "there is nothing to threshold; check the movie (are all frames NaN?)"
         )
+    values = image if finite.all() else image[finite]
+    if method == "absolute":
+        return number("value", value)
     if method == "percentile":
-        if q is None or not 0 <= q <= 100:
-            raise ParameterError(f"method='percentile' needs q between 0 and 100 (got q={q})")
-        return float(np.percentile(image, q))
+        return float(
+            np.percentile(
+                values, number("q", q, low=0, high=100, hint=" (a percentile between 0 and 100)")
+            )
+        )
     if method == "sigma":
-        k = 3.0 if k is None else float(k)
-        return float(np.mean(image) + k * np.std(image))
+        k = 3.0 if k is None else number("k", k)
+        return float(np.mean(values) + k * np.std(values))
     if method == "local":
         from skimage.filters import threshold_local
 
@@ -62,7 +77,10 @@ def threshold_value(
                 f"method='local' needs an odd block_size of 3 or more pixels (got {block_size}); "
                 "about the diameter of a cell, e.g. 15"
             )
-        return threshold_local(image, block_size, offset=offset)
+        offset = 0.0 if offset is None else number("offset", offset)
+        # NaN would spread to every neighbourhood it touches: stand in the darkest value
+        filled = image if values is image else np.where(finite, image, values.min())
+        return threshold_local(filled, block_size, offset=offset)
     from skimage import filters
 
     fn = {
@@ -70,7 +88,30 @@ def threshold_value(
         "li": filters.threshold_li,
         "triangle": filters.threshold_triangle,
     }[method]
-    return float(fn(image))
+    return float(fn(values))
+
+
+def _check_options(method: str, **given: Any) -> None:
+    if method not in METHODS:
+        raise ParameterError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+    if method == "absolute" and given["value"] is None:
+        raise ParameterError(
+            "method='absolute' needs a value: threshold(image, 1000) keeps pixels > 1000"
+        )
+    if method == "percentile" and given["q"] is None:
+        raise ParameterError("method='percentile' needs q, a percentile between 0 and 100")
+    stray = [name for name, v in given.items() if v is not None and name not in _OPTIONS[method]]
+    if stray:
+        users = {name: m for m, names in _OPTIONS.items() for name in names}
+        said = ", ".join(
+            f"{name}= is for method={users[name]!r}"
+            if name != "value"
+            else "value= is for method='absolute'"
+            for name in stray
+        )
+        raise ParameterError(
+            f"{said}, not for method={method!r}, which does not use it: leave it out"
+        )
 
 
 def threshold(
@@ -81,7 +122,7 @@ def threshold(
     q: float | None = None,
     k: float | None = None,
     block_size: int | None = None,
-    offset: float = 0.0,
+    offset: float | None = None,
     allow_empty: bool = False,
 ) -> np.ndarray:
     """Threshold an image (usually a projection) into a boolean mask of the cell.
@@ -107,10 +148,16 @@ def threshold(
         Number of standard deviations for ``method="sigma"`` (default 3).
     block_size : int, optional
         Odd neighbourhood size in pixels for ``method="local"``.
-    offset : float
-        Subtracted from the local threshold (``method="local"``).
+    offset : float, optional
+        Subtracted from the local threshold (``method="local"``; default 0).
     allow_empty : bool
         Return an empty mask instead of raising when no pixel passes.
+
+    An option that the method does not use (``q`` with ``method="sigma"``...) is
+    an error. Pixels that are NaN or infinite (a movie with NaN frames) are left
+    out: they take no part in computing the threshold and are never in the mask;
+    a warning says how many there are. A threshold that every pixel passes is
+    warned about too (the whole frame would be one cell).
 
     Returns
     -------
@@ -136,12 +183,30 @@ def threshold(
     t = threshold_value(
         image, value, method=method, q=q, k=k, block_size=block_size, offset=offset
     )
-    mask = image > t
+    finite = np.isfinite(image)
+    n_bad = int(finite.size - np.count_nonzero(finite))
+    if n_bad:
+        warnings.warn(
+            f"the image holds {n_bad} NaN or infinite pixel{'s' if n_bad > 1 else ''} "
+            f"(of {image.size}); they are left out of the threshold and of the mask",
+            UserWarning,
+            stacklevel=2,
+        )
+    with np.errstate(invalid="ignore"):
+        mask = (image > t) & finite
+    where = "the local thresholds" if method == "local" else f"the threshold {float(t):.6g}"
     if not allow_empty and not mask.any():
-        where = "the local thresholds" if method == "local" else f"the threshold {float(t):.6g}"
         raise EmptyMaskError(
             f"no pixel is above {where} (method={method!r}); the image ranges from "
-            f"{np.nanmin(image):.6g} to {np.nanmax(image):.6g}: choose a lower threshold"
+            f"{np.min(image[finite]):.6g} to {np.max(image[finite]):.6g}: choose a lower "
+            "threshold"
+        )
+    if mask.all() and mask.size > 1:
+        warnings.warn(
+            f"every pixel is above {where} (method={method!r}): the whole frame is selected; "
+            "choose a higher threshold",
+            UserWarning,
+            stacklevel=2,
         )
     return mask
 

@@ -10,6 +10,7 @@ page by page; HDF5 is read through h5py's own chunking.
 from __future__ import annotations
 
 import logging
+import math
 import mmap
 import os
 import re
@@ -20,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import frame_rate as check_frame_rate
 from .errors import (
     FrameRangeError,
     MovieFormatError,
@@ -216,6 +218,29 @@ class H5Movie(Movie):
         self.shape = (ds.shape[t_ax], ds.shape[axes.index("Y")], ds.shape[axes.index("X")])
         self.dtype = ds.dtype
         self.frame_rate = frame_rate if frame_rate is not None else _h5_frame_rate(ds)
+        self._check_fits()
+
+    def _check_fits(self) -> None:
+        """A dataset's shape costs nothing to declare (an empty chunked dataset of
+        10^7 frames of 10^4 x 10^4 is a file of a few kB): refuse frames, or
+        compressed chunks (HDF5 decompresses a whole chunk to read part of it), that
+        cannot fit in memory."""
+        where = f"{self.path}: dataset {self._ds.name!r}"
+        y, x = self.frame_shape
+        _check_frame_fits(where, f"frames of {y} x {x} {self.dtype}", self.frame_nbytes)
+        chunks = self._ds.chunks
+        if chunks is not None and self._ds.id.get_create_plist().get_nfilters() > 0:
+            from .engine import available_memory
+
+            chunk_bytes = math.prod(chunks) * self.dtype.itemsize
+            avail = available_memory()
+            if avail is not None and chunk_bytes > avail:
+                raise MovieFormatError(
+                    f"{where} is stored in compressed chunks of {' x '.join(map(str, chunks))} "
+                    f"({_human(chunk_bytes)} each), more than the {_human(avail)} of memory "
+                    "available, and a chunk is decompressed whole to read any frame of it; "
+                    "re-save the dataset with smaller chunks (e.g. one frame per chunk)"
+                )
 
     def _find_dataset(self, name: str | None):
         import h5py
@@ -252,7 +277,10 @@ class H5Movie(Movie):
         block = self._ds[tuple(sel)]
         kept = [a for a in self._axes if a != "C"]
         block = np.transpose(block, [kept.index(a) for a in "TYX"])
-        return np.ascontiguousarray(block[inverse])
+        if uniq.size != idx.size or np.any(uniq != idx):
+            block = block[inverse]  # repeats or another order: a copy
+        # a copy only when the stored axes are not T, Y, X: the read block is new
+        return np.ascontiguousarray(block)
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None:
@@ -278,7 +306,9 @@ class TiffMovie(Movie):
         import tifffile
 
         self.path = path
-        with _TiffLog() as tiff_log:
+        # tifffile logs what it finds odd (in its words) while it opens the file and
+        # as it loads pages: collect it for -v and say what matters as one error
+        with _TiffLog(path) as tiff_log:
             try:
                 self._tif = tifffile.TiffFile(path)
                 series = list(self._tif.series)
@@ -293,12 +323,17 @@ class TiffMovie(Movie):
                     f"{path}: not a readable TIFF file ({exc}); check that the file is "
                     "complete and really a TIFF"
                 ) from exc
-        if not series:
-            raise MovieFormatError(f"{path}: the TIFF file holds no image")
-        if tiff_log.damaged:
-            # tifffile lost pages (their directories were cut off) and fell back to a
-            # shorter series: rebuild the frames that are really there.
-            series = [_recover_series(self._tif, path, truncated)]
+            if not series:
+                raise MovieFormatError(f"{path}: the TIFF file holds no image")
+            if tiff_log.damaged:
+                # tifffile lost pages (their directories were cut off) and fell back to a
+                # shorter series: rebuild the frames that are really there.
+                series = [_recover_series(self._tif, path, truncated)]
+            self._open_series(series, channel, truncated)
+        self.frame_rate = frame_rate if frame_rate is not None else _tiff_frame_rate(self._tif)
+
+    def _open_series(self, series: list[Any], channel: int | None, truncated: str) -> None:
+        path = self.path
         self._sources: list[_SeriesFrames] = []
         first = _SeriesFrames(series[0], channel, path)
         self._sources.append(first)
@@ -328,43 +363,53 @@ class TiffMovie(Movie):
             msg = f"{path.name}: " + " and ".join(what) + f" ({n} frames)"
             if any(a in flattened for a in "CS"):
                 msg += "; if C/S holds colour channels, pass channel= to pick one"
-            warnings.warn(msg, UserWarning, stacklevel=3)
+            warnings.warn(msg, UserWarning, stacklevel=4)
         if n == 1:
             warnings.warn(
                 f"{path.name} holds a single 2-D image, read as a movie of 1 frame; "
                 "projections and traces need a (time, y, x) stack",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
         self._check_complete(truncated)
-        self.frame_rate = frame_rate if frame_rate is not None else _tiff_frame_rate(self._tif)
 
     def _check_complete(self, truncated: str) -> None:
+        """Find the first frame the file cannot hold: cut off (truncated) or stored
+        in fewer bytes or strips than a frame needs (a damaged page directory)."""
         size = self.path.stat().st_size
         last_good = -1
+        problem = None
         for i in range(self.n_frames):
-            if self._frame_end(i) > size:
+            s = int(np.searchsorted(self._offsets, i, side="right") - 1)
+            src, j = self._sources[s], i - int(self._offsets[s])
+            if src.frame_end(j) > size:
+                break
+            problem = src.frame_problem(j)
+            if problem is not None:
                 break
             last_good = i
         else:
             return
-        if truncated == "keep" and last_good >= 0:
+        n_good = last_good + 1
+        what = "truncated" if problem is None else f"damaged at frame {n_good} ({problem})"
+        if truncated == "keep" and n_good > 0:
             warnings.warn(
-                f"{self.path.name}: file is truncated; using its {last_good + 1} complete "
+                f"{self.path.name}: file is {what}; using its {n_good} complete "
                 f"frames of {self.n_frames}",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
-            self._cut(last_good + 1)
+            self._cut(n_good)
             return
+        if n_good == 0:
+            raise MovieFormatError(
+                f"{self.path}: file is {what}: no frame of {self.n_frames} can be read; "
+                "re-copy the file or export it again"
+            )
         raise MovieFormatError(
-            f"{self.path}: file is truncated: only frames 0 to {last_good} of {self.n_frames} "
+            f"{self.path}: file is {what}: only frames 0 to {last_good} of {self.n_frames} "
             "are complete (re-copy the file, or open it with truncated='keep' to use those)"
         )
-
-    def _frame_end(self, i: int) -> int:
-        s = int(np.searchsorted(self._offsets, i, side="right") - 1)
-        return self._sources[s].frame_end(i - int(self._offsets[s]))
 
     def _cut(self, n: int) -> None:
         new: list[_SeriesFrames] = []
@@ -379,14 +424,39 @@ class TiffMovie(Movie):
         self.shape = (n, *self.shape[1:])  # type: ignore[assignment]
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
+        try:
+            return self._take_sources(idx)
+        except _Undecodable as exc:
+            raise MovieFormatError(self._undecodable(exc)) from exc.error
+
+    def _take_sources(self, idx: np.ndarray) -> np.ndarray:
         if len(self._sources) == 1:
             return self._sources[0].take(idx)
         out = np.empty((idx.size, *self.frame_shape), self.dtype)
         which = np.searchsorted(self._offsets, idx, side="right") - 1
         for s in np.unique(which):
             sel = which == s
-            out[sel] = self._sources[s].take(idx[sel] - self._offsets[s])
+            try:
+                out[sel] = self._sources[s].take(idx[sel] - self._offsets[s])
+            except _Undecodable as exc:
+                exc.frame += int(self._offsets[s])  # the movie's frame, not the series'
+                raise
         return out
+
+    def _undecodable(self, exc: _Undecodable) -> str:
+        """A corrupt page is found only when it is decoded (checking every page when
+        the file is opened would read the whole movie): name the frame and say how
+        to use the frames before it."""
+        i = exc.frame
+        msg = (
+            f"frame {i} of {self.path} could not be decoded ({exc.codec}: {_one_line(exc.error)})"
+        )
+        if i == 0:
+            return msg + "; the file is damaged from its first frame: re-copy or re-export it"
+        return (
+            f"{msg}; the file is damaged there: re-copy it, or use the {i} frames before it "
+            f"with frames=(0, {i})"
+        )
 
     @property
     def memory_mapped(self) -> bool:
@@ -435,30 +505,88 @@ def _read_raw(mm: np.memmap, rows: np.ndarray) -> np.ndarray:
     return out
 
 
-class _TiffLog(logging.Handler):
-    """Collect tifffile's logged complaints about a damaged file while it opens."""
+class _TiffLog(logging.Filter):
+    """Keep tifffile's logged complaints (in its words, about its objects) from the
+    user while a file is opened or read, note whether they say the file is damaged,
+    and pass the first few on to roitrace's log (shown with -v).
+
+    A filter on tifffile's logger, not a handler: it drops the records before any
+    handler sees them, and several readers (threads) can hold one at once.
+    """
 
     SIGNS = ("invalid page offset", "failed to reshape", "corrupted", "truncated")
+    SHOWN = 5
 
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
         self.damaged = False
+        self.messages: list[str] = []
 
-    def emit(self, record: logging.LogRecord) -> None:
+    def filter(self, record: logging.LogRecord) -> bool:
         msg = record.getMessage()
         if any(sign in msg for sign in self.SIGNS):
             self.damaged = True
+        if len(self.messages) < self.SHOWN and msg not in self.messages:
+            self.messages.append(msg)
+        return False
 
     def __enter__(self) -> _TiffLog:
         self._logger = logging.getLogger("tifffile")
-        self._logger.addHandler(self)
-        self._propagate = self._logger.propagate
-        self._logger.propagate = False  # we report it ourselves, as one error
+        self._logger.addFilter(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._logger.removeHandler(self)
-        self._logger.propagate = self._propagate
+        self._logger.removeFilter(self)
+        for msg in self.messages:
+            log.info("%s: tifffile: %s", self.path, msg)
+
+
+class _Undecodable(Exception):
+    """A page failed to decode; ``frame`` is the frame it holds (as the reader that
+    raised it counts frames), ``codec`` the page's compression."""
+
+    def __init__(self, frame: int, error: BaseException, codec: str) -> None:
+        super().__init__(frame, error)
+        self.frame = frame
+        self.error = error
+        self.codec = codec
+
+
+#: Deflate cannot expand data more than 1032-fold (a 258-byte match in 2 bits):
+#: compressed strips that would have to expand more do not hold the frame claimed.
+_DEFLATE_MAX_RATIO = 1032
+_DEFLATE = {8, 32946}  # ADOBE_DEFLATE and DEFLATE
+
+
+def _human(n: float) -> str:
+    """A byte count for people: 2.3 KiB, 18.6 GiB."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
+        if abs(n) < 1024 or unit == "PiB":
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+        n /= 1024
+    raise AssertionError("unreachable")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[:200]
+
+
+def _check_frame_fits(where: str, frames: str, nbytes: int) -> None:
+    """Refuse frames (as the file claims them) that cannot fit in memory before
+    anything is allocated: roitrace reads whole frames, so one must fit, and the
+    claim may be a lie (a damaged or hostile header)."""
+    from .engine import available_memory
+
+    avail = available_memory()
+    if avail is not None and nbytes > avail:
+        raise MovieFormatError(
+            f"{where} claims {frames} ({_human(nbytes)} each), more than the "
+            f"{_human(avail)} of memory available: roitrace reads whole frames, so a frame "
+            "must fit in memory; check that the file is what it claims, or use a machine "
+            "with more memory"
+        )
 
 
 def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
@@ -513,6 +641,7 @@ class _SeriesFrames:
 
     def __init__(self, series: Any, channel: int | None, path: Path) -> None:
         self.series = series
+        self.path = path
         self.dtype = np.dtype(series.dtype)
         key = series.keyframe
         page_axes = key.axes
@@ -554,6 +683,59 @@ class _SeriesFrames:
         self.sample_of = np.tile(np.array([-1 if s is None else s for s in samples]), pages.size)
         self.pages = series.pages
         self.memmap = self._try_memmap()
+        self._check_key_frame(path, n_samples)
+
+    def _check_key_frame(self, path: Path, n_samples: int) -> None:
+        """Refuse a header whose frames the file cannot hold, or memory cannot, before
+        any frame is allocated (a memory map already proves the file holds them)."""
+        key = self.series.keyframe
+        y, x = self.frame_shape
+        frames = f"frames of {y} x {x} {self.dtype}"
+        if n_samples > 1:
+            frames += f" x {n_samples} samples"
+        if self.memmap is None:
+            size = path.stat().st_size
+            problem = self.page_problem(key)
+            if problem is not None:
+                raise MovieFormatError(
+                    f"{path}: the TIFF header claims {frames} ({_human(key.nbytes)} each) "
+                    f"but the file holds {_human(size)} ({problem}); the file is damaged or "
+                    "its header is wrong: re-copy or re-export it"
+                )
+        _check_frame_fits(f"{path}: the TIFF header", frames, int(key.nbytes))
+
+    def page_problem(self, page: Any) -> str | None:
+        """Why a page's strips or tiles cannot hold a frame of the key frame's size
+        (None when they can, as far as their sizes tell)."""
+        key = self.series.keyframe
+        counts = page.databytecounts
+        need = math.prod(key.chunked)  # strips or tiles a frame of this shape is cut into
+        if len(counts) < need:
+            return (
+                f"its directory lists {len(counts)} of the {need} strips or tiles of such a frame"
+            )
+        stored = int(sum(counts))
+        whole_bytes = key.bitspersample == 8 * self.dtype.itemsize
+        if key.compression == 1 and whole_bytes and stored < key.nbytes:
+            return f"the frame's strips or tiles hold {_human(stored)}"
+        if key.compression in _DEFLATE and stored * _DEFLATE_MAX_RATIO + 1024 < key.nbytes:
+            return (
+                f"the frame's strips or tiles hold {_human(stored)} of deflate data, which "
+                "cannot expand to that much"
+            )
+        return None  # strips beyond the end of the file: frame_end finds them (truncated)
+
+    def frame_problem(self, i: int) -> str | None:
+        """Why the page of frame ``i`` cannot hold it (its strips, read without decoding)."""
+        if self.memmap is not None:
+            return None
+        try:
+            page = self.pages[int(self.page_of[i])]
+        except (IndexError, ValueError, OSError):
+            return None  # a lost page: frame_end reports it
+        if page is None:
+            return None
+        return self.page_problem(page)
 
     def _try_memmap(self) -> np.ndarray | None:
         s = self.series
@@ -590,7 +772,30 @@ class _SeriesFrames:
         return int(max(o + c for o, c in zip(offs, counts, strict=True)))
 
     def _decode(self, pages: np.ndarray) -> np.ndarray:
-        """Compressed (or scattered) pages, decoded in parallel threads by tifffile."""
+        """Compressed (or scattered) pages, decoded in parallel threads by tifffile.
+
+        A page that fails to decode raises :class:`_Undecodable` with its position in
+        ``pages``: tifffile (zlib, imagecodecs) raises whatever its codec raises,
+        from a worker thread, without saying which page, so the pages are decoded
+        again one by one to find it.
+        """
+        with _TiffLog(self.path):
+            try:
+                return self._decode_pages(pages)
+            except MemoryError:
+                raise
+            except Exception:
+                one_by_one = []
+                for k, p in enumerate(pages):
+                    try:
+                        one_by_one.append(self.pages[int(p)].asarray())
+                    except MemoryError:
+                        raise
+                    except Exception as exc:
+                        raise _Undecodable(k, exc, self.codec) from exc
+                return np.stack(one_by_one)  # only the threaded read failed
+
+    def _decode_pages(self, pages: np.ndarray) -> np.ndarray:
         shape = (pages.size, *self.series.keyframe.shape)
         if pages.size > 1 and self.series.kind != "recovered":
             block = self.series.parent.asarray(
@@ -599,6 +804,16 @@ class _SeriesFrames:
             if block.shape == shape:
                 return block
         return np.stack([self.pages[int(p)].asarray() for p in pages])
+
+    @property
+    def codec(self) -> str:
+        """The pages' compression, as people call it."""
+        c = self.series.keyframe.compression
+        if c in _DEFLATE:
+            return "deflate"
+        if c == 1:
+            return "uncompressed"
+        return str(getattr(c, "name", c)).lower()
 
     def cut(self, n: int) -> None:
         self.page_of = self.page_of[:n]
@@ -610,7 +825,11 @@ class _SeriesFrames:
         if self.memmap is not None:
             block = _read_raw(self.memmap, pages)
         else:
-            block = self._decode(pages)
+            try:
+                block = self._decode(pages)
+            except _Undecodable as exc:
+                exc.frame = int(idx[exc.frame])  # a position in pages: make it a frame
+                raise
         if self.sample_axis is not None:
             axis = 1 + self.sample_axis
             block = np.moveaxis(block, axis, 1)[np.arange(pages.size), samples]
@@ -684,7 +903,12 @@ def open_movie(
         raise MovieFormatError(f"{p} is a folder; give the movie file inside it")
     if truncated not in ("error", "keep"):
         raise ParameterError(f"truncated={truncated!r}: use 'error' or 'keep'")
+    frame_rate = check_frame_rate(frame_rate)
     suffix = p.suffix.lower()
+    if dataset is not None and suffix not in H5_SUFFIXES:
+        raise ParameterError(
+            f"dataset={dataset!r} is for HDF5 files; {p} is not one: leave it out"
+        )
     if suffix in {".tif", ".tiff", ".btf", ".tf8"}:
         if axes is not None:
             raise ParameterError(
@@ -696,7 +920,12 @@ def open_movie(
             data = np.load(p, mmap_mode="r", allow_pickle=False)
         except (ValueError, OSError) as exc:
             raise MovieFormatError(f"{p}: not a readable .npy array ({exc})") from exc
-        return as_movie(data, axes=axes, channel=channel, frame_rate=frame_rate, path=p)
+        movie = as_movie(data, axes=axes, channel=channel, frame_rate=frame_rate, path=p)
+        y, x = movie.frame_shape
+        _check_frame_fits(
+            f"{p}: the array", f"frames of {y} x {x} {movie.dtype}", movie.frame_nbytes
+        )
+        return movie
     if suffix in H5_SUFFIXES:
         return H5Movie(p, dataset, axes, channel, frame_rate)
     raise MovieFormatError(
@@ -726,6 +955,7 @@ def as_movie(
         return data
     if isinstance(data, (str, os.PathLike)):
         return open_movie(data, axes=axes, channel=channel, frame_rate=frame_rate)
+    frame_rate = check_frame_rate(frame_rate)
     arr = data if isinstance(data, np.ndarray) else np.asarray(data)
     if arr.ndim == 2 and axes is None:
         raise NotAMovieError(_not_a_movie_message(arr.shape))

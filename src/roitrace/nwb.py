@@ -7,12 +7,20 @@ reads such a file back into the same :class:`xarray.Dataset`.
 
 Conventions (NWB leaves some of them open, so they are spelled out here):
 
-* ``image_mask`` is ``(n_rois, Y, X)``: indexed like the movie's frames, row then
-  column. Nonzero pixels belong to the ROI; their values are its pixel weights.
-* ``pixel_mask`` rows are ``(x, y, weight)`` as the NWB schema documents, ``x`` the
-  column and ``y`` the row. Some writers store ``(y, x, weight)``: the reader checks
-  the order against the frame size and swaps it, with a warning, when only the
-  swapped order fits.
+* roitrace writes ``pixel_mask``: one ``(x, y, weight)`` row per ROI pixel, as the
+  NWB schema documents, ``x`` the column and ``y`` the row, ``weight`` float32 (1.0
+  for unweighted pixels). It grows with the ROIs' pixels; a dense ``image_mask``
+  grows with ROIs x frame size (20,000 ROIs of 512 x 512 frames: 5 GB to compress).
+  The frame size goes beside it, as the 2-D image ``roi_coverage`` (how many ROIs
+  cover each pixel) in the Images container ``SummaryImages`` of the ``ophys``
+  module.
+* The reader takes ``image_mask`` too: ``(n_rois, Y, X)``, indexed like the
+  movie's frames, row then column; nonzero pixels belong to the ROI, their values
+  are its pixel weights. Some writers store ``pixel_mask`` as ``(y, x, weight)``:
+  the reader checks the order against the frame size (from a TwoPhotonSeries of
+  the imaging plane, a reference image or the largest image in an Images container
+  of the table's module, e.g. suite2p's ``meanImg``) and swaps it, with a warning,
+  when only the swapped order fits.
 * Traces are written time first, ``(n_frames, n_rois)``, as NWB requires.
 
 Needs ``pynwb`` (``pip install pynwb``); it is imported only when these functions
@@ -23,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import itertools
 import json
 import os
 import uuid
@@ -34,6 +43,8 @@ from typing import Any
 import numpy as np
 
 from ._atomic import hdf5_file
+from ._optional import require
+from ._validate import check_subject
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
@@ -47,7 +58,7 @@ DFF_VARS = ("dff",)
 MODULE = "ophys"
 PLANE_SEGMENTATION = "PlaneSegmentation"
 FRAME_INDEX = "frame_index"
-#: The result's pixel table: in NWB the ROIs' ``image_mask`` holds the same pixels.
+#: The result's pixel table: in NWB the ROIs' ``pixel_mask`` holds the same pixels.
 PIXEL_VARS = ("pixel_roi", "pixel_y", "pixel_x", "pixel_weight")
 #: PlaneSegmentation columns that are not per-ROI coordinates of a result.
 _MASK_COLUMNS = ("image_mask", "pixel_mask", "voxel_mask", "roi_name")
@@ -62,9 +73,22 @@ _COLUMN_DESCRIPTIONS = {
 _UNIT = "a.u."
 _SESSION_DESCRIPTION = "calcium imaging: fluorescence traces of cells, extracted by roitrace"
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+#: NWB's pixel_mask row, as the schema defines it.
+_PIXEL_MASK_DTYPE = np.dtype([("x", np.uint32), ("y", np.uint32), ("weight", np.float32)])
+#: Bytes of image_mask read at once (as float64) when reading one.
+_IMAGE_MASK_BLOCK = 64 << 20
+#: The Images container and image that record the frame size beside the pixel_mask.
+SUMMARY_IMAGES = "SummaryImages"
+COVERAGE_IMAGE = "roi_coverage"
 
 
 # -- reading ROIs --------------------------------------------------------------------------
+def _pynwb() -> None:
+    """Fail with one message and the install command when pynwb is missing."""
+    require("pynwb", "reading or writing NWB files")
+    require("hdmf", "reading or writing NWB files")
+
+
 def read_nwb_rois(
     path: str | os.PathLike,
     *,
@@ -84,8 +108,9 @@ def read_nwb_rois(
     shape : (int, int), optional
         The frame shape ``(Y, X)``. Only needed for ``pixel_mask`` ROIs when the
         file records no frame size (no ``image_mask``, no TwoPhotonSeries of the
-        imaging plane); otherwise the frame is taken as just big enough to hold
-        the ROIs.
+        imaging plane or reference image, no image in an Images container of the
+        table's module, as roitrace and suite2p write); otherwise the frame is
+        taken as just big enough to hold the ROIs.
 
     Returns
     -------
@@ -125,6 +150,7 @@ def read_nwb_rois(
     >>> rois.ids, rois.names, rois.frame_shape, [r.npix for r in rois]
     ([1, 2], ['roi 1', 'roi 2'], (8, 10), [6, 6])
     """
+    _pynwb()
     path = Path(path)
     with _open_nwb(path) as nwbfile:
         key, table = _pick_plane_segmentation(nwbfile, path, plane_segmentation)
@@ -190,10 +216,16 @@ def _image_mask_pixels(
             f"shape={shape} was given; leave shape out or pass the ROIs' own frame size"
         )
     out = []
-    for k in range(dshape[0]):  # one ROI at a time: masks of many ROIs can be large
-        m = np.asarray(data[k], dtype=np.float64)
-        y, x = np.nonzero(m)
-        out.append((y, x, _weights(m[y, x])))
+    # some ROIs at a time (up to 64 MB): one read a ROI is slow for 10^4 ROIs, and
+    # all of them at once can be gigabytes
+    step = max(1, _IMAGE_MASK_BLOCK // (8 * max(1, frame_shape[0] * frame_shape[1])))
+    for k0 in range(0, dshape[0], step):
+        block = np.asarray(data[k0 : k0 + step], dtype=np.float64)
+        kk, y, x = np.nonzero(block)  # sorted by ROI, then row-major as before
+        values = block[kk, y, x]
+        bounds = np.searchsorted(kk, np.arange(block.shape[0] + 1))
+        for a, b in itertools.pairwise(bounds):
+            out.append((y[a:b], x[a:b], _weights(values[a:b])))
     return out, frame_shape
 
 
@@ -280,10 +312,32 @@ def _frame_shape_from_file(table: Any) -> tuple[int, int] | None:
         dim = getattr(series, "dimension", None)
         if dim is not None and len(dim) >= 2:
             return int(dim[1]), int(dim[0])  # NWB documents dimension as (x, y)
+    images = _module_images(table)
+    if images:
+        # roitrace's roi_coverage, else the largest: suite2p's Backgrounds hold the
+        # full-frame meanImg beside cropped max_proj and Vcorr
+        named = [shape for name, shape in images if name == COVERAGE_IMAGE]
+        return named[0] if named else max((shape for _, shape in images), key=np.prod)
     manifold = getattr(plane, "manifold", None)
     if manifold is not None and len(manifold.shape) == 3:
         return int(manifold.shape[0]), int(manifold.shape[1])
     return None
+
+
+def _module_images(table: Any) -> list[tuple[str, tuple[int, int]]]:
+    """Name and (Y, X) shape of every 2-D image in the Images containers of the
+    processing module that holds ``table`` (its ImageSegmentation's parent)."""
+    from pynwb.base import Images
+
+    module = getattr(getattr(table, "parent", None), "parent", None)
+    out = []
+    for container in getattr(module, "data_interfaces", {}).values():
+        if isinstance(container, Images):
+            for name, image in container.images.items():
+                dshape = getattr(getattr(image, "data", None), "shape", ())
+                if len(dshape) == 2 and min(dshape) > 0:
+                    out.append((str(name), (int(dshape[0]), int(dshape[1]))))
+    return out
 
 
 def _weights(values: np.ndarray) -> np.ndarray | None:
@@ -403,10 +457,13 @@ def write_nwb(
     The file holds a Device, an ImagingPlane (with its OpticalChannel) and a
     processing module ``"ophys"`` with:
 
-    * ``ImageSegmentation/PlaneSegmentation``: one row per ROI with ``image_mask``
-      ``(Y, X)`` (the ROI's weights, 1.0 when unweighted), ``roi_name`` and a column
-      per per-ROI coordinate of the result (``npix``, ``npix_neuropil``,
-      ``centroid_y``...); row ids are the ROI ids;
+    * ``ImageSegmentation/PlaneSegmentation``: one row per ROI with ``pixel_mask``
+      (its pixels' ``(x, y, weight)``, weight 1.0 when unweighted; NWB stores
+      weights as float32), ``roi_name`` and a column per per-ROI coordinate of the
+      result (``npix``, ``npix_neuropil``, ``centroid_y``...); row ids are the ROI
+      ids;
+    * ``SummaryImages/roi_coverage``: how many ROIs cover each pixel, an image of
+      the whole frame, which records the frame size;
     * ``Fluorescence``: RoiResponseSeries ``F``, and ``Fneu`` and ``F_corrected``
       when present;
     * ``DfOverF``: RoiResponseSeries ``dff`` when present;
@@ -482,7 +539,9 @@ def write_nwb(
     >>> bool(np.array_equal(read_nwb_result(p)["F"], ds["F"]))
     True
     """
+    _pynwb()
     import pynwb
+    from hdmf.common import DynamicTableRegion
     from pynwb import H5DataIO
     from pynwb.ophys import DfOverF, Fluorescence, RoiResponseSeries
 
@@ -541,9 +600,13 @@ def write_nwb(
     for var in (*FLUORESCENCE_VARS, *DFF_VARS):
         if var not in result.data_vars:
             continue
-        region = table.create_roi_table_region(
-            region=list(range(len(chosen))),
+        # an array, not create_roi_table_region's list: hdmf checks the type of
+        # every element of a list, seconds for 10^4 ROIs
+        region = DynamicTableRegion(
+            name="rois",
+            data=np.arange(len(chosen)),
             description=f"the ROIs of {PLANE_SEGMENTATION}, in the order of the columns of data",
+            table=table,
         )
         data = np.ascontiguousarray(result[var].transpose("roi", "time").values.T)
         series = RoiResponseSeries(
@@ -596,9 +659,10 @@ def _segmentation_file(
 ) -> tuple[Any, Any, Any]:
     """An NWBFile with a Device, an ImagingPlane and ``ophys/ImageSegmentation`` holding
     one PlaneSegmentation of ``chosen``; returns the file, the module and the table."""
-    from hdmf.common import VectorData
-    from hdmf.data_utils import DataChunkIterator
+    from hdmf.common import VectorData, VectorIndex
     from pynwb import H5DataIO
+    from pynwb.base import Images
+    from pynwb.image import GrayscaleImage
     from pynwb.ophys import ImageSegmentation, OpticalChannel, PlaneSegmentation
 
     nwbfile = _make_nwbfile(notes=notes, **file_options)
@@ -628,30 +692,27 @@ def _segmentation_file(
     segmentation = ImageSegmentation(name="ImageSegmentation")
     module.add(segmentation)
 
-    ny, nx = frame_shape
-    zero = [r.id for r in chosen if r.weights is not None and np.any(np.asarray(r.weights) == 0)]
-    if zero:
-        warnings.warn(
-            f"ROIs {zero[:10]} have pixels of weight 0: image_mask cannot tell them from "
-            "background, so they are not part of the ROIs when read back",
-            UserWarning,
-            stacklevel=3,
-        )
     if names is None:
         names = [r.name or f"roi {r.id}" for r in chosen]
-    masks = DataChunkIterator(
-        data=(_image_mask(r, frame_shape) for r in chosen),
-        maxshape=(len(chosen), ny, nx),
-        dtype=np.dtype(np.float64),
-        buffer_size=1,
+    # pixel_mask, not image_mask: a dense (n, Y, X) image_mask is ROIs x frame size
+    # (minutes of gzip for 10^4 ROIs); pixel rows grow with the ROIs' pixels only
+    sizes = np.fromiter((r.npix for r in chosen), np.int64, len(chosen))
+    rows = np.zeros(int(sizes.sum()), _PIXEL_MASK_DTYPE)
+    if chosen:
+        rows["x"] = np.concatenate([np.asarray(r.x) for r in chosen])
+        rows["y"] = np.concatenate([np.asarray(r.y) for r in chosen])
+        rows["weight"] = np.concatenate(
+            [np.ones(r.npix) if r.weights is None else np.asarray(r.weights) for r in chosen]
+        )
+    pixel_mask = VectorData(
+        name="pixel_mask",
+        description="each ROI's pixels as (x: column, y: row, weight) rows; weight 1.0 "
+        "for unweighted pixels",
+        data=H5DataIO(rows, **_COMPRESSION),
     )
     columns = [
-        VectorData(
-            name="image_mask",
-            description="each ROI's pixel weights over the (y, x) frame; 0 outside the ROI, "
-            "1.0 for unweighted pixels",
-            data=H5DataIO(masks, chunks=(1, ny, nx), **_COMPRESSION),
-        ),
+        pixel_mask,
+        VectorIndex(name="pixel_mask_index", target=pixel_mask, data=np.cumsum(sizes)),
         VectorData(name="roi_name", description="the ROI's name in roitrace", data=names),
     ]
     for name, coord in coords.items():
@@ -668,10 +729,29 @@ def _segmentation_file(
         name=PLANE_SEGMENTATION,
         description="the ROIs (cells), one row per ROI; row ids are roitrace's ROI ids",
         imaging_plane=plane,
-        id=[int(r.id) for r in chosen],
+        id=np.fromiter((r.id for r in chosen), np.int64, len(chosen)),
         columns=columns,
     )
     segmentation.add_plane_segmentation(table)
+    # pixel_mask does not record the frame size: an image of the frame does
+    ny, nx = frame_shape
+    flat = rows["y"].astype(np.int64) * nx + rows["x"]
+    coverage = np.bincount(flat, minlength=ny * nx).reshape(ny, nx)
+    module.add(
+        Images(
+            name=SUMMARY_IMAGES,
+            description="images of the field of view, made by roitrace",
+            images=[
+                GrayscaleImage(
+                    name=COVERAGE_IMAGE,
+                    data=H5DataIO(coverage.astype(np.uint32), **_COMPRESSION),
+                    description="how many ROIs of the PlaneSegmentation cover each pixel, "
+                    "over the whole (y, x) frame: its shape is the frame size the "
+                    "pixel_mask coordinates refer to",
+                )
+            ],
+        )
+    )
     return nwbfile, module, table
 
 
@@ -694,8 +774,9 @@ def write_nwb_rois(
     """Write a RoiSet alone (a segmentation, no traces) as an NWB file.
 
     The file holds ``ophys/ImageSegmentation/PlaneSegmentation`` exactly as
-    :func:`write_nwb` writes it (``image_mask`` with the ROIs' weights, ``roi_name``,
-    and columns ``npix``, ``centroid_y``, ``centroid_x``), so
+    :func:`write_nwb` writes it (``pixel_mask`` with the ROIs' weights, ``roi_name``,
+    and columns ``npix``, ``centroid_y``, ``centroid_x``; and the ``roi_coverage``
+    image that records the frame size), so
     :func:`read_nwb_rois` and :func:`roitrace.read_rois` read it back to the same
     ROIs. Written atomically. The options are those of :func:`write_nwb`;
     ``frame_rate`` becomes the imaging plane's rate when given.
@@ -710,6 +791,7 @@ def write_nwb_rois(
     >>> bool(np.array_equal(read_nwb_rois(p).to_labels(), labels))
     True
     """
+    _pynwb()
     import xarray as xr
 
     if not isinstance(rois, RoiSet):
@@ -916,6 +998,7 @@ def _make_subject(subject: Any) -> Any:
     unknown = sorted(set(subject) - set(allowed))
     if unknown:
         raise ParameterError(f"subject has unknown keys {unknown}; use {', '.join(allowed)}")
+    check_subject(subject)  # sex, age and species as nwbinspector checks them
     try:
         return Subject(**subject)
     except (TypeError, ValueError) as e:
@@ -946,12 +1029,6 @@ def _wavelength(value: float | None, name: str) -> float:
     if not np.isfinite(v) or v < 10:
         raise ParameterError(f"{name}={value!r}: give the wavelength in nm, e.g. 920.0")
     return v
-
-
-def _image_mask(roi: Roi, frame_shape: tuple[int, int]) -> np.ndarray:
-    m = np.zeros(frame_shape, np.float64)
-    m[roi.y, roi.x] = 1.0 if roi.weights is None else roi.weights
-    return m
 
 
 def _json_default(value: Any) -> Any:
@@ -1029,6 +1106,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
     >>> back["F"].dims, back["roi"].values.tolist(), back["time"].values[:2].tolist()
     (('roi', 'time'), [1, 2], [0.0, 0.05])
     """
+    _pynwb()
     import xarray as xr
 
     path = Path(path)

@@ -5,15 +5,17 @@ draws into ``ax=`` when one is given or else into a new figure, and returns the
 Axes (or the Figure for multi-panel plots). Nothing here calls ``plt.show()``,
 prints, or chooses a matplotlib backend: that is left to the caller.
 
-========================  ====================================================
+==========================  =====================================================
 :func:`projection_contour`  projection image with the outline of one or more masks
 :func:`pixels_scatter`      projection image with every cell (and ring) pixel marked
 :func:`weights`             the per-pixel weights image with a labelled colorbar
 :func:`traces`              one or many fluorescence traces, optionally stacked
 :func:`weighted_vs_mean`    the notebook's bonus: mean vs weighted-mean trace
 :func:`dff`                 dF/F0 traces with a dashed zero line
+:func:`roi_contours`        many ROIs' outlines (and neuropil rings) on a projection
+:func:`heatmap`             a (roi x time) heatmap, e.g. of dF/F0
 :func:`save`                write a figure atomically, with metadata in the file
-========================  ====================================================
+==========================  =====================================================
 """
 
 from __future__ import annotations
@@ -780,6 +782,103 @@ def dff(
 # --------------------------------------------------------------------------- saving
 
 
+#: :func:`roi_contours` writes names (not just ids) for at most this many ROIs ...
+MAX_NAMED_ROIS = 20
+#: ... and no label at all above this many, where they would cover the image.
+MAX_ROI_LABELS = 1000
+
+
+def _outline_segments(
+    ys: np.ndarray, xs: np.ndarray, owner: np.ndarray, frame_shape: tuple[int, int]
+) -> np.ndarray:
+    """The outline of every group of pixels, as line segments along pixel edges.
+
+    ``owner[i]`` says which group (ROI) pixel ``(ys[i], xs[i])`` belongs to; groups
+    may share pixels. A pixel side is on a group's outline when the pixel across it
+    is not in the same group (or off the frame). Collinear neighbouring sides are
+    merged, so a 3 x 3 square gives 4 segments. Returns an (S, 2, 2) array of
+    ``((x0, y0), (x1, y1))`` in imshow's data coordinates (pixel centres at
+    integers). Memory and time grow with the number of pixels only, never with
+    ROIs x frame size: no mask of the whole frame is made per ROI.
+    """
+    ny, nx = frame_shape
+    npx = ny * nx
+    key = np.unique(owner.astype(np.int64) * npx + ys.astype(np.int64) * nx + xs)
+    owner, flat = np.divmod(key, npx)
+    ys, xs = np.divmod(flat, nx)
+    pieces = []
+    for dy, dx in ((-1, 0), (1, 0), (0, -1), (0, 1)):
+        yn, xn = ys + dy, xs + dx
+        on_frame = (yn >= 0) & (yn < ny) & (xn >= 0) & (xn < nx)
+        neighbour = owner * npx + yn * nx + xn
+        pos = np.minimum(np.searchsorted(key, neighbour), key.size - 1)
+        edge = ~(on_frame & (key[pos] == neighbour))
+        o, y, x = owner[edge], ys[edge], xs[edge]
+        if dy:  # a horizontal side: runs go along x, in key order already
+            line, along = y + 0.5 * dy, x
+        else:  # a vertical side: runs go along y
+            order = np.lexsort((y, x, o))
+            o, y, x = o[order], y[order], x[order]
+            line, along = x + 0.5 * dx, y
+        if not o.size:
+            continue
+        start = np.ones(o.size, bool)
+        start[1:] = (o[1:] != o[:-1]) | (line[1:] != line[:-1]) | (along[1:] != along[:-1] + 1)
+        first = np.flatnonzero(start)
+        last = np.append(first[1:], o.size) - 1
+        a0, a1, c = along[first] - 0.5, along[last] + 0.5, line[first].astype(np.float64)
+        seg = np.empty((first.size, 2, 2))
+        if dy:
+            seg[:, 0, 0], seg[:, 1, 0], seg[:, :, 1] = a0, a1, c[:, None]
+        else:
+            seg[:, 0, 1], seg[:, 1, 1], seg[:, :, 0] = a0, a1, c[:, None]
+        pieces.append(seg)
+    return np.concatenate(pieces) if pieces else np.zeros((0, 2, 2))
+
+
+def _ring_pixels(rings: Any, frame_shape: tuple[int, int]) -> tuple[np.ndarray, ...]:
+    """Rows, columns and owner index of neuropil rings given as a RoiSet, a list of
+    flat pixel indices (as :func:`roitrace.neuropil_rings` returns) or of masks."""
+    from .rois import RoiSet
+
+    ny, nx = frame_shape
+    if isinstance(rings, RoiSet):
+        flats = [np.asarray(r.y, np.int64) * nx + np.asarray(r.x, np.int64) for r in rings]
+    else:
+        flats = []
+        for k, ring in enumerate(rings):
+            arr = np.asarray(ring)
+            if arr.ndim == 2:
+                arr = np.flatnonzero(_mask_for(arr, frame_shape, f"ring {k}"))
+            elif arr.ndim != 1 or (arr.size and not np.issubdtype(arr.dtype, np.integer)):
+                raise ParameterError(
+                    f"ring {k}: give flat pixel indices (y * X + x, as neuropil_rings "
+                    f"returns) or a (Y, X) mask; got an array of shape {arr.shape}"
+                )
+            if arr.size and (arr.min() < 0 or arr.max() >= ny * nx):
+                raise ShapeMismatchError(
+                    f"ring {k} has pixel indices outside the {ny} x {nx} frame"
+                )
+            flats.append(arr.astype(np.int64))
+    sizes = [f.size for f in flats]
+    flat = np.concatenate(flats) if flats else np.zeros(0, np.int64)
+    return flat // nx, flat % nx, np.repeat(np.arange(len(flats)), sizes)
+
+
+def _roi_labels(roiset: Any, labels: bool | str) -> list[str] | None:
+    """The text at each ROI, or None for none (see :func:`roi_contours`)."""
+    if labels not in (True, False, "id", "name"):
+        raise ParameterError(f"labels={labels!r}: use True, False, 'id' or 'name'")
+    n = len(roiset)
+    if labels is False or (labels is True and n > MAX_ROI_LABELS):
+        return None
+    ids = [str(r.id) for r in roiset]
+    names = [r.name if r.name and r.name != f"roi {r.id}" else str(r.id) for r in roiset]
+    if labels == "name" or (labels is True and n <= MAX_NAMED_ROIS):
+        return names
+    return ids
+
+
 def roi_contours(
     projection: ArrayLike,
     rois: Any,
@@ -787,27 +886,79 @@ def roi_contours(
     ax: Axes | None = None,
     cmap: str = "gray",
     color: str = "yellow",
-    labels: bool = True,
+    labels: bool | str = True,
+    rings: Any = None,
+    ring_color: str = "deepskyblue",
+    projection_name: str | None = None,
     title: str | None = None,
 ) -> Axes:
-    """Every ROI's outline on a projection, each marked with its id.
+    """Every ROI's outline on a projection, each marked with its number or name.
+
+    Outlines run along the pixel edges of each ROI (so overlapping ROIs keep
+    their own outlines) and are drawn as one line collection: memory grows with
+    the ROIs' pixels, not with ROIs x frame size, so thousands of ROIs on
+    large frames take megabytes.
 
     Parameters
     ----------
     projection : (M, N) array_like
+        The background image, e.g. the std projection of the movie.
     rois : RoiSet or (M, N) integer label image
-    labels : bool
-        Write each ROI's id at its centroid.
+    ax : matplotlib.axes.Axes, optional
+        Where to draw; a new figure (larger for many ROIs) is made when None.
+    cmap : str, default "gray"
+        Colormap of the projection.
+    color : str, default "yellow"
+        Colour of the ROI outlines.
+    labels : {True, False, "id", "name"}
+        The text at each ROI's centroid (white with a dark outline, readable on
+        any background and on the outlines). True: with at most
+        :data:`MAX_NAMED_ROIS` ROIs, each ROI's name when it has one of its own
+        (an ImageJ ROI's name, not the default ``"roi <id>"``), else its id;
+        with more ROIs only ids, since long names would cover each other; with
+        more than :data:`MAX_ROI_LABELS`, no labels (the title says so).
+        ``"id"`` or ``"name"``: always that. False: none.
+    rings : RoiSet or sequence, optional
+        Neuropil rings, one per ROI: a RoiSet, flat pixel indices ``y * N + x``
+        (what :func:`roitrace.neuropil_rings` returns) or (M, N) masks. Their
+        outlines are drawn thinner, in ``ring_color``.
+    ring_color : str, default "deepskyblue"
+        Colour of the ring outlines.
+    projection_name : str, optional
+        What the projection is (``"std"``, ``"mean"``...), named in the title.
+    title : str, optional
+        Axes title; None gives "<n> ROIs on the <name> projection".
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+        The outlines are ``ax.collections[0]`` (and the rings'
+        ``ax.collections[1]``); the labels are ``ax.texts``.
+
+    Raises
+    ------
+    ShapeMismatchError
+        The ROIs are for another frame size than the projection's.
+    ParameterError
+        ``labels`` is not one of the values above; a ring is not indices or a mask.
 
     Examples
     --------
     >>> import numpy as np
+    >>> from roitrace import RoiSet
     >>> lab = np.zeros((20, 20), int); lab[2:6, 2:6] = 1; lab[10:15, 9:14] = 2
-    >>> ax = roi_contours(np.random.default_rng(0).random((20, 20)), lab)
-    >>> len(ax.texts)
-    2
+    >>> rois = RoiSet.from_labels(lab, names=["roi 1", "soma A"])
+    >>> ax = roi_contours(np.random.default_rng(0).random((20, 20)), rois,
+    ...                   projection_name="std")
+    >>> [t.get_text() for t in ax.texts], ax.get_title()
+    (['1', 'soma A'], '2 ROIs on the std projection')
+    >>> len(ax.collections[0].get_segments())  # two squares, four sides each
+    8
     >>> plt.close("all")
     """
+    from matplotlib import patheffects
+    from matplotlib.collections import LineCollection
+
     from .rois import RoiSet
 
     image = _image(projection, "projection")
@@ -816,18 +967,59 @@ def roi_contours(
         raise ShapeMismatchError(
             f"the ROIs are for {roiset.frame_shape} frames but the projection is {image.shape}"
         )
-    ax = _new_axes(ax)
-    ax.imshow(image, cmap=cmap)
-    for r in roiset:
-        m = r.mask(roiset.frame_shape)
-        if m.all() or not m.any():
-            continue
-        ax.contour(m, levels=[0.5], colors=color, linewidths=0.8)
-        if labels:
-            cy, cx = r.centroid
-            ax.text(cx, cy, str(r.id), color=color, fontsize=7, ha="center", va="center")
+    texts = _roi_labels(roiset, labels)
+    ring_pixels = None if rings is None else _ring_pixels(rings, image.shape)
+    n = len(roiset)
+    if ax is None:
+        # room for the labels of many ROIs: the side grows with sqrt(n), up to 14 in
+        side = float(np.clip(6.4 * math.sqrt(n / 50), 6.4, 14.0))
+        _fig, ax = plt.subplots(figsize=(side, side * 0.8), layout="constrained")
+    ax.imshow(image, cmap=cmap, interpolation="nearest")
+    xlim, ylim = ax.get_xlim(), ax.get_ylim()
+    ys, xs, sizes = roiset._pixels()
+    owner = np.repeat(np.arange(n), sizes)
+    thin = 0.8 if n <= 200 else 0.5
+    ax.add_collection(
+        LineCollection(
+            _outline_segments(ys, xs, owner, image.shape), colors=color, linewidths=thin
+        ),
+        autolim=False,
+    )
+    if ring_pixels is not None:
+        ax.add_collection(
+            LineCollection(
+                _outline_segments(*ring_pixels, image.shape),
+                colors=ring_color,
+                linewidths=thin * 0.6,
+                alpha=0.8,
+            ),
+            autolim=False,
+        )
+    if texts is not None:
+        size = 7 if n <= 100 else 5 if n <= 400 else 4
+        outline = [patheffects.withStroke(linewidth=1.5 if size < 7 else 2, foreground="black")]
+        for (cy, cx), text in zip(roiset.centroids(), texts, strict=True):
+            if np.isfinite(cy):  # an empty ROI has no centroid
+                ax.text(
+                    cx,
+                    cy,
+                    text,
+                    color="white",
+                    fontsize=size,
+                    ha="center",
+                    va="center",
+                    path_effects=outline,
+                )
+    ax.set_xlim(xlim)
+    ax.set_ylim(ylim)
     _label_image_axes(ax)
-    ax.set_title(title if title is not None else f"{len(roiset)} ROIs")
+    if title is None:
+        title = f"{n} ROIs" + (f" on the {projection_name} projection" if projection_name else "")
+        if ring_pixels is not None:
+            title += ", with neuropil rings (thin)"
+        if texts is None and labels is True:
+            title += f"; too many to number (> {MAX_ROI_LABELS})"
+    ax.set_title(title)
     return ax
 
 
@@ -880,7 +1072,10 @@ def heatmap(
         arr,
         aspect="auto",
         cmap=cmap,
-        interpolation="nearest",
+        # "nearest" drops whole rows (cells) or frames when there are more of them
+        # than screen pixels; anti-aliasing ("auto") keeps them, but would blur a
+        # few cells' rows into each other, so it is used only for many
+        interpolation="auto" if arr.shape[0] > 300 or arr.shape[1] > 3000 else "nearest",
         vmin=vmin,
         vmax=vmax,
         extent=(0, extent_end, arr.shape[0] - 0.5, -0.5),

@@ -15,14 +15,15 @@ import numpy as np
 from . import kernels
 from .engine import (
     FramesLike,
+    available_memory,
     default_chunk_frames,
     iter_chunks,
     n_selected,
     resolve_frames,
     stream,
 )
-from .errors import ParameterError
-from .movie import as_movie
+from .errors import MovieError, ParameterError
+from .movie import _human, as_movie
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +65,27 @@ class Moments:
     def mean(self) -> np.ndarray:
         return self.s1 / self.n
 
-    def variance(self) -> np.ndarray:
-        """Per-pixel variance (``ddof=0``)."""
-        d = self.mean - self.shift
-        return np.maximum(self.s2 / self.n - d * d, 0.0)
+    def variance(self, mean: np.ndarray | None = None) -> np.ndarray:
+        """Per-pixel variance (``ddof=0``).
+
+        Computed in place in two new images: a frame of 10^8 pixels takes 763 MiB
+        per float64 image, and the textbook expression made four of them.
+        """
+        # an infinite pixel makes inf - inf: NaN, its variance undefined, said nowhere else
+        with np.errstate(invalid="ignore"):
+            d = np.subtract(self.mean if mean is None else mean, self.shift)
+            np.multiply(d, d, out=d)
+            var = np.divide(self.s2, self.n)
+            var -= d
+            del d
+            return np.maximum(var, 0.0, out=var)
 
     def result(self) -> dict[str, np.ndarray]:
-        out = {"mean": self.mean}
+        mean = self.mean
+        out = {"mean": mean}
         if self.s2 is not None:
-            out["std"] = np.sqrt(self.variance())
+            std = self.variance(mean)
+            out["std"] = np.sqrt(std, out=std)
         return out
 
 
@@ -105,13 +118,15 @@ class Correlation:
         self.subtract_global = subtract_global
         self.g_shift: float | None = None  # the first chunk's mean global signal
         self.g_sums = np.zeros(2)  # sum of (g - g_shift) and of its square
-        self.xg = np.zeros(frame_shape, np.float64)  # per pixel: sum of x * (g - g_shift)
+        # per pixel: sum of x * (g - g_shift); a whole float64 image, so only when used
+        self.xg = np.zeros(frame_shape if subtract_global else (0, 0), np.float64)
 
     def update(self, offset: int, block: np.ndarray) -> None:
         self.moments.update(offset, block)
         kernels.neighbour_update(block, self.moments.shift, *self.cross)
         if self.subtract_global:
-            g = block.mean(axis=(1, 2), dtype=np.float64)
+            with np.errstate(invalid="ignore"):  # +inf and -inf pixels: a NaN frame mean
+                g = block.mean(axis=(1, 2), dtype=np.float64)
             if self.g_shift is None:
                 self.g_shift = float(g.mean())
             g -= self.g_shift
@@ -119,46 +134,70 @@ class Correlation:
             for k in range(0, block.shape[0], self.STEP):  # a float copy of a few frames
                 self.xg += np.tensordot(g[k : k + self.STEP], block[k : k + self.STEP], 1)
 
-    def _covariances(self) -> tuple[np.ndarray, np.ndarray | None, float]:
+    def _covariances(self, mean: np.ndarray) -> tuple[np.ndarray, np.ndarray | None, float]:
         """Each pixel's variance, its covariance with the global signal and the
         signal's variance (None, 0 without ``subtract_global``)."""
         m = self.moments
-        var = m.variance()
+        var = m.variance(mean)
         if not self.subtract_global:
             return var, None, 0.0
         g_mean, g_sq = self.g_sums / m.n
         var_g = g_sq - g_mean * g_mean
         if not var_g > 0:  # a constant global signal: nothing to regress out
             return var, None, 0.0
-        cov_g = self.xg / m.n - m.mean * g_mean
-        return np.maximum(var - cov_g * cov_g / var_g, 0.0), cov_g, var_g
+        cov_g = self.xg / m.n - mean * g_mean
+        var -= cov_g * cov_g / var_g
+        return np.maximum(var, 0.0, out=var), cov_g, var_g
 
     def result(self) -> dict[str, np.ndarray]:
+        # an infinite pixel makes inf - inf: its correlations are NaN, said nowhere else
+        with np.errstate(invalid="ignore"):
+            return self._result()
+
+    def _result(self) -> dict[str, np.ndarray]:
+        # In place where the values stay the same to the bit: each temporary is a
+        # float64 image of the frame's size (763 MiB for 10^8 pixels).
         m = self.moments
-        d = m.mean - m.shift  # mean of the shifted values
-        var, cov_g, var_g = self._covariances()
-        std = np.sqrt(var)
+        mean = m.mean
+        d = np.subtract(mean, m.shift)  # mean of the shifted values
+        var, cov_g, var_g = self._covariances(mean)
+        std = np.sqrt(var, out=var)
         ny, nx = std.shape
         total = np.zeros((ny, nx))
-        count = np.zeros((ny, nx))
+        count = np.zeros((ny, nx), np.uint8)
         for (dy, dx), cross in zip(self.OFFSETS, self.cross, strict=True):
             # pixel (y, x) and its neighbour (y + dy, x + dx), both inside the frame
             ys = slice(0, ny - dy)
             xs = slice(max(0, -dx), nx - max(0, dx))
             yn = slice(dy, ny)
             xn = slice(max(0, dx), nx + min(0, dx))
-            cov = cross[ys, xs] / m.n - d[ys, xs] * d[yn, xn]
+            r = np.divide(cross[ys, xs], m.n)
+            r -= d[ys, xs] * d[yn, xn]  # the covariance
             if cov_g is not None:  # what is left once the global signal is regressed out
-                cov -= cov_g[ys, xs] * cov_g[yn, xn] / var_g
+                r -= cov_g[ys, xs] * cov_g[yn, xn] / var_g
             scale = std[ys, xs] * std[yn, xn]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                r = np.where(scale > 0, cov / scale, 0.0)
+            ok = scale > 0
+            np.divide(r, scale, out=r, where=ok)
+            r[~ok] = 0.0
+            del scale, ok
             for sy, sx in ((ys, xs), (yn, xn)):
                 total[sy, sx] += r
                 count[sy, sx] += 1
-        with np.errstate(divide="ignore", invalid="ignore"):
-            corr = np.where(count > 0, total / count, 0.0)
-        return {"correlation": np.clip(corr, -1.0, 1.0)} | m.result()
+            del r
+        del d
+        np.divide(total, count, out=total, where=count > 0)
+        total[count == 0] = 0.0
+        del count
+        if cov_g is None:  # std is the movie's: the variance was not partial
+            movie_std = std
+        else:
+            del std, cov_g
+            movie_std = np.sqrt(m.variance(mean))
+        return {
+            "correlation": np.clip(total, -1.0, 1.0, out=total),
+            "mean": mean,
+            "std": movie_std,
+        }
 
 
 class Extremes:
@@ -298,6 +337,7 @@ def projections(
             "for median and percentile"
         )
     movie = as_movie(movie)
+    _check_working_memory(movie, kinds, subtract_global)
     consumers: list[Any] = []
     if "correlation" in kinds:
         consumers.append(Correlation(movie.frame_shape, subtract_global=subtract_global))
@@ -318,15 +358,64 @@ def projections(
     return {k: out[k] for k in kinds}
 
 
+#: Frame-sized float64 images each streamed projection holds at its peak (the
+#: per-pixel sums and the temporaries of ``result()``), measured with tracemalloc.
+_WORK_IMAGES = {"mean": 3, "std": 6, "correlation": 14}
+
+
+def _check_working_memory(movie: Any, kinds: tuple[str, ...], subtract_global: bool) -> None:
+    """Refuse, before the movie is read, projections whose per-pixel sums cannot fit
+    in memory: they take several float64 images of the frame's size (763 MiB each
+    for 10^8 pixels), whatever the number of frames, and would fail only at the end."""
+    avail = available_memory()
+    if avail is None:
+        return
+    ny, nx = movie.frame_shape
+    images = max((_WORK_IMAGES.get(k, 0) for k in kinds), default=0)
+    if "correlation" in kinds and subtract_global:
+        images += 1
+    need = images * 8 * ny * nx
+    if {"max", "min"} & set(kinds):
+        need += 4 * movie.frame_nbytes  # max, min and a chunk's of each
+    need += 2 * movie.frame_nbytes  # at the least, a frame read and one read ahead
+    if need > avail:
+        name = " and ".join(kinds)
+        raise MovieError(
+            f"{movie.path or 'the movie'}: a {name} projection of {ny} x {nx} frames needs "
+            f"about {_human(need)} of memory (per-pixel sums in float64, whatever the number "
+            f"of frames), more than the {_human(avail)} available; use a machine with more "
+            "memory"
+        )
+
+
 def _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress) -> np.ndarray:
     sel = resolve_frames(movie.n_frames, frames)
     t = n_selected(sel)
     ny, nx = movie.frame_shape
     row_bytes = t * nx * movie.dtype.itemsize
-    budget = DEFAULT_BAND_BYTES if band_bytes is None else band_bytes
-    rows = max(1, min(ny, budget // max(row_bytes, 1)))
     if chunk_frames is None:
         chunk_frames = default_chunk_frames(movie)
+    # Per band row: the row of every frame, np.median's partitioned copy of it and
+    # the float64 middle values it averages; besides the bands: the image and two chunks.
+    row_cost = 2 * row_bytes + 16 * nx
+    fixed = ny * nx * 8 + 2 * min(chunk_frames, t) * movie.frame_nbytes
+    avail = available_memory()
+    if avail is not None and fixed + row_cost > avail:
+        fit = (avail - fixed - 16 * nx) // (2 * nx * movie.dtype.itemsize)
+        first = sel.start if isinstance(sel, slice) else 0
+        fewer = (
+            f"use at most {fit} frames, e.g. frames=({first}, {first + fit}), or " if fit else ""
+        )
+        raise MovieError(
+            f"{movie.path or 'the movie'}: a {kind} over {t} frames holds every frame of an "
+            f"image row at once: it needs {_human(fixed + row_cost)} at the least, more than "
+            f"the {_human(avail)} of memory available; {fewer}use a machine with more memory"
+        )
+    if band_bytes is None:
+        budget = DEFAULT_BAND_BYTES if avail is None else min(DEFAULT_BAND_BYTES, avail - fixed)
+        rows = max(1, min(ny, budget // row_cost))
+    else:
+        rows = max(1, min(ny, band_bytes // max(row_bytes, 1)))
     out = np.empty((ny, nx), np.float64)
     n_bands = -(-ny // rows)
     if n_bands > 1:
@@ -352,4 +441,5 @@ def _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
             out[r0:r1] = np.median(band, axis=0)
         else:
             out[r0:r1] = np.percentile(band, q, axis=0)
+        del band  # before the next band is allocated
     return out

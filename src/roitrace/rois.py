@@ -71,19 +71,39 @@ class RoiSet:
 
     def __post_init__(self) -> None:
         self.frame_shape = (int(self.frame_shape[0]), int(self.frame_shape[1]))
-        ids = [r.id for r in self.rois]
-        dup = sorted({i for i in ids if ids.count(i) > 1})
-        if dup:
+        # Every check is vectorised over all ROIs at once: ImageJ sets and suite2p
+        # results hold 10^4-10^5 ROIs, and per-ROI work (list.count was quadratic)
+        # took minutes there.
+        ids = np.fromiter((r.id for r in self.rois), np.int64, len(self.rois))
+        if np.unique(ids).size != ids.size:
+            uniq, counts = np.unique(ids, return_counts=True)
+            dup = uniq[counts > 1].tolist()
             raise ParameterError(
                 f"duplicate ROI ids {dup[:10]}{self._where()}: ids must be unique"
             )
+        if not self.rois:
+            return
         ny, nx = self.frame_shape
-        for r in self.rois:
-            if r.y.size and (r.y.min() < 0 or r.x.min() < 0 or r.y.max() >= ny or r.x.max() >= nx):
-                raise ShapeMismatchError(
-                    f"ROI {r.id} {r.name!r} has pixels outside the {ny} x {nx} frame"
-                    f"{self._where()}; were the ROIs made for another frame size?"
-                )
+        ys, xs, sizes = self._pixels()
+        bad = (ys < 0) | (xs < 0) | (ys >= ny) | (xs >= nx)
+        if bad.any():
+            # only now find which ROI the first stray pixel belongs to
+            k = int(np.searchsorted(np.cumsum(sizes), int(np.argmax(bad)), side="right"))
+            r = self.rois[k]
+            raise ShapeMismatchError(
+                f"ROI {r.id} {r.name!r} has pixels outside the {ny} x {nx} frame"
+                f"{self._where()}; were the ROIs made for another frame size?"
+            )
+
+    def _pixels(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every ROI's rows and columns concatenated (int64), and each ROI's pixel count."""
+        sizes = np.fromiter((r.y.size for r in self.rois), np.int64, len(self.rois))
+        if not self.rois:
+            empty = np.zeros(0, np.int64)
+            return empty, empty, sizes
+        ys = np.concatenate([np.asarray(r.y).reshape(-1) for r in self.rois]).astype(np.int64)
+        xs = np.concatenate([np.asarray(r.x).reshape(-1) for r in self.rois]).astype(np.int64)
+        return ys, xs, sizes
 
     def _where(self) -> str:
         return f" in {self.source}" if self.source else ""
@@ -162,13 +182,32 @@ class RoiSet:
         return [r.name for r in self.rois]
 
     def to_labels(self) -> np.ndarray:
-        """A label image; where ROIs overlap the later ROI wins (warned)."""
+        """A label image; where ROIs overlap the later ROI wins (warned).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> a = Roi(1, np.array([0, 0]), np.array([0, 1]))
+        >>> b = Roi(7, np.array([1]), np.array([2]))
+        >>> RoiSet([a, b], (2, 3)).to_labels()
+        array([[1, 1, 0],
+               [0, 0, 7]], dtype=int32)
+        """
+        nx = self.frame_shape[1]
         out = np.zeros(self.frame_shape, np.int32)
-        overlap = False
-        for r in self.rois:
-            overlap |= bool(out[r.y, r.x].any())
-            out[r.y, r.x] = r.id
-        if overlap:
+        if not self.rois:
+            return out
+        ys, xs, sizes = self._pixels()
+        flat = ys * nx + xs
+        owner = np.repeat(np.arange(len(self.rois)), sizes)
+        # the last occurrence of each pixel is the later ROI's: unique() on the
+        # reversed order finds it in one sort, whatever the number of ROIs
+        pix, first_rev = np.unique(flat[::-1], return_index=True)
+        last = flat.size - 1 - first_rev
+        ids = np.fromiter((r.id for r in self.rois), np.int64, len(self.rois))
+        out.reshape(-1)[pix] = ids[owner[last]]
+        # a pixel listed twice by one ROI is no overlap: count distinct (pixel, ROI) pairs
+        if pix.size < flat.size and np.unique(flat * len(self.rois) + owner).size > pix.size:
             warnings.warn(
                 "ROIs overlap: in the label image the later ROI takes shared pixels",
                 UserWarning,
@@ -195,24 +234,38 @@ class RoiSet:
         return write_labels(self, path)
 
     def masks(self) -> np.ndarray:
-        """A (n, Y, X) boolean stack, one mask per ROI."""
-        out = np.zeros((len(self), *self.frame_shape), bool)
-        for k, r in enumerate(self.rois):
-            out[k, r.y, r.x] = True
-        return out
+        """A (n, Y, X) boolean stack, one mask per ROI.
+
+        It takes ``n * Y * X`` bytes (5 GB for 20,000 ROIs of 512 x 512 frames):
+        for many ROIs use :meth:`to_labels`, :meth:`coverage` or the ROIs' own
+        pixels instead.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> RoiSet.from_labels(np.array([[1, 0], [2, 2]])).masks().astype(int).tolist()
+        [[[1, 0], [0, 0]], [[0, 0], [1, 1]]]
+        """
+        ny, nx = self.frame_shape
+        out = np.zeros((len(self), ny * nx), bool)
+        if self.rois:
+            ys, xs, sizes = self._pixels()
+            out[np.repeat(np.arange(len(self.rois)), sizes), ys * nx + xs] = True
+        return out.reshape(len(self), ny, nx)
 
     def centroids(self) -> np.ndarray:
         """Every ROI's centroid ``(y, x)``, an (N, 2) float64 array (vectorised)."""
         if not self.rois:
             return np.zeros((0, 2))
-        sizes = np.array([r.npix for r in self.rois])
+        ys, xs, sizes = self._pixels()
         owner = np.repeat(np.arange(sizes.size), sizes)
-        ys = np.concatenate([r.y for r in self.rois]).astype(np.float64)
-        xs = np.concatenate([r.x for r in self.rois]).astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             return (
                 np.stack(
-                    [np.bincount(owner, ys, sizes.size), np.bincount(owner, xs, sizes.size)],
+                    [
+                        np.bincount(owner, ys.astype(np.float64), sizes.size),
+                        np.bincount(owner, xs.astype(np.float64), sizes.size),
+                    ],
                     axis=1,
                 )
                 / sizes[:, None]
@@ -223,8 +276,8 @@ class RoiSet:
         ny, nx = self.frame_shape
         if not self.rois:
             return np.zeros(self.frame_shape, np.int32)
-        flat = np.concatenate([r.y.astype(np.intp) * nx + r.x for r in self.rois])
-        return np.bincount(flat, minlength=ny * nx).astype(np.int32).reshape(ny, nx)
+        ys, xs, _ = self._pixels()
+        return np.bincount(ys * nx + xs, minlength=ny * nx).astype(np.int32).reshape(ny, nx)
 
     def check_not_empty(self) -> None:
         if not self.rois:
@@ -264,9 +317,11 @@ def label(
     """
     from skimage.measure import label as sk_label
 
+    from ._validate import size_range
     from .masks import check_mask
 
     m = check_mask(mask)
+    min_size, max_size = size_range(min_size, max_size)
     if connectivity not in (1, 2):
         raise ParameterError(f"connectivity={connectivity}: use 1 (edges) or 2 (corners too)")
     labels = sk_label(m, connectivity=connectivity)
@@ -279,13 +334,22 @@ def label(
         keep &= sizes <= max_size
     if not keep.any():
         raise EmptyMaskError(
-            f"no connected component of the mask has between {min_size or 1} and "
-            f"{max_size or 'any number of'} pixels (component sizes: "
+            f"no connected component of the mask has {_size_range(min_size, max_size)} "
+            "(component sizes: "
             f"{sorted(sizes[1:].tolist(), reverse=True)[:10]})"
         )
     remap = np.zeros(sizes.size, np.int32)
     remap[keep] = np.arange(1, int(keep.sum()) + 1)
     return RoiSet.from_labels(remap[labels])
+
+
+def _size_range(min_size: int | None, max_size: int | None) -> str:
+    """``10 pixels or more``, ``at most 50 pixels``, ``between 10 and 50 pixels``."""
+    if max_size is None:
+        return f"{min_size or 1} pixels or more"
+    if not min_size or min_size <= 1:
+        return f"at most {max_size} pixels"
+    return f"between {min_size} and {max_size} pixels"
 
 
 def read_rois(
@@ -294,6 +358,7 @@ def read_rois(
     shape: tuple[int, int] | None = None,
     allow_pickle: bool = False,
     cells_only: bool = True,
+    plane_segmentation: str | None = None,
 ) -> RoiSet:
     """Read ROIs from a file; the format follows the path.
 
@@ -311,6 +376,8 @@ def read_rois(
         code when loaded: they are read only when this is True.
     cells_only : bool
         suite2p: keep only the ROIs ``iscell.npy`` marks as cells.
+    plane_segmentation : str, optional
+        NWB: the PlaneSegmentation to read when the file holds several.
 
     Returns
     -------
@@ -328,6 +395,11 @@ def read_rois(
     if not p.exists():
         raise MovieNotFoundError(f"{p}: no such file or folder; check the path")
     suffix = p.suffix.lower()
+    if plane_segmentation is not None and suffix != ".nwb":
+        raise ParameterError(
+            f"plane_segmentation={plane_segmentation!r} is for NWB files; {p} is not one: "
+            "leave it out"
+        )
     if p.is_dir() or p.name == "stat.npy":
         from .suite2p import read_suite2p
 
@@ -339,7 +411,7 @@ def read_rois(
     elif suffix == ".nwb":
         from .nwb import read_nwb_rois
 
-        rois = read_nwb_rois(p, shape=shape)
+        rois = read_nwb_rois(p, shape=shape, plane_segmentation=plane_segmentation)
     elif suffix in (".tif", ".tiff", ".npy"):
         rois = RoiSet.from_labels(_read_label_image(p), source=str(p))
     else:

@@ -7,16 +7,17 @@ half-written file under the final name.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import os
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_path, write_bytes
+from ._atomic import atomic_path, check_not_input, check_writable, write_bytes
+from ._optional import available, require
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError
 
@@ -25,7 +26,14 @@ __all__ = ["load", "save", "write_image"]
 TRACE_VARS = ("F", "Fneu", "F_corrected", "dff")
 
 
-def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_options: Any) -> Path:
+def save(
+    result: Any,
+    path: str | os.PathLike,
+    *,
+    rois: Any = None,
+    inputs: Iterable[str | os.PathLike] = (),
+    **nwb_options: Any,
+) -> Path:
     """Save an :func:`roitrace.extract` result; the format follows the suffix.
 
     Parameters
@@ -33,18 +41,24 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
     result : xarray.Dataset
         Dims ``(roi, time)``, as returned by :func:`roitrace.extract`.
     path : str or path-like
-        ``.csv``: tidy table, one row per (roi, frame) with columns ``roi, frame,
-        time, F, Fneu, F_corrected, dff`` (those present), preceded by ``#``
-        comment lines holding the parameters (read it with
-        ``pandas.read_csv(path, comment="#")``). ``.nc`` / ``.h5``: the Dataset
-        itself as netCDF4 (needs h5netcdf). ``.nwb``: an NWB file (pynwb) with
-        the ROIs' image masks, ``F``/``Fneu``/``F_corrected`` as RoiResponseSeries
-        and ``dff`` as DfOverF. A folder (no suffix, or an existing folder): a
+        ``.csv``: tidy table, one row per (roi, frame) with columns ``roi, name,
+        frame, time, F, Fneu, F_corrected, dff`` (those present; a name with a
+        comma or quote is quoted), preceded by ``#`` comment lines holding the
+        parameters (read it with ``pandas.read_csv(path, comment="#")``).
+        ``.nc`` / ``.h5``: the Dataset itself as netCDF4 (h5netcdf). ``.nwb``: an
+        NWB file (pynwb) with the ROIs' pixel masks, ``F``/``Fneu``/
+        ``F_corrected`` as RoiResponseSeries and ``dff`` as DfOverF. A folder
+        (a path ending in ``/``, or an existing folder): a
         suite2p-style ``plane0`` folder (``F.npy``, ``Fneu.npy``, ``stat.npy``,
         ``iscell.npy``, ``ops.npy``, plus ``F_corrected.npy`` and ``dff.npy``).
     rois : RoiSet, optional
         The ROIs, for NWB and suite2p outputs; default: the pixel table that
         :func:`roitrace.extract` stores in the result.
+    inputs : iterable of paths, optional
+        Further files the result was made from. ``path`` may be none of them, nor
+        the movie (``result.attrs["source"]``) or ROI file (``result.attrs["rois"]``)
+        the result records: :class:`~roitrace.errors.OutputError` before anything is
+        written, rather than an input replaced by its own result.
     **nwb_options
         For ``.nwb``: ``subject`` (dict), ``indicator``, ``location``,
         ``session_description``, ``frame_rate``... (see
@@ -53,6 +67,12 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
     Returns
     -------
     path : pathlib.Path
+
+    Notes
+    -----
+    A suite2p folder written again holds only the new run's files: those of
+    roitrace's set that the new result lacks (``F_corrected.npy`` after a run
+    without neuropil...) are removed, in the same step as the new ones move in.
 
     Examples
     --------
@@ -63,8 +83,10 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
     >>> load(p)["F"].shape
     (1, 3)
     """
+    check_output(path, inputs=result_inputs(result, inputs), name="path")
+    if is_folder_output(path):
+        return _save_suite2p(result, rois, Path(path))
     path = Path(path)
-    check_output(path)
     suffix = path.suffix.lower()
     if suffix == ".csv":
         return _save_csv(result, path)
@@ -78,15 +100,52 @@ def save(result: Any, path: str | os.PathLike, *, rois: Any = None, **nwb_option
     return _save_suite2p(result, rois, path)
 
 
-#: The package each result format needs beyond roitrace's own, with its extra.
-_NEEDS = {".nc": ("h5netcdf", "netcdf"), ".h5": ("h5netcdf", "netcdf"), ".nwb": ("pynwb", "nwb")}
-_NEEDS[".hdf5"] = _NEEDS[".h5"]
+#: The package each result format needs beyond numpy and xarray (all dependencies, but
+#: a broken environment may lack one: it is said before any work, with how to install it).
+_NEEDS = {".nc": "h5netcdf", ".h5": "h5netcdf", ".hdf5": "h5netcdf", ".nwb": "pynwb"}
 
 
-def check_output(path: str | os.PathLike) -> None:
-    """Raise :class:`~roitrace.errors.ParameterError` now if :func:`save` could not
-    write ``path`` (an unknown suffix, or the format's package missing), so that a
-    long extraction does not run first.
+def result_inputs(
+    result: Any, inputs: Iterable[str | os.PathLike] = ()
+) -> list[tuple[str, str | os.PathLike, str]]:
+    """The files a result was made from: the movie and ROI file its attrs record
+    (:func:`roitrace.extract` and the command line record them), and ``inputs``."""
+    attrs = getattr(result, "attrs", {}) or {}
+    found: list[tuple[str, str | os.PathLike, str]] = []
+    source = attrs.get("source")
+    if isinstance(source, str) and source and source != "array":
+        found.append(("the file this result was read from", source, "result.attrs['source']"))
+    if isinstance(attrs.get("rois"), str) and attrs["rois"]:
+        found.append(("the ROI source of this result", attrs["rois"], "result.attrs['rois']"))
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found += [("an input", p, "inputs=") for p in inputs]
+    return found
+
+
+def is_folder_output(path: str | os.PathLike) -> bool:
+    """Whether :func:`save` writes ``path`` as a suite2p folder: it ends with a
+    slash (``"run.v2/"``), or has no known suffix and no suffix or is a folder."""
+    if os.fspath(path).endswith(("/", os.sep)):
+        return True
+    path = Path(path)
+    return path.suffix.lower() not in (".csv", *_NEEDS) and (path.suffix == "" or path.is_dir())
+
+
+def check_output(
+    path: str | os.PathLike,
+    *,
+    inputs: Iterable[tuple[str, Any] | tuple[str, Any, str]] = (),
+    name: str = "path",
+    writable: bool = False,
+) -> None:
+    """Raise now if :func:`save` could not write ``path``, so that a long extraction
+    does not run first: :class:`~roitrace.errors.ParameterError` for an unknown
+    suffix or a missing writer package; :class:`~roitrace.errors.OutputError` when
+    ``path`` (or, for a suite2p folder, a file it would replace) is one of
+    ``inputs`` (``(description, path)`` pairs), or, with ``writable``, when it
+    cannot be written there. ``name`` is how the interface calls the output
+    (``"-o/--output"`` on the command line).
 
     Examples
     --------
@@ -96,14 +155,19 @@ def check_output(path: str | os.PathLike) -> None:
     ...
     roitrace.errors.ParameterError: traces.xlsx: unknown output format '.xlsx'; use ...
     """
+    from .suite2p import OWNED
+
+    folder = is_folder_output(path)
     path = Path(path)
-    suffix = path.suffix.lower()
-    if suffix == ".csv" or suffix in _NEEDS or suffix == "" or path.is_dir():
-        package, extra = _NEEDS.get(suffix, (None, None))
-        if package is not None and importlib.util.find_spec(package) is None:
-            raise ParameterError(
-                f"{path}: writing {suffix} needs {package}: pip install 'roitrace[{extra}]'"
-            )
+    # First: "this is your movie" says more than "a movie's suffix is no output format".
+    # A folder write replaces (or removes) roitrace's set of files in it.
+    check_not_input(path, inputs, name=name, folder=folder, replaces=OWNED if folder else ())
+    suffix = "" if folder else path.suffix.lower()
+    if suffix == ".csv" or suffix in _NEEDS or folder:
+        if suffix in _NEEDS and not available(_NEEDS[suffix]):
+            require(_NEEDS[suffix], f"writing {path} ({suffix})")
+        if writable:
+            check_writable(path, name=name, folder=folder)
         return
     raise ParameterError(
         f"{path}: unknown output format {suffix!r}; use .csv, .nc, .h5, .nwb or a folder "
@@ -132,6 +196,7 @@ def load(path: str | os.PathLike, *, allow_pickle: bool = False):
     if suffix in (".nc", ".h5", ".hdf5"):
         import xarray as xr
 
+        require("h5netcdf", f"reading {path} ({suffix})")
         with xr.open_dataset(path, engine="h5netcdf") as ds:
             return ds.load()
     raise ParameterError(
@@ -163,56 +228,76 @@ def _save_csv(ds: Any, path: Path) -> Path:
     names = [v for v in TRACE_VARS if v in ds]
     if not names:
         raise ParameterError("the result has no trace variable (F, Fneu, F_corrected, dff)")
-    n_roi, n_t = ds.sizes["roi"], ds.sizes["time"]
-    cols = {
-        "roi": np.repeat(ds["roi"].values, n_t),
-        "frame": np.tile(ds["frame"].values, n_roi),
-    }
+    n_t = ds.sizes["time"]
+    numeric = {"frame": ds["frame"].values}
     if "time" in ds.coords:
-        cols["time"] = np.tile(ds["time"].values, n_roi)
-    for v in names:
-        cols[v] = ds[v].transpose("roi", "time").values.reshape(-1)
-    fmt = ["%d" if k in ("roi", "frame") else "%.17g" for k in cols]
+        numeric["time"] = ds["time"].values
     header = "".join(f"# {k}: {_attr_text(v)}\n" for k, v in _file_attrs(ds).items())
-    table = np.column_stack([c.astype(np.float64) for c in cols.values()])
+    columns = ["roi", *(["name"] if "name" in ds.coords else []), *numeric, *names]
+    traces = [ds[v].transpose("roi", "time").values for v in names]
+    fmt = ["%d"] + ["%.17g"] * (len(numeric) - 1 + len(names))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(header)
-        f.write(",".join(cols) + "\n")
-        np.savetxt(f, table, fmt=fmt, delimiter=",")
+        f.write(",".join(columns) + "\n")
+        for k, roi in enumerate(ds["roi"].values):
+            lead = f"{int(roi)},"
+            if "name" in ds.coords:
+                lead += _csv_field(str(ds["name"].values[k])) + ","
+            table = np.column_stack(
+                [*(np.asarray(c, np.float64) for c in numeric.values())] + [t[k] for t in traces]
+            )
+            buf = io.StringIO()
+            np.savetxt(buf, table.reshape(n_t, -1), fmt=fmt, delimiter=",")
+            rows = buf.getvalue()
+            # the ROI's id and name begin each of its rows
+            f.write(lead + rows[:-1].replace("\n", "\n" + lead) + "\n")
     return path
 
 
+def _csv_field(text: str) -> str:
+    """A CSV field: quoted (quotes doubled) when it holds a comma, quote or line break."""
+    if any(c in text for c in ',"\n\r'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
+
+
 def _load_csv(path: Path):
+    import pandas as pd
     import xarray as xr
 
     attrs: dict[str, Any] = {}
-    lines = []
+    n_comments = 0
     with open(path) as f:
         for line in f:
-            if line.startswith("#"):
-                key, _, value = line[1:].strip().partition(": ")
-                attrs[key] = value
-            else:
-                lines.append(line)
-    if not lines:
+            if not line.startswith("#"):
+                break
+            key, _, value = line[1:].strip().partition(": ")
+            attrs[key] = value
+            n_comments += 1
+    try:
+        table = pd.read_csv(path, skiprows=n_comments, dtype={"name": str}, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise MovieFormatError(f"{path}: not a readable CSV table ({exc})") from exc
+    if table.empty and not len(table.columns):
         raise MovieFormatError(f"{path}: no table in this CSV file")
-    header = lines[0].strip().split(",")
-    if not {"roi", "frame"} <= set(header):
+    if not {"roi", "frame"} <= set(table.columns):
         raise MovieFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
-    table = np.loadtxt(io.StringIO("".join(lines[1:])), delimiter=",", ndmin=2)
-    col = {h: table[:, i] for i, h in enumerate(header)}
-    rois, roi_idx = np.unique(col["roi"].astype(np.int64), return_inverse=True)
-    frames, t_idx = np.unique(col["frame"].astype(np.int64), return_inverse=True)
+    rois, roi_idx = np.unique(table["roi"].to_numpy(np.int64), return_inverse=True)
+    frames, t_idx = np.unique(table["frame"].to_numpy(np.int64), return_inverse=True)
     data_vars = {}
     for v in TRACE_VARS:
-        if v in col:
+        if v in table:
             arr = np.full((rois.size, frames.size), np.nan)
-            arr[roi_idx, t_idx] = col[v]
+            arr[roi_idx, t_idx] = table[v].to_numpy(np.float64)
             data_vars[v] = (("roi", "time"), arr)
     coords: dict[str, Any] = {"roi": rois, "frame": ("time", frames)}
-    if "time" in col:
+    if "name" in table:
+        names = np.empty(rois.size, object)
+        names[roi_idx] = table["name"].to_numpy()
+        coords["name"] = ("roi", names.astype(str))
+    if "time" in table:
         t = np.full(frames.size, np.nan)
-        t[t_idx] = col["time"]
+        t[t_idx] = table["time"].to_numpy(np.float64)
         coords["time"] = ("time", t, {"units": "s"})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
@@ -225,22 +310,55 @@ def _save_suite2p(ds: Any, rois: Any, path: Path) -> Path:
     return write_suite2p(ds, rois or rois_from_result(ds), path, extra=("F_corrected", "dff"))
 
 
+def _load_npy(path: Path) -> np.ndarray:
+    try:
+        arr = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except Exception as exc:  # truncated, not a .npy file, a pickle
+        raise MovieFormatError(
+            f"{path} could not be read as a NumPy .npy file ({type(exc).__name__}: {exc}); "
+            "is it a complete suite2p output?"
+        ) from exc
+    if arr.ndim != 2:
+        raise MovieFormatError(
+            f"{path} holds an array of shape {arr.shape}, not (ROIs, frames) traces"
+        )
+    return arr
+
+
 def _load_suite2p(folder: Path, allow_pickle: bool):
     import xarray as xr
 
     if not (folder / "F.npy").exists() and (folder / "plane0" / "F.npy").exists():
         folder = folder / "plane0"
-    if not (folder / "F.npy").exists():
+    from .suite2p import read_consistently
+
+    def read() -> tuple[tuple[dict[str, Any], dict[str, Any]], dict[str, tuple[int, ...]]]:
+        # Inside the consistent read: a folder being created has no F.npy for a moment.
+        data = {}
+        for v in TRACE_VARS:
+            try:
+                data[v] = (("roi", "time"), _load_npy(folder / f"{v}.npy"))
+            except FileNotFoundError:  # absent, or removed now by a writer (then read again)
+                pass
+        ops: dict[str, Any] = {}
+        if allow_pickle and (folder / "ops.npy").exists():
+            ops = np.load(folder / "ops.npy", allow_pickle=True).item()
+        shapes = {f"{v}.npy": a.shape for v, (_, a) in data.items()}
+        if "F.npy" in shapes and "nframes" in ops:
+            if shapes["F.npy"][1:] != (int(ops["nframes"]),):
+                # the frame count ops.npy records, seen as an (roi, frame) shape to compare
+                shapes["ops.npy"] = (shapes["F.npy"][0], int(ops["nframes"]))
+        return (data, ops), shapes
+
+    data_vars, ops = read_consistently(folder, read)
+    if "F" not in data_vars:
         raise MovieFormatError(f"{folder}: no F.npy here; is this a suite2p plane0 folder?")
-    data_vars = {}
-    for v in ("F", "Fneu", "F_corrected", "dff"):
-        if (folder / f"{v}.npy").exists():
-            data_vars[v] = (("roi", "time"), np.load(folder / f"{v}.npy", allow_pickle=False))
     n_roi, n_t = data_vars["F"][1].shape
     coords: dict[str, Any] = {"roi": np.arange(1, n_roi + 1), "frame": ("time", np.arange(n_t))}
     attrs: dict[str, Any] = {"source": str(folder)}
-    if allow_pickle and (folder / "ops.npy").exists():
-        ops = np.load(folder / "ops.npy", allow_pickle=True).item()
+    if ops:
         if ops.get("fs"):
             coords["time"] = ("time", np.arange(n_t) / float(ops["fs"]), {"units": "s"})
         for k in ("roitrace_version", "parameters"):
@@ -251,12 +369,7 @@ def _load_suite2p(folder: Path, allow_pickle: bool):
 
 # -- netCDF ---------------------------------------------------------------------------
 def _save_netcdf(ds: Any, path: Path) -> Path:
-    try:
-        import h5netcdf  # noqa: F401
-    except ImportError as exc:
-        raise ParameterError(
-            "writing .nc/.h5 needs h5netcdf: pip install 'roitrace[netcdf]'"
-        ) from exc
+    require("h5netcdf", f"writing {path} ({path.suffix})")
     out = ds.copy()
     out.attrs = {k: _netcdf_attr(v) for k, v in _file_attrs(ds).items()}
     try:

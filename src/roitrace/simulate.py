@@ -24,6 +24,8 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_path
+from ._validate import integer as _integer
+from ._validate import number as _number
 from .errors import ParameterError
 
 log = logging.getLogger(__name__)
@@ -438,42 +440,6 @@ def simulate(
 # --- parameters -------------------------------------------------------------
 
 
-def _number(
-    name: str,
-    value: Any,
-    *,
-    low: float | None = None,
-    high: float | None = None,
-    low_open: bool = False,
-    high_open: bool = False,
-    hint: str = "",
-) -> float:
-    """Return ``value`` as a finite float within the bounds or raise ParameterError."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise ParameterError(f"{name} must be a number, got {value!r}") from None
-    bad = not math.isfinite(x)
-    if low is not None:
-        bad |= x <= low if low_open else x < low
-    if high is not None:
-        bad |= x >= high if high_open else x > high
-    if bad:
-        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
-        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
-        rule = " and ".join(s for s in (lo, hi) if s) or "finite"
-        raise ParameterError(f"{name} must be {rule}, got {value!r}{hint}")
-    return x
-
-
-def _integer(name: str, value: Any, *, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer):
-        raise ParameterError(f"{name} must be an integer, got {value!r}")
-    if value < low:
-        raise ParameterError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def _range(name: str, value: Any, *, low: float, low_open: bool) -> tuple[float, float]:
     """Accept a number or a (min, max) pair; return (min, max)."""
     pair = value if isinstance(value, Sequence | np.ndarray) else (value, value)
@@ -503,7 +469,10 @@ def _check_params(**kw: Any) -> dict[str, Any]:
     shape = kw["shape"]
     if not isinstance(shape, Sequence | np.ndarray) or len(shape) != 2:
         raise ParameterError(f"shape must be (Y, X), two frame dimensions, got {shape!r}")
-    shape = (_integer("shape[0]", shape[0], low=1), _integer("shape[1]", shape[1], low=1))
+    shape = (
+        _integer("shape[0]", shape[0], low=1),
+        _integer("shape[1]", shape[1], low=1),
+    )
     n_cells = _integer("n_cells", kw["n_cells"], low=0)
     radius = _range("cell_radius", kw["cell_radius"], low=0.0, low_open=True)
     if n_cells and 2 * radius[1] + 1 > min(shape):

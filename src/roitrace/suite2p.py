@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_folder
+from ._atomic import atomic_folder, read_folder
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
@@ -35,6 +35,13 @@ __all__ = ["read_suite2p", "write_suite2p"]
 
 #: Pickled files holding the image size and frame rate, in order of preference.
 _OPS_FILES = ("ops.npy", "db.npy")
+#: (roi, time) traces a plane folder may hold.
+TRACE_FILES = ("F.npy", "Fneu.npy", "spks.npy", "F_corrected.npy", "dff.npy")
+#: The files roitrace writes in a plane folder (with ``extra=("F_corrected", "dff")``):
+#: one run's set. A new run removes those it does not write, so that an earlier run's
+#: files never lie beside its own.
+WRITTEN = ("F.npy", "Fneu.npy", "spks.npy", "iscell.npy", "stat.npy", "ops.npy")
+OWNED = (*WRITTEN, "F_corrected.npy", "dff.npy")
 
 
 # -- reading -----------------------------------------------------------------------------
@@ -115,15 +122,24 @@ def read_suite2p(
             "read_suite2p(..., allow_pickle=True) or, on the command line, "
             "--trust-pickle; do so only for files you trust"
         )
-    stat = _load_stat(stat_path)
+    iscell_path = plane / "iscell.npy"
+
+    def read() -> tuple[tuple[np.ndarray, np.ndarray | None], dict[str, tuple[int, ...]]]:
+        stat = _load_stat(stat_path)
+        iscell = _read_iscell(iscell_path) if iscell_path.is_file() else None
+        shapes = {"stat.npy": stat.shape}
+        if iscell is not None:
+            shapes["iscell.npy"] = iscell.shape
+        return (stat, iscell), shapes
+
+    stat, iscell = read_consistently(plane, read)
     n = len(stat)
     frame_shape, frame_rate = _frame_info(plane, shape)
 
     keep = np.arange(n)
     probability = None
-    iscell_path = plane / "iscell.npy"
-    if iscell_path.is_file():
-        iscell = _load_iscell(iscell_path, n)
+    if iscell is not None:
+        iscell = _check_iscell(iscell, iscell_path, n)
         probability = iscell[:, 1] if iscell.shape[1] > 1 else None
         if cells_only:
             keep = np.flatnonzero(iscell[:, 0] > 0.5)
@@ -249,14 +265,17 @@ def _check_shape(shape: Any) -> tuple[int, int]:
     return y, x
 
 
-def _load_iscell(path: Path, n: int) -> np.ndarray:
+def _read_iscell(path: Path) -> np.ndarray:
     try:
-        iscell = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except Exception as exc:
         raise MovieFormatError(
             f"{path} could not be read as a NumPy array ({type(exc).__name__}: {exc}); "
             "pass cells_only=False to keep all ROIs without it"
         ) from exc
+
+
+def _check_iscell(iscell: np.ndarray, path: Path, n: int) -> np.ndarray:
     if iscell.ndim == 1:
         iscell = iscell[:, np.newaxis]
     numeric = np.issubdtype(iscell.dtype, np.number) or iscell.dtype == bool
@@ -297,6 +316,69 @@ def _roi(entry: Any, i: int, stat_path: Path) -> Roi:
     return Roi(i + 1, y.astype(np.int64), x.astype(np.int64), weights, f"suite2p {i}")
 
 
+# -- one run's files ---------------------------------------------------------------------
+def read_consistently(plane: Path, read: Any) -> Any:
+    """``read()`` the plane folder's files, checking that they are one run's.
+
+    ``read`` returns ``(value, shapes)``, ``shapes`` giving the shape of each file it
+    read by name; the other files of the folder are checked from their ``.npy``
+    headers. The read sees one state of the folder, waiting for a roitrace writer
+    at work (:func:`roitrace._atomic.read_folder`); files that still disagree, on
+    their number of ROIs or frames, are a :class:`~roitrace.errors.MovieFormatError`
+    naming the files and their shapes.
+    """
+
+    def read_and_check() -> tuple[Any, str | None]:
+        value, shapes = read()
+        return value, mismatch(plane, shapes)
+
+    value, problem = read_folder(plane, (*OWNED, *_OPS_FILES), read_and_check)
+    if problem is not None:
+        raise MovieFormatError(problem)
+    return value
+
+
+def mismatch(plane: Path, known: dict[str, tuple[int, ...]] | None = None) -> str | None:
+    """Why the files of ``plane`` cannot come from one run (ROI or frame counts that
+    differ), or None. ``known`` gives shapes already read; the other files are
+    checked from their headers, without loading them (nor their pickles)."""
+    shapes = dict(known or {})
+    for name in (*TRACE_FILES, "stat.npy", "iscell.npy"):
+        if name not in shapes and (plane / name).is_file():
+            shape = _npy_shape(plane / name)
+            if shape is not None:  # unreadable: reported when it is read
+                shapes[name] = shape
+    rows = {k: v[0] for k, v in shapes.items() if len(v) >= 1}
+    cols = {k: v[1] for k, v in shapes.items() if k != "iscell.npy" and len(v) == 2}
+
+    def shown(name: str) -> str:
+        # ops.npy comes as (ROIs, its nframes): it records a frame count only
+        return f"nframes {shapes[name][1]}" if name == "ops.npy" else f"shape {shapes[name]}"
+
+    for counts, what in ((rows, "ROIs"), (cols, "frames")):
+        ref = next((k for k in ("F.npy", "stat.npy", *counts) if k in counts), None)
+        for name, count in counts.items():
+            if ref is not None and count != counts[ref]:
+                return (
+                    f"suite2p folder {plane}: {ref} has {counts[ref]} {what} ({shown(ref)}) "
+                    f"but {name} has {count} ({shown(name)}); the folder mixes files of "
+                    "different runs: write it again"
+                )
+    return None
+
+
+def _npy_shape(path: Path) -> tuple[int, ...] | None:
+    """The shape in a ``.npy`` file's header (no data, no pickle read); None if unreadable."""
+    fmt = np.lib.format
+    try:
+        with open(path, "rb") as f:
+            major, _ = fmt.read_magic(f)
+            header = fmt.read_array_header_1_0 if major == 1 else fmt.read_array_header_2_0
+            return tuple(int(v) for v in header(f)[0])
+    except Exception:
+        return None
+
+
 # -- writing -----------------------------------------------------------------------------
 def write_suite2p(
     result: Any,
@@ -310,7 +392,11 @@ def write_suite2p(
     For code downstream that reads suite2p outputs. The files are written to a
     hidden folder beside it first and moved in only when all are complete, so an
     error (a full disk, Ctrl-C) leaves the folder as it was, never half new and
-    half old; the folder is created if missing, and other files in it are kept.
+    half old; the folder is created if missing. The files of roitrace's set that
+    this call does not write (an earlier run's ``F_corrected.npy`` or ``dff.npy``,
+    or an ``extra`` variable the result lacks) are removed in the same step, and
+    concurrent writers take turns, so the folder always holds one run's set; other
+    files in it (suite2p's ``data.bin``...) are kept.
 
     Parameters
     ----------
@@ -404,7 +490,8 @@ def write_suite2p(
         stat[k] = _stat_entry(roi)
     iscell = np.ones((n, 2), np.float64)
 
-    with atomic_folder(folder) as stage:
+    owned = (*OWNED, *(f"{name}.npy" for name in extra))
+    with atomic_folder(folder, owned=owned) as stage:
         _save(stage / "F.npy", F)
         _save(stage / "Fneu.npy", Fneu)
         _save(stage / "spks.npy", np.zeros_like(F))

@@ -1,0 +1,71 @@
+"""The README's command-line examples run as written, on the files the README names.
+
+The README says to try them inside the demo's folder; this test makes that folder with
+the demo and runs every ``roitrace`` line of the "Command line" section, in order,
+through the installed entry point (a real process, as a user types it).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_commands(section: str = "## Command line") -> list[list[str]]:
+    """The ``roitrace ...`` lines of the bash blocks of one README section."""
+    text = README.read_text()
+    start = text.index(section)
+    end = text.find("\n## ", start + len(section))
+    body = text[start : end if end > 0 else None]
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", body, re.S):
+        joined = block.replace("\\\n", " ")
+        for line in joined.splitlines():
+            words = shlex.split(line, comments=True)
+            if words and words[0] == "roitrace":
+                commands.append(words)
+    return commands
+
+
+def test_the_readme_has_examples():
+    commands = readme_commands()
+    assert len(commands) >= 10
+    assert any(c[1] == "rois" for c in commands) and any("--rois" in c for c in commands)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory) -> Path:
+    from roitrace.demo import run_demo
+
+    folder = tmp_path_factory.mktemp("readme") / "roitrace-demo"
+    run_demo(folder)
+    return folder
+
+
+def test_readme_examples_run_as_written(demo_folder):
+    ran = 0
+    for words in readme_commands():
+        if words[1] == "fetch":  # needs the internet; tests/test_fetch.py covers it offline
+            continue
+        proc = subprocess.run(
+            [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],
+            cwd=demo_folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
+        assert "Traceback" not in proc.stderr
+        ran += 1
+    assert ran >= 10
+    for name in ("std.tif", "corr.tif", "RoiSet.zip", "labels.tif", "cells.nwb", "cells.nc"):
+        assert (demo_folder / name).is_file(), name
+    assert (demo_folder / "suite2p_out" / "F.npy").is_file()
+    assert sorted(p.name for p in (demo_folder / "figs").glob("*.png"))
