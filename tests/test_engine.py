@@ -288,3 +288,18 @@ def test_correlation_without_the_global_signal():
     assert_allclose(both["std"], movie.std(axis=0), rtol=1e-12)
     with pytest.raises(rt.ParameterError, match="only for kind='correlation'"):
         rt.projection(movie, "mean", subtract_global=True)
+
+
+@pytest.mark.skipif(not kernels.available(), reason="numba kernels off: nothing compiles")
+def test_the_first_compile_is_announced_only_when_the_cache_is_empty(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    code = "from roitrace import kernels; print(kernels.first_compile())"
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty")}
+    fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert fresh.stdout.strip() == "True", fresh.stderr
+    env["ROITRACE_NUMBA"] = "0"  # no compiled kernels: nothing to compile, nothing to say
+    off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert off.stdout.strip() == "False", off.stderr

@@ -572,3 +572,95 @@ def test_killed_or_interrupted_process_leaves_no_output(tmp_path):
             assert stderr.splitlines() == [
                 "roitrace: interrupted; no output was left half-written"
             ]
+
+
+# -- Ctrl-C just as a temporary is created ---------------------------------------------------
+# A signal is raised in Python as soon as the call it interrupted returns: right after
+# the temporary exists, before its name is known to the code that must remove it. The
+# process-level test above hits that window by chance; these hit it every time.
+def _interrupt_after(monkeypatch, module, name: str, when: Callable[..., bool]) -> list:
+    """Make ``module.name`` do its work, then raise KeyboardInterrupt once ``when(*args)``."""
+    real, hits = getattr(module, name), []
+
+    def interrupted(*args, **kwargs):
+        value = real(*args, **kwargs)
+        if not hits and when(*args, **kwargs):
+            hits.append(args)
+            if isinstance(value, int):  # a file descriptor: the test leaks none
+                os.close(value)
+            raise KeyboardInterrupt
+        return value
+
+    monkeypatch.setattr(module, name, interrupted)
+    return hits
+
+
+def _in_atomic(target: str):
+    """``with`` the writer of ``target`` ("file" or "folder") on a folder holding
+    one old file; the block is never reached."""
+    from roitrace._atomic import atomic_folder
+
+    if target == "file":
+        return atomic_path
+    return lambda path: atomic_folder(path, owned=["F.npy"])
+
+
+def _temporary_name(path, *args, **kwargs) -> bool:
+    return is_temporary(os.fsdecode(path))
+
+
+@pytest.mark.parametrize("target", ["file", "folder"])
+@pytest.mark.parametrize("where", ["inside the creating call", "as the helper returns"])
+def test_ctrl_c_as_the_temporary_appears_leaves_nothing(target, where, tmp_path, monkeypatch):
+    import roitrace._atomic as atomic
+
+    old = tmp_path / "out"
+    old.mkdir()
+    (old / "F.npy").write_bytes(b"old")
+    final = old / "F.npy" if target == "file" else old
+    if where == "as the helper returns":
+        hits = _interrupt_after(monkeypatch, atomic, "_make_temp", lambda *a, **k: True)
+    else:  # the system call itself: os.open for a file, os.mkdir for a staging folder
+        hits = _interrupt_after(
+            monkeypatch, os, "open" if target == "file" else "mkdir", _temporary_name
+        )
+    with pytest.raises(KeyboardInterrupt), _in_atomic(target)(final):
+        pytest.fail("the block runs only once the temporary is safely made")
+    assert hits, "the interrupt was not injected"
+    assert files(tmp_path) == {"out/F.npy": b"old"}
+    assert temporaries(tmp_path) == []
+
+
+@pytest.mark.skipif(os.name != "posix", reason="the folder lock needs fcntl")
+def test_ctrl_c_while_taking_the_folder_lock_leaves_no_lock_file(tmp_path, monkeypatch):
+    import fcntl
+    import types
+
+    import roitrace._atomic as atomic
+
+    calls = []
+
+    def flock(fd, op):
+        calls.append(op)
+        if len(calls) == 1:  # Ctrl-C while waiting for the lock, its file just created
+            raise KeyboardInterrupt
+        return fcntl.flock(fd, op)
+
+    fake = types.SimpleNamespace(**{k: getattr(fcntl, k) for k in dir(fcntl) if k.isupper()})
+    fake.flock = flock
+    monkeypatch.setattr(atomic, "fcntl", fake)
+    with pytest.raises(KeyboardInterrupt), atomic.atomic_folder(tmp_path / "out") as stage:
+        (stage / "F.npy").write_bytes(b"new")
+    assert calls[0] == fcntl.LOCK_EX
+    assert sorted(os.listdir(tmp_path)) == []
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_ctrl_c_in_the_writability_probe_leaves_no_probe(folder, tmp_path, monkeypatch):
+    import roitrace._atomic as atomic
+
+    hits = _interrupt_after(monkeypatch, atomic, "_make_temp", lambda *a, **k: True)
+    with pytest.raises(KeyboardInterrupt):
+        atomic.check_writable(tmp_path / ("out" if folder else "out.csv"), folder=folder)
+    assert hits
+    assert os.listdir(tmp_path) == []

@@ -18,7 +18,6 @@ import os
 import re
 import secrets
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -91,14 +90,15 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
     final = Path(path)
     suffix = final.suffix if suffix is None else suffix
     existed = os.path.lexists(final)
+    # The temporary is made inside the guarded block, and named in `made` by
+    # _make_temp as soon as it exists: a Ctrl-C landing just after its creation
+    # (before the name is even returned here) still has it removed.
+    made: list[Path] = []
     try:
         if final.is_dir():
             raise IsADirectoryError(errno.EISDIR, "it is a folder")
         _make_folder(final.parent)
-        tmp = _make_temp(final, suffix)
-    except OSError as exc:
-        raise _as_output_error(exc, final, existed) from exc
-    try:
+        tmp = _make_temp(final, suffix, made)
         yield tmp
         _fsync(tmp)
         _check_room(tmp)
@@ -107,8 +107,9 @@ def atomic_path(path: str | os.PathLike, *, suffix: str | None = None) -> Iterat
         error = None
         if isinstance(exc, Exception) and not isinstance(exc, RoitraceError):
             error = _as_output_error(exc, final, existed)  # before the unlink frees space
-        with contextlib.suppress(OSError):
-            tmp.unlink()
+        for left in made:
+            with contextlib.suppress(OSError):
+                left.unlink()
         if error is not None:
             raise error from exc
         raise
@@ -137,16 +138,12 @@ def atomic_folder(folder: str | os.PathLike, *, owned: Iterable[str] = ()) -> It
     # two spellings of one folder (a link) share one lock.
     real = Path(os.path.realpath(final))
     existed = final.is_dir() and any(final.iterdir())
+    made: list[Path] = []  # the staging folder once it exists (see atomic_path)
     try:
         if os.path.lexists(final) and not final.is_dir():
             raise NotADirectoryError(errno.ENOTDIR, f"{final} is a file, not a folder")
         _make_folder(real.parent)
-        stage = Path(
-            tempfile.mkdtemp(prefix=f".{real.name}{TMP_MARK}", suffix=".part", dir=real.parent)
-        )
-    except OSError as exc:
-        raise _as_output_error(exc, final, existed) from exc
-    try:
+        stage = _make_temp(real, "", made, folder=True)
         yield stage
         staged = sorted(p for p in stage.iterdir() if p.is_file())
         for f in staged:
@@ -167,7 +164,8 @@ def atomic_folder(folder: str | os.PathLike, *, owned: Iterable[str] = ()) -> It
         error = None
         if isinstance(exc, Exception) and not isinstance(exc, RoitraceError):
             error = _as_output_error(exc, final, existed)
-        shutil.rmtree(stage, ignore_errors=True)
+        for left in made:
+            shutil.rmtree(left, ignore_errors=True)
         if error is not None:
             raise error from exc
         raise
@@ -188,20 +186,25 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         yield
         return
     path = _lock_path(folder)
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            # The holder before us removed the file as it let go: our lock is on a
-            # file nobody else will open, so take the new one.
-            if os.path.samestat(os.fstat(fd), os.stat(path)):
-                break
-        except FileNotFoundError:
-            pass
-        except BaseException:
+    try:
+        while True:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                # The holder before us removed the file as it let go: our lock is on a
+                # file nobody else will open, so take the new one.
+                if os.path.samestat(os.fstat(fd), os.stat(path)):
+                    break
+            except FileNotFoundError:
+                pass
+            except BaseException:
+                os.close(fd)
+                raise
             os.close(fd)
-            raise
-        os.close(fd)
+    except BaseException:
+        # Ctrl-C while taking the lock: the lock file may be one we just created.
+        _drop_unheld_lock(path)
+        raise
     try:
         yield
     finally:
@@ -209,6 +212,24 @@ def _folder_lock(folder: Path) -> Iterator[None]:
         # it meanwhile sees, once it has the lock, that it must open the next one.
         with contextlib.suppress(OSError):
             path.unlink()
+        os.close(fd)
+
+
+def _drop_unheld_lock(path: Path) -> None:
+    """Remove the lock file ``path`` if no writer holds it (one interrupted while
+    taking the lock may have just created it). It is locked first: only a holder
+    may remove it (see :func:`_folder_lock`)."""
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:  # gone already
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            path.unlink()
+    except OSError:  # held by another writer, who removes it; or replaced meanwhile
+        pass
+    finally:
         os.close(fd)
 
 
@@ -407,7 +428,7 @@ def check_writable(
         folders = [where] + ([final] if folder and final.is_dir() else [])
         for f in folders:  # the staging folder and lock go beside a folder output
             # named as a temporary, should it be left behind, but told from the output's
-            probes.append(_make_temp(f / (final.name or "output"), ".probe"))
+            _make_temp(f / (final.name or "output"), ".probe", probes)
     except OSError as exc:
         why = exc.strerror or str(exc) or type(exc).__name__
         if exc.filename is not None and exc.errno not in (errno.ENOTDIR, errno.EISDIR):
@@ -469,8 +490,15 @@ def _make_folder(folder: Path) -> None:
         raise NotADirectoryError(errno.ENOTDIR, f"{blocker} is a file, not a folder") from exc
 
 
-def _make_temp(final: Path, suffix: str) -> Path:
-    """Create an empty, new temporary file beside ``final`` (0666 less the umask)."""
+def _make_temp(final: Path, suffix: str, made: list[Path], *, folder: bool = False) -> Path:
+    """Create an empty, new temporary file (or with ``folder``, a folder, 0700) beside
+    ``final`` (0666 less the umask) and return it.
+
+    Its path is appended to ``made`` as soon as it exists, so that the caller can
+    remove it after an interrupt (Ctrl-C) that lands before this function has
+    returned; one that lands inside it, the name not yet in ``made``, is cleaned
+    up here.
+    """
     name = final.name
     while len(os.fsencode(name)) > 180:  # keep the temporary name under NAME_MAX (255)
         name = name[:-8]
@@ -478,10 +506,26 @@ def _make_temp(final: Path, suffix: str) -> Path:
     for _ in range(100):
         tmp = final.with_name(f".{name}{TMP_MARK}{secrets.token_hex(4)}.part{suffix}")
         try:
-            fd = os.open(tmp, flags, 0o666)
+            if folder:
+                os.mkdir(tmp, 0o700)
+            else:
+                os.close(os.open(tmp, flags, 0o666))
+            made.append(tmp)
         except FileExistsError:  # another run picked the same name: draw again
             continue
-        os.close(fd)
+        except OSError:  # nothing was created
+            raise
+        except BaseException:
+            # Interrupted as or just after it was created (Python raises a Ctrl-C
+            # as soon as a call returns). The name is fresh and random, so what
+            # exists under it is ours; a new fd left open by the interrupt is the
+            # lesser harm.
+            with contextlib.suppress(OSError):
+                if folder:
+                    os.rmdir(tmp)
+                else:
+                    os.unlink(tmp)
+            raise
         return tmp
     raise FileExistsError(errno.EEXIST, "no free temporary name", str(final.parent))
 

@@ -22,6 +22,7 @@ import typer
 from rich.console import Console
 
 from ._version import __version__
+from ._warnings import warn_user
 from .errors import ParameterError, RoitraceError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -583,11 +584,9 @@ def _find_rois(proj, options: dict[str, Any], min_size, max_size):
     if min_size is None:
         n_small = len(label(mask)) - len(roiset)
         if n_small:
-            warnings.warn(
+            warn_user(
                 f"left out {_count(n_small, 'component')} of under {DEFAULT_MIN_SIZE} pixels "
                 "(the default --min-size); pass --min-size to change it",
-                UserWarning,
-                stacklevel=2,
             )
     return roiset, chosen
 

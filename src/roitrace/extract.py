@@ -6,7 +6,6 @@ import datetime as _dt
 import json
 import logging
 import os
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -15,6 +14,7 @@ import numpy as np
 
 from ._validate import number
 from ._version import __version__
+from ._warnings import warn_user
 from .aggregate import GroupAggregator, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
@@ -507,11 +507,9 @@ def _dff_or_warn(signal: np.ndarray, ids: np.ndarray, q: float, *, corrected: bo
             if corrected
             else ("trace", "the movie may have an offset to remove; or use roitrace.zscore")
         )
-        warnings.warn(
+        warn_user(
             f"{n_bad} of {ids.size} ROIs ({listed}): F0 (the {q:g}th percentile of the {trace}) "
             f"is <= 0, so their dff is NaN; {fix}",
-            UserWarning,
-            stacklevel=3,
         )
     out = signal - f0
     with np.errstate(divide="ignore", invalid="ignore"):

@@ -23,7 +23,10 @@ any dtype. Kernels are compiled once per input dtype and cached on disk (numba's
 read-only), so a new process does not compile again.
 
 Without numba (``pip install numba``) or with ``ROITRACE_NUMBA=0`` every kernel
-runs as plain numpy, slower but with the same results.
+runs as plain numpy (and scipy for :func:`cell_ring`), slower but with the same
+results: float64 accumulation in the kernels' order, so the same numbers to the
+bit, except the trimmed mean of a float movie, whose sum follows the kernels'
+selection order (the same to within a few float64 ulps).
 """
 
 from __future__ import annotations
@@ -687,22 +690,71 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
 
 
 def _reduce_groups_numpy(flat: np.ndarray, groups: Groups, out: np.ndarray) -> np.ndarray:
-    from scipy.stats import trim_mean
-
-    gathered = flat[:, groups.indices]
-    for g in range(len(groups)):
+    """:func:`reduce_groups` in numpy, with the kernels' arithmetic: pixels made
+    float64 before any sum, sums taken in the kernels' order, so that the numbers
+    are the same to the bit (the trimmed mean of a float movie, whose order follows
+    the kernels' selection, may differ in its last bits)."""
+    n_groups = len(groups)
+    # The kernels' accumulators: exact int64 sums for integer pixels, else float64.
+    total = np.int64 if flat.dtype.kind not in "fc" else np.float64
+    for runs, method, weights, scale in (
+        (groups.mean_runs, MEAN, None, groups.sizes.astype(np.float64)),
+        (groups.weighted_runs, WEIGHTED, groups.weights, groups.wsums),
+    ):
+        if runs.shape[0] == 0:
+            continue
+        acc = _run_sums(
+            flat, runs, weights, n_groups, np.float64 if weights is not None else total
+        )
+        use = groups.methods == method
+        out[:, use] = acc[:, use] / scale[use]
+    for g in np.flatnonzero(groups.methods >= MEDIAN):
         a, b = groups.indptr[g], groups.indptr[g + 1]
-        px = gathered[:, a:b]
-        method = groups.methods[g]
-        if method == MEAN:
-            out[:, g] = np.mean(px, axis=1)
-        elif method == WEIGHTED:
-            out[:, g] = np.average(px, axis=1, weights=groups.weights[a:b])
-        elif method == MEDIAN:
+        px = flat[:, groups.indices[a:b]].astype(np.float64)
+        if groups.methods[g] == MEDIAN:
+            # the mean of the two middle values of an even count, (lo + hi) / 2 in
+            # float64: numpy's median of float32 pixels would take it in float32
             out[:, g] = np.median(px, axis=1)
-        else:
-            out[:, g] = trim_mean(px, groups.proportion, axis=1)
+            continue
+        cut = groups.cuts[g]
+        px.sort(axis=1)
+        kept = px[:, cut : px.shape[1] - cut]
+        value = kept.sum(axis=1) / kept.shape[1]
+        value[np.isnan(px[:, -1])] = np.nan  # NaN sorts last; the kernels give NaN for any
+        out[:, g] = value
     return out
+
+
+def _run_sums(
+    flat: np.ndarray, runs: np.ndarray, weights: np.ndarray | None, n_groups: int, dtype: type
+) -> np.ndarray:
+    """Per frame and group, the sum of its pixels (times ``weights``) as the kernels
+    add them: each run of pixels from zero, left to right, then the group's runs
+    in the order of their starts. Returns (n, n_groups) of ``dtype``."""
+    n = flat.shape[0]
+    starts, lengths, group, offsets = runs.T
+    # runs longest first: the runs still going at step j are a leading slice
+    order = np.argsort(-lengths, kind="stable")
+    starts, lengths, offsets = starts[order], lengths[order], offsets[order]
+    going = np.searchsorted(-lengths, -np.arange(lengths[0]), side="left")  # lengths > j
+    sums = np.zeros((n, runs.shape[0]), dtype)
+    for j, k in enumerate(going):
+        v = flat[:, starts[:k] + j]
+        if weights is not None:
+            v = v * weights[offsets[:k] + j]
+        sums[:, :k] += v
+    # each group's runs in the order of their starts (runs are sorted by start),
+    # added one rank at a time: one run per group in each step
+    back = np.empty_like(order)
+    back[order] = np.arange(order.size)
+    by_group = np.argsort(group, kind="stable")
+    rank = np.empty_like(group)
+    rank[by_group] = np.arange(group.size) - np.searchsorted(group[by_group], group[by_group])
+    acc = np.zeros((n, n_groups), dtype)
+    for r in range(int(rank.max()) + 1):
+        at = np.flatnonzero(rank == r)
+        acc[:, group[at]] += sums[:, back[at]]
+    return acc
 
 
 def cell_ring(
@@ -719,8 +771,20 @@ def cell_ring(
 
     ``ys, xs`` are the cell's pixels, ``exclude`` the (Y, X) pixels no ring may
     hold, ``need`` the fewest pixels wanted (0: none) and ``margin`` the first
-    window's reach around the cell's bounding box.
+    window's reach around the cell's bounding box. Without numba, the scipy twin.
     """
+    if _nb is None:
+        from .neuropil import _cell_ring as scipy_ring
+
+        return scipy_ring(
+            np.asarray(ys, np.int64),
+            np.asarray(xs, np.int64),
+            np.asarray(exclude, np.bool_),
+            int(gap),
+            int(width),
+            int(need),
+            int(margin),
+        ).astype(np.int64)
     return _cell_ring(
         np.ascontiguousarray(ys, np.int64),
         np.ascontiguousarray(xs, np.int64),
@@ -742,9 +806,14 @@ def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.
     if _nb is not None:
         _moments_update(np.ascontiguousarray(block), shift, s1, s2)
         return
-    s1 += block.sum(axis=0, dtype=np.float64)
-    d = block - shift
-    s2 += np.einsum("tyx,tyx->yx", d, d)
+    # the kernel's order: each pixel's values added one frame after the other
+    # (a running sum over frames), in float64
+    for part in _frame_steps(block):
+        v = part.astype(np.float64)
+        d = v - shift
+        np.multiply(d, d, out=d)
+        _add_in_order(s1, v)
+        _add_in_order(s2, d)
 
 
 def neighbour_update(
@@ -760,8 +829,24 @@ def neighbour_update(
     if _nb is not None:
         _neighbour_update(np.ascontiguousarray(block), shift, right, down, down_right, down_left)
         return
-    d = block - shift
-    right[:, :-1] += np.einsum("tyx,tyx->yx", d[:, :, :-1], d[:, :, 1:])
-    down[:-1, :] += np.einsum("tyx,tyx->yx", d[:, :-1, :], d[:, 1:, :])
-    down_right[:-1, :-1] += np.einsum("tyx,tyx->yx", d[:, :-1, :-1], d[:, 1:, 1:])
-    down_left[:-1, 1:] += np.einsum("tyx,tyx->yx", d[:, :-1, 1:], d[:, 1:, :-1])
+    for part in _frame_steps(block):
+        d = part - shift  # float64, as in the kernel
+        _add_in_order(right[:, :-1], d[:, :, :-1] * d[:, :, 1:])
+        _add_in_order(down[:-1, :], d[:, :-1, :] * d[:, 1:, :])
+        _add_in_order(down_right[:-1, :-1], d[:, :-1, :-1] * d[:, 1:, 1:])
+        _add_in_order(down_left[:-1, 1:], d[:, :-1, 1:] * d[:, 1:, :-1])
+
+
+def _frame_steps(block: np.ndarray) -> list[np.ndarray]:
+    """``block`` in runs of frames whose float64 copies take about 8 MiB."""
+    per = max(1, (1 << 20) // max(block[0].size, 1)) if block.shape[0] else 1
+    return [block[k : k + per] for k in range(0, block.shape[0], per)]
+
+
+def _add_in_order(total: np.ndarray, terms: np.ndarray) -> None:
+    """``total += terms[0]; total += terms[1]; ...`` as the kernels do, one
+    frame after the other (a cumulative sum adds in that order; ``sum`` would
+    pair the terms differently). ``terms`` (float64) is overwritten."""
+    terms[0] += total
+    np.cumsum(terms, axis=0, out=terms)
+    total[...] = terms[-1]

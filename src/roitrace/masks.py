@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 
 from ._validate import number
+from ._warnings import warn_user
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
 
 __all__ = ["METHODS", "check_mask", "pixels", "threshold", "threshold_value"]
@@ -186,11 +186,9 @@ def threshold(
     finite = np.isfinite(image)
     n_bad = int(finite.size - np.count_nonzero(finite))
     if n_bad:
-        warnings.warn(
+        warn_user(
             f"the image holds {n_bad} NaN or infinite pixel{'s' if n_bad > 1 else ''} "
             f"(of {image.size}); they are left out of the threshold and of the mask",
-            UserWarning,
-            stacklevel=2,
         )
     with np.errstate(invalid="ignore"):
         mask = (image > t) & finite
@@ -202,11 +200,9 @@ def threshold(
             "threshold"
         )
     if mask.all() and mask.size > 1:
-        warnings.warn(
+        warn_user(
             f"every pixel is above {where} (method={method!r}): the whole frame is selected; "
             "choose a higher threshold",
-            UserWarning,
-            stacklevel=2,
         )
     return mask
 

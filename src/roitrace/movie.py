@@ -14,7 +14,6 @@ import math
 import mmap
 import os
 import re
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from ._validate import frame_rate as check_frame_rate
+from ._warnings import warn_user
 from .errors import (
     FrameRangeError,
     MovieFormatError,
@@ -363,13 +363,11 @@ class TiffMovie(Movie):
             msg = f"{path.name}: " + " and ".join(what) + f" ({n} frames)"
             if any(a in flattened for a in "CS"):
                 msg += "; if C/S holds colour channels, pass channel= to pick one"
-            warnings.warn(msg, UserWarning, stacklevel=4)
+            warn_user(msg)
         if n == 1:
-            warnings.warn(
+            warn_user(
                 f"{path.name} holds a single 2-D image, read as a movie of 1 frame; "
                 "projections and traces need a (time, y, x) stack",
-                UserWarning,
-                stacklevel=4,
             )
         self._check_complete(truncated)
 
@@ -393,11 +391,9 @@ class TiffMovie(Movie):
         n_good = last_good + 1
         what = "truncated" if problem is None else f"damaged at frame {n_good} ({problem})"
         if truncated == "keep" and n_good > 0:
-            warnings.warn(
+            warn_user(
                 f"{self.path.name}: file is {what}; using its {n_good} complete "
                 f"frames of {self.n_frames}",
-                UserWarning,
-                stacklevel=5,
             )
             self._cut(n_good)
             return
@@ -622,10 +618,8 @@ def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
             f"{path}: file is truncated: only frames 0 to {n - 1}{total} are complete "
             "(re-copy the file, or open it with truncated='keep' to use those)"
         )
-    warnings.warn(
+    warn_user(
         f"{path.name}: file is truncated; using its {n} complete frames{total}",
-        UserWarning,
-        stacklevel=4,
     )
     if contiguous and expected:
         return tifffile.TiffPageSeries(

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import kernels
+from ._warnings import warn_user
 from .errors import EmptyMaskError, ParameterError
 from .masks import check_mask
 
@@ -174,11 +174,9 @@ def neuropil_rings(
                 "use a wider ring"
             )
         if need and flat.size < need:
-            warnings.warn(
+            warn_user(
                 f"ROI {r.id} ({r.name}): its neuropil ring has only {flat.size} pixels, "
                 f"fewer than min_pixels={need}, even at full width",
-                UserWarning,
-                stacklevel=3,
             )
         rings.append(flat.astype(np.intp))
     return rings

@@ -35,7 +35,6 @@ import itertools
 import json
 import os
 import uuid
-import warnings
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -46,6 +45,7 @@ from ._atomic import hdf5_file
 from ._optional import require
 from ._validate import check_subject
 from ._version import __version__
+from ._warnings import warn_user
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
 from .rois import Roi, RoiSet
 
@@ -266,12 +266,10 @@ def _pixel_mask_pixels(
         if a.size == 0 or (a.max() < nx and b.max() < ny):
             x, y = a, b  # (x, y) as documented fits (on square frames both may)
         elif a.max() < ny and b.max() < nx:
-            warnings.warn(
+            warn_user(
                 f"{where}: pixel_mask is stored as (y, x, weight) instead of NWB's "
                 f"(x, y, weight): as (x, y) pixels fall outside the {ny} x {nx} frame, "
                 "as (y, x) they fit; reading it as (y, x)",
-                UserWarning,
-                stacklevel=4,
             )
             x, y = b, a
         else:
@@ -634,11 +632,9 @@ def write_nwb(
     )
     skipped = sorted(set(result.data_vars) - {*FLUORESCENCE_VARS, *DFF_VARS, *PIXEL_VARS})
     if skipped:
-        warnings.warn(
+        warn_user(
             f"write_nwb: variables {skipped} are not written to {path.name}: NWB files from "
             "roitrace hold F, Fneu, F_corrected and dff only",
-            UserWarning,
-            stacklevel=2,
         )
 
     return _write_nwbfile(nwbfile, path)

@@ -8,7 +8,6 @@ PlaneSegmentation) and what :func:`roitrace.extract` consumes.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._warnings import warn_user
 from .errors import (
     EmptyMaskError,
     MovieFormatError,
@@ -208,10 +208,8 @@ class RoiSet:
         out.reshape(-1)[pix] = ids[owner[last]]
         # a pixel listed twice by one ROI is no overlap: count distinct (pixel, ROI) pairs
         if pix.size < flat.size and np.unique(flat * len(self.rois) + owner).size > pix.size:
-            warnings.warn(
+            warn_user(
                 "ROIs overlap: in the label image the later ROI takes shared pixels",
-                UserWarning,
-                stacklevel=2,
             )
         return out
 

@@ -1,0 +1,38 @@
+"""Warnings that point at the user's code, not at roitrace's.
+
+A fixed ``stacklevel`` is right on one call path only: the same warning reached
+through ``extract()``, ``neuropil_rings()`` or the command line is a different
+number of roitrace frames deep. :func:`warn_user` counts them instead.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+
+__all__ = ["warn_user"]
+
+#: This package's folder; every frame whose code lives under it is roitrace's.
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
+
+
+def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn(message, category)`` attributed to the first frame outside
+    roitrace: the line of the user's code (a script, a notebook cell, a test) that
+    called into roitrace, whatever the path from there. Filters and
+    ``pytest.warns`` see that file and line.
+
+    When every frame is roitrace's (a thread it started) the outermost one is used.
+    """
+    frame = sys._getframe(1)  # the caller: stacklevel=2 of warnings.warn in here
+    level = 2
+    while frame.f_back is not None and _inside(frame.f_code.co_filename):
+        frame = frame.f_back
+        level += 1
+    warnings.warn(message, category, stacklevel=level)
+
+
+def _inside(filename: str) -> bool:
+    # "<frozen runpy>", "<stdin>", "<ipython-input-...>": not a file of ours
+    return not filename.startswith("<") and os.path.abspath(filename).startswith(_PACKAGE)
