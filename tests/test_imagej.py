@@ -461,6 +461,7 @@ def test_huge_rois_are_filled_inside_the_frame_only(monkeypatch):
     expected = read("freehand.roi").masks()
     with pytest.warns(UserWarning, match=r"\d+ of \d+ pixels outside"):
         expected_clipped = read("polygon-right.roi", SMALL).masks()
+    monkeypatch.setattr(ij, "_BATCH_CELLS", 0)  # each ROI filled on its own
     monkeypatch.setattr(ij, "_FILL_CHUNK", 1)  # one scanline at a time
     assert_array_equal(read("freehand.roi").masks(), expected)
     monkeypatch.setattr(ij, "_FULL_BOX_LIMIT", 10)
@@ -559,12 +560,11 @@ def test_write_is_atomic(tmp_path, monkeypatch):
     box[2:5, 3:7] = True
     rois = _single(box, "b")
 
-    def broken(path, *args, **kwargs):
-        with open(path, "wb") as fh:
-            fh.write(b"PK\x03\x04 half a zip")
+    def broken(self, info, data, *args, **kwargs):
+        self.fp.write(b"PK\x03\x04 half an entry")
         raise OSError("disk full")
 
-    monkeypatch.setattr(roifile, "roiwrite", broken)
+    monkeypatch.setattr(zipfile.ZipFile, "writestr", broken)
     with pytest.raises(OSError, match="disk full"):
         write_imagej(rois, tmp_path / "RoiSet.zip")
     assert list(tmp_path.iterdir()) == []
@@ -574,3 +574,360 @@ def test_write_is_atomic(tmp_path, monkeypatch):
         write_imagej(rois, tmp_path / "RoiSet.zip")
     assert [p.name for p in tmp_path.iterdir()] == ["RoiSet.zip"]
     assert (tmp_path / "RoiSet.zip").read_bytes() == b"old"
+
+
+# -- many ROIs at once: the fast paths give what the one-at-a-time ones give ----------------------
+def _corpus_files() -> list:
+    folder = DATA / "imagej-rois"
+    if not folder.exists():
+        return []
+    return sorted(folder.glob("*.roi"))
+
+
+def _assert_decoded_as_roifile(data: bytes) -> bool:
+    """roitrace's own decoding of a plain ROI gives roifile's kind, name, outline and
+    positions; False when it leaves the ROI to roifile."""
+    import roitrace.imagej as ij
+
+    plain = ij._decode_plain(data)
+    if plain is None:
+        return False
+    roi = roifile.ImagejRoi.frombytes(data)
+    kind = ij._kind(roi)
+    shape = ij._shape_of(roi, kind)
+    assert (plain.kind, plain.name, plain.spline) == (kind, roi.name, bool(roi.options & 1))
+    assert plain.positions == (roi.position, roi.c_position, roi.z_position, roi.t_position)
+    ours = (
+        plain.shape if plain.shape is not None else ij._Shape(ij._unpack_vertices([plain.packed]))
+    )
+    assert ours.oval == shape.oval and len(ours.loops) == len(shape.loops)
+    for a, b in zip(ours.loops, shape.loops, strict=True):
+        assert a.dtype == b.dtype == np.float64
+        assert_array_equal(a, b)
+    return True
+
+
+def _roi(kind: str, points=None, **fields) -> bytes:
+    name = fields.pop("name", "r")
+    if points is None:
+        roi = roifile.ImagejRoi(name=name)
+    else:
+        roi = roifile.ImagejRoi.frompoints(points, name=name)
+    roi.roitype = roifile.ROI_TYPE[kind]
+    for key, value in fields.items():
+        setattr(roi, key, value)
+    return roi.tobytes()
+
+
+def test_plain_rois_are_decoded_as_roifile_decodes_them():
+    corpus_plain = [f.name for f in _corpus_files() if _assert_decoded_as_roifile(f.read_bytes())]
+    if _corpus_files():  # the corpus's polygons, rectangles, ovals, traced, freehand
+        assert {"polygon.roi", "oval-full.roi", "rectangle.roi", "wand.roi"} <= set(corpus_plain)
+        assert "freehand.roi" in corpus_plain and "brush.roi" in corpus_plain
+    sub = roifile.ROI_OPTIONS.SUB_PIXEL_RESOLUTION
+    tri = [[1, 1], [9, 2], [4, 8]]
+    wide = [[-3, 2], [5, -4], [6, 7]]  # left and top below 0: stored wrapped around
+    far = [[40000, 3], [40010, 9], [40004, 20]]  # beyond 32767: stored wrapped around
+    plain = [
+        _roi("POLYGON", tri),
+        _roi("POLYGON", wide),
+        _roi("POLYGON", far),
+        _roi("FREEHAND", [[1.25, 1.5], [9.75, 2.0], [4.5, 8.125]]),  # sub-pixel
+        _roi("FREEHAND", [[1.25, 1.5], [9.75, 2.0], [4.5, 8.125]], version=221),  # ignored
+        _roi("POLYGON", tri, options=roifile.ROI_OPTIONS.SPLINE_FIT),
+        _roi("FREEHAND", tri, options=roifile.ROI_OPTIONS.SPLINE_FIT),
+        _roi("TRACED", tri, options=roifile.ROI_OPTIONS.SPLINE_FIT),
+        _roi("POLYGON", tri, name="\u00e9t\u00e9", position=3, c_position=2),
+        _roi("POLYGON", tri, z_position=4, t_position=5),
+        _roi("POLYGON", np.column_stack([np.arange(70_000) % 500, np.arange(70_000) // 500])),
+        _roi("RECT", None, left=2, top=3, right=9, bottom=7),
+        _roi("RECT", None, left=2, top=3, right=9, bottom=7, rounded_rect_arc_size=-1),
+        _roi("OVAL", None, left=-4, top=-2, right=9, bottom=7),
+        _roi("OVAL", None, options=sub, xd=1.5, yd=2.25, widthd=7.5, heightd=3.0),
+        _roi("RECT", None, options=sub, xd=1.5, yd=2.25, widthd=7.5, heightd=3.0),
+        _roi("RECT", None, options=sub, version=222, left=2, top=3, right=9, bottom=7),
+    ]
+    for data in plain:
+        assert _assert_decoded_as_roifile(data)
+    # left to roifile: other kinds, extras, anything truncated or odd
+    square = _roi("POLYGON", tri, name="a long name")
+    others = [
+        _roi("RECT", None, left=2, top=3, right=9, bottom=7, rounded_rect_arc_size=4),
+        _roi("LINE", tri),
+        _roi("FREEHAND", tri, subtype=roifile.ROI_SUBTYPE.ELLIPSE),
+        _roi("POLYGON", tri, props="color: red"),
+        _roi("POLYGON", tri, counters=np.array([1, 2, 3], np.uint8)),
+        square[:-4],  # the name runs past the end
+        square[:70],  # the vertices run past the end
+        square[:63],
+        b"Iout" + square[4:6] + bytes([42]) + square[7:],  # an unknown type
+        bytes(100),
+    ]
+    for data in others:
+        assert ij_decode_plain(data) is None
+
+
+def ij_decode_plain(data: bytes):
+    import roitrace.imagej as ij
+
+    return ij._decode_plain(data)
+
+
+def _random_shapes(rng, n: int) -> list:
+    """Polygons (integer, half-integer and sub-pixel vertices, horizontal edges,
+    self-crossing, several loops, degenerate) and ovals, some across the frame's
+    edges or off it."""
+    import roitrace.imagej as ij
+
+    shapes = []
+    for k in range(n):
+        centre = rng.uniform(-8, 48, 2)
+        kind = k % 6
+        if kind == 0:  # oval, bounds on a quarter-pixel grid
+            w, h = rng.integers(0, 40, 2) / 4
+            shapes.append(ij._Shape([], oval=(centre[0], centre[1], centre[0] + w, centre[1] + h)))
+            continue
+        m = int(rng.integers(3, 12))
+        pts = centre + rng.uniform(-9, 9, (m, 2))
+        if kind == 1:
+            pts = np.round(pts)
+        elif kind == 2:
+            pts = np.round(pts * 2) / 2  # many centres exactly on edges
+        elif kind == 3:
+            pts[1:3, 1] = pts[0, 1]  # horizontal edges
+        elif kind == 4:  # two loops: a ring or two pieces
+            inner = centre + (pts - centre) * 0.4
+            shapes.append(ij._Shape([np.round(pts), inner[::-1], np.zeros((2, 2))]))
+            continue
+        if k % 17 == 0:
+            pts[:, 1] = pts[0, 1]  # flat: holds no pixel
+        shapes.append(ij._Shape([pts.astype(np.float32).astype(np.float64)]))
+    return shapes
+
+
+@pytest.mark.parametrize("batch", [1 << 21, 300])
+def test_batched_fill_matches_one_roi_at_a_time(monkeypatch, batch):
+    import roitrace.imagej as ij
+
+    monkeypatch.setattr(ij, "_BATCH_CELLS", batch)  # many batches, and some ROIs alone
+    shapes = _random_shapes(np.random.default_rng(5), 3000)
+    frame = (40, 44)
+    bounds = ij._bounds_many(shapes)
+    assert bounds == [s.bounds() for s in shapes]
+    together = ij._rasterise_many(shapes, bounds, frame)
+    for shape, (y, x, total, outside) in zip(shapes, together, strict=True):
+        ry, rx, rtotal, routside = ij._rasterise(shape, frame)
+        assert (total, outside) == (rtotal, routside)
+        assert y.dtype == ry.dtype == np.intp and x.dtype == np.intp
+        assert_array_equal(y, ry)
+        assert_array_equal(x, rx)
+    assert sum(o > 0 for *_, o in together) > 100 and sum(t == 0 for _, _, t, _ in together) > 10
+
+
+def _zip_cases(tmp_path) -> list:
+    """Zips as different writers make them."""
+    square = _roi("POLYGON", [[1, 1], [5, 1], [5, 4], [1, 4]], name="")
+    cases = []
+    path = tmp_path / "deflated.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("cells/", b"")  # a folder
+        zf.writestr("cells/a.roi", square)
+        zf.writestr("readme.txt", b"not a ROI")
+        zf.writestr("\u00e9t\u00e9.ROI", square)  # a UTF-8 name
+        info = zipfile.ZipInfo("extra.roi")
+        info.extra = b"UT\x05\x00\x01\x00\x00\x00\x00"  # an extended timestamp field
+        zf.writestr(info, square, zipfile.ZIP_STORED)
+        zf.comment = b"a comment"
+    cases.append(path)
+    prefixed = tmp_path / "prefixed.zip"  # a zip after other bytes (self-extracting)
+    prefixed.write_bytes(b"#!/bin/sh junk\n" * 5 + path.read_bytes())
+    cases.append(prefixed)
+    stored = tmp_path / "stored.zip"
+    with zipfile.ZipFile(stored, "w") as zf:
+        for k in range(5):
+            zf.writestr(f"{k}.roi", square)
+    cases.append(stored)
+    return cases
+
+
+def test_zip_entries_are_read_as_zipfile_reads_them(tmp_path):
+    import roitrace.imagej as ij
+
+    for path in _zip_cases(tmp_path):
+        listing = ij._directory(path, ij._check_zip_directory(path))
+        assert listing is not None, path
+        members, start = listing
+        with zipfile.ZipFile(path) as zf:
+            assert start == zf.start_dir
+            fields = ("filename", "flag_bits", "compress_type", "CRC", "compress_size")
+            fields += ("file_size", "header_offset")
+            for ours, theirs in zip(members, zf.infolist(), strict=True):
+                assert [getattr(ours, f) for f in fields] == [getattr(theirs, f) for f in fields]
+            want = [
+                (i.filename, zf.read(i))
+                for i in zf.infolist()
+                if not i.is_dir() and i.filename.lower().endswith(".roi")
+            ]
+        assert list(ij._read_entries(path)) == want
+        assert len(read_imagej(path, shape=(10, 10))) == len(want)
+
+
+def _patched(path, old: bytes, new: bytes, count: int = 1):
+    raw = path.read_bytes()
+    assert raw.count(old) >= count
+    path.write_bytes(raw.replace(old, new, count))
+
+
+def test_odd_zip_entries_are_left_to_zipfile(tmp_path):
+    import roitrace.imagej as ij
+
+    square = _roi("POLYGON", [[1, 1], [5, 1], [5, 4], [1, 4]], name="")
+
+    def one(name="cell.roi", data=square) -> object:
+        path = tmp_path / "RoiSet.zip"
+        with zipfile.ZipFile(path, "w") as zf:
+            zf.writestr(name, data)
+        return path
+
+    # the local header names another file: zipfile refuses it
+    path = one()
+    _patched(path, b"cell.roi", b"cela.roi")  # the first: the local header
+    with pytest.raises(MovieFormatError, match=r"entry 'cell\.roi'\) cannot be unpacked"):
+        read_imagej(path, shape=(10, 10))
+    # the bytes do not match their CRC
+    path = one()
+    _patched(path, b"Iout", b"Iouu")
+    with pytest.raises(MovieFormatError, match=r"cannot be unpacked \(Bad CRC-32"):
+        read_imagej(path, shape=(10, 10))
+    # an extra field zipfile finds corrupt: it says so
+    path = tmp_path / "extra.zip"
+    with zipfile.ZipFile(path, "w") as zf:
+        info = zipfile.ZipInfo("cell.roi")
+        info.extra = b"UT\x09\x00\x01\x00"
+        zf.writestr(info, square)
+    assert ij._directory(path, ij._check_zip_directory(path)) is None
+    with pytest.raises(MovieFormatError, match=r"not a readable zip of ImageJ ROIs.*extra"):
+        read_imagej(path, shape=(10, 10))
+    # an entry too large for the fast reading: zipfile reads it, the others are read fast
+    path = tmp_path / "large.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("big.roi", square + bytes(3 << 20))  # junk after the ROI: ignored
+        zf.writestr("small.roi", square)
+    assert [e for e, _ in ij._read_entries(path)] == ["big.roi", "small.roi"]
+    assert read_imagej(path, shape=(10, 10)).names == ["big", "small"]
+
+
+def test_written_rois_are_byte_for_byte_roifiles(tmp_path):
+    from scipy import ndimage
+
+    from roitrace.imagej import _encode_rois
+
+    rng = np.random.default_rng(11)
+    masks = []
+    for _ in range(40):  # blobs with holes, pieces touching at corners, single pixels
+        field = ndimage.gaussian_filter(rng.random((30, 40)), rng.uniform(0.5, 2.5))
+        masks.append(field > np.quantile(field, rng.uniform(0.2, 0.99)))
+    masks.append(np.add.outer(np.arange(30), np.arange(40)) % 2 == 0)  # a checkerboard
+    yy, xx = np.mgrid[:30, :40]
+    masks.append((yy - 15) ** 2 + (xx - 20) ** 2 <= 40)  # a disk: one traced outline
+    rois = RoiSet.from_masks(np.array(masks), names=[f"m{k} \u00e9t\u00e9" for k in range(42)])
+    far = Roi(1, np.array([70000, 70000, 70001]), np.array([5, 6, 5]), name="far")  # > 60535
+    for roi_set in (rois, RoiSet([far], (70010, 20))):
+        names = roi_set.names
+        ours = list(_encode_rois(roi_set.rois, names))
+        assert ours == [roifile_bytes(r, name) for r, name in zip(roi_set, names, strict=True)]
+    kinds = [i["kind"] for i in _round_trip(rois, tmp_path).meta["imagej"]]
+    assert "traced" in kinds and "composite" in kinds
+    one = RoiSet([far], (70010, 20))
+    write_imagej(one, tmp_path / "far.roi")
+    assert (tmp_path / "far.roi").read_bytes() == roifile_bytes(far, "far")
+
+
+def test_outline_cycles():
+    from roitrace.imagej import _cycles
+
+    rng = np.random.default_rng(2)
+    for n in (1, 2, 7, 100, 5000):
+        nxt = rng.permutation(n)
+        low, pos, length = _cycles(nxt)
+        for i in range(n):  # walk each cycle from its lowest element
+            seen, j = [i], nxt[i]
+            while j != i:
+                seen.append(j)
+                j = nxt[j]
+            first = min(seen)
+            k = seen.index(first)
+            assert low[i] == first and length[i] == len(seen)
+            assert pos[i] == (len(seen) - k) % len(seen)
+
+
+def test_garbage_collector_state_is_restored(tmp_path):
+    import gc
+
+    path = corpus("RoiSet.zip")
+    assert gc.isenabled()
+    read_imagej(path, shape=FRAME)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        read_imagej(path, shape=FRAME)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(EmptyMaskError):
+        read_imagej(path, shape=(5, 5))
+    assert gc.isenabled()
+    box = np.zeros((10, 10), bool)
+    box[2:5, 3:7] = True
+    write_imagej(_single(box, "b"), tmp_path / "b.zip")
+    assert gc.isenabled()
+
+
+def test_non_finite_coordinates_are_a_format_error(tmp_path):
+    roi = roifile.ImagejRoi.frompoints([[1.5, 1.0], [3.0, 2.0], [4.0, 8.0]], name="nan")
+    roi.subpixel_coordinates[1, 0] = np.nan
+    path = tmp_path / "nan.roi"
+    path.write_bytes(roi.tobytes())
+    with pytest.raises(MovieFormatError, match=r"'nan' \(freehand\) is corrupt \(its coordinates"):
+        read_imagej(path, shape=FRAME)
+
+
+def roifile_bytes(roi: Roi, name: str) -> bytes:
+    """The ImageJ ROI roitrace wrote with roifile before it wrote them itself: its
+    outline along the pixel edges as a traced polygon, or a composite of outlines."""
+    from roitrace.imagej import _pixel_loops
+
+    loops = _pixel_loops(np.asarray(roi.y), np.asarray(roi.x))
+    if len(loops) == 1:
+        pts = loops[0].astype(np.int32)
+        out = roifile.ImagejRoi.frompoints(pts, name=name)
+        out.roitype = roifile.ROI_TYPE.TRACED
+        out.options = roifile.ROI_OPTIONS.NONE
+        out.right = int(pts[:, 0].max())
+        out.bottom = int(pts[:, 1].max())
+        return out.tobytes()
+    parts = []
+    for loop in loops:
+        seg = np.ones((len(loop), 3), np.float32)
+        seg[0, 0] = 0
+        seg[:, 1:] = loop
+        parts += [seg.ravel(), np.array([4], np.float32)]
+    allpts = np.concatenate(loops)
+    out = roifile.ImagejRoi()
+    out.roitype = roifile.ROI_TYPE.RECT
+    out.multi_coordinates = np.concatenate(parts)
+    out.shape_roi_size = int(out.multi_coordinates.size)
+    out.left, out.top = (int(v) for v in allpts.min(axis=0))
+    out.right, out.bottom = (int(v) for v in allpts.max(axis=0))
+    out.name = name
+    return out.tobytes()
+
+
+def test_names_beyond_the_bmp_are_written_whole(tmp_path):
+    """ImageJ counts a name's length in UTF-16 units (roifile counted characters,
+    cutting an emoji in two: the file could not be read back)."""
+    box = np.zeros((10, 10), bool)
+    box[2:5, 3:7] = True
+    back = _round_trip(_single(box, "cell \U0001f42d 1"), tmp_path)
+    assert back.names == ["cell \U0001f42d 1"]
+    assert roifile.ImagejRoi.fromfile(tmp_path / "RoiSet.zip")[0].name == "cell \U0001f42d 1"

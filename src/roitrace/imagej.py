@@ -2,7 +2,14 @@
 
 :func:`read_imagej` turns the area ROIs of a file into a :class:`~roitrace.rois.RoiSet`
 and :func:`write_imagej` writes a :class:`~roitrace.rois.RoiSet` that ImageJ's ROI
-Manager opens. The binary format is parsed and written by the ``roifile`` package.
+Manager opens. The binary format is parsed by the ``roifile`` package, except the
+plain kinds (polygon, freehand, traced, rectangle, oval), which are decoded here
+with roifile's rules; ROIs are written byte for byte as roifile writes them.
+
+Sets of 10^4 - 10^5 ROIs are read and written in a few seconds: the zip entries
+are read without zipfile's per-entry cost (zipfile reads anything unusual), and
+the ROIs are filled, or outlined, many at a time, one numpy pass over all their
+edges (the same float operations as one at a time, so the same pixels).
 
 Rasterisation follows ImageJ: a pixel (row ``r``, column ``c``) belongs to a shape
 when its centre ``(c + 0.5, r + 0.5)``, in ImageJ's coordinates (x to the right, y
@@ -35,10 +42,15 @@ Refused
 
 from __future__ import annotations
 
+import contextlib
+import gc
+import io
+import itertools
 import logging
 import math
 import os
 import struct
+import time
 import warnings
 import zipfile
 import zlib
@@ -156,6 +168,41 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
         raise MovieFormatError(
             f"{p} is a folder, not an ImageJ ROI file: pass a .roi file or a RoiSet.zip"
         )
+    with _collector_paused():
+        rois, infos, clipped = _read_rois(p, frame)
+    if clipped:
+        ny, nx = frame
+        warnings.warn(
+            f"{p}: ImageJ ROI{'s' if len(clipped) > 1 else ''} "
+            f"{', '.join(clipped[:10])}{' ...' if len(clipped) > 10 else ''} "
+            f"extend{'' if len(clipped) > 1 else 's'} beyond the {ny} x {nx} frame: the "
+            "pixels outside were dropped; check that shape= is the movie's frame shape",
+            UserWarning,
+            stacklevel=2,
+        )
+    return RoiSet(rois, frame, source=str(p), meta={"imagej": infos})
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while many ROIs are made: each of its
+    full passes walks every object alive, and the objects of 100,000 ROIs (made
+    here, none of them in cycles) set off ten such passes, a quarter of the
+    reading time. The collector's state is restored afterwards."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _read_rois(
+    p: Path, frame: tuple[int, int]
+) -> tuple[list[Roi], list[dict[str, Any]], list[str]]:
+    """The ROIs of a file, their ``meta["imagej"]`` records and the names of those
+    the frame clips (see :func:`read_imagej`)."""
     # 1. decode every entry (a file that is no ROI is refused before any ROI is filled);
     # the plain kinds (polygon, freehand, traced, rectangle, oval) without extras are
     # decoded here directly, the others by roifile. The bytes are dropped once decoded.
@@ -221,17 +268,20 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
     infos: list[dict[str, Any]] = []
     clipped: list[str] = []
     outside: list[str] = []
-    for index, (y, x, n_total, n_outside) in enumerate(filled, start=1):
-        name = names[index - 1]
-        left, top, right, bottom = bounds[index - 1]
-        if n_total == 0 and (right <= 0 or bottom <= 0 or left >= nx or top >= ny):
-            n_total = 1  # a degenerate outline off the frame: report it as outside
+    rows = zip(filled, entries, names, kinds, shapes, bounds, extras, strict=True)
+    for index, ((y, x, n_total, n_outside), entry, name, kind, shape_, box, extra) in enumerate(
+        rows, start=1
+    ):
         if n_total == 0:
-            raise EmptyMaskError(
-                f"{_where(p, entries[index - 1])}: ImageJ ROI {name!r} ({kinds[index - 1]}) "
-                "encloses no pixel centre (it is thinner than a pixel); redraw it larger in "
-                "ImageJ or remove it"
-            )
+            left, top, right, bottom = box
+            if right <= 0 or bottom <= 0 or left >= nx or top >= ny:
+                n_total = 1  # a degenerate outline off the frame: report it as outside
+            else:
+                raise EmptyMaskError(
+                    f"{_where(p, entry)}: ImageJ ROI {name!r} ({kind}) encloses no pixel "
+                    "centre (it is thinner than a pixel); redraw it larger in ImageJ or "
+                    "remove it"
+                )
         if y.size == 0:
             outside.append(name)
         elif n_outside:
@@ -241,17 +291,7 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
                 else f"{name!r} (partly)"
             )
         rois.append(Roi(index, y, x, None, name))
-        spline, positions = extras[index - 1]
-        infos.append(
-            _info(
-                entries[index - 1],
-                kinds[index - 1],
-                shapes[index - 1],
-                bounds[index - 1],
-                spline,
-                positions,
-            )
-        )
+        infos.append(_info(entry, kind, shape_, box, *extra))
     if failure is not None:
         raise failure[0] from failure[1]
 
@@ -264,16 +304,7 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
             f"shape= is the frame shape of the movie {'they were' if many else 'it was'} "
             f"drawn on, or remove {'them' if many else 'it'} in ImageJ"
         )
-    if clipped:
-        warnings.warn(
-            f"{p}: ImageJ ROI{'s' if len(clipped) > 1 else ''} "
-            f"{', '.join(clipped[:10])}{' ...' if len(clipped) > 10 else ''} "
-            f"extend{'' if len(clipped) > 1 else 's'} beyond the {ny} x {nx} frame: the "
-            "pixels outside were dropped; check that shape= is the movie's frame shape",
-            UserWarning,
-            stacklevel=2,
-        )
-    return RoiSet(rois, frame, source=str(p), meta={"imagej": infos})
+    return rois, infos, clipped
 
 
 def _decode(data: bytes, p: Path, entry: str) -> Any:
@@ -446,7 +477,7 @@ def _same_listing(p: Path, zf: zipfile.ZipFile, infos: list[Any]) -> list[zipfil
     zinfos = [
         info
         for info in zf.infolist()
-        if not info.is_dir() and info.filename.lower().endswith(".roi")
+        if not info.filename.endswith("/") and info.filename.lower().endswith(".roi")
     ]
     if [(i.filename, i.header_offset) for i in zinfos] != [
         (i.filename, i.header_offset) for i in infos
@@ -465,6 +496,7 @@ class _Member(NamedTuple):
     compress_size: int
     file_size: int
     header_offset: int
+    raw_name: bytes  # as stored
 
     @property
     def orig_filename(self) -> str:
@@ -534,7 +566,7 @@ def _directory(p: Path, rec: list[Any] | None) -> tuple[list[_Member], int] | No
                 return None
         if "\0" in name or (os.sep != "/" and os.sep in name):
             return None  # zipfile changes such names
-        members.append(_Member(name, flags, method, crc, packed, unpacked, offset + concat))
+        members.append(_Member(name, flags, method, crc, packed, unpacked, offset + concat, raw))
     return members, start
 
 
@@ -628,8 +660,15 @@ class _SmallMembers:
             if span is None:
                 return None
             buf, i = span
+            # the name in the local header must be the directory's (zipfile's check)
             name = buf[i + _LOCAL_HEADER.size : i + _LOCAL_HEADER.size + n_name]
-            if name != info.orig_filename.encode("utf-8" if flags & 0x800 else "cp437"):
+            if isinstance(info, _Member) and (
+                (flags ^ info.flag_bits) & 0x800 == 0 or name.isascii()
+            ):
+                expected = info.raw_name
+            else:
+                expected = info.orig_filename.encode("utf-8" if flags & 0x800 else "cp437")
+            if name != expected:
                 return None
             if info.compress_type == zipfile.ZIP_STORED:
                 data = buf[i + skip : i + skip + packed] if packed == size else b""
@@ -921,10 +960,8 @@ def _decode_plain(data: bytes) -> _Decoded | None:
                 return None
     spline = bool(options & _SPLINE_FIT)
     if roitype == 1:
-        left_, top_, right_, bottom_ = rect
-        shape = _Shape(
-            [np.array([[left_, top_], [right_, top_], [right_, bottom_], [left_, bottom_]])]
-        )
+        x0, y0, x1, y1 = rect
+        shape = _Shape([np.array((x0, y0, x1, y0, x1, y1, x0, y1), np.float64).reshape(4, 2)])
     elif roitype == 2:
         shape = _Shape([], oval=rect)
     else:
@@ -1260,9 +1297,11 @@ def _fill_polygons(
     The rule and the float operations are those of :func:`_scanline_fill`, over
     every (edge, row) pair of every shape at once. The crossings of each row of a
     shape's box are counted into one flat array (one row of ``columns + 1`` slots
-    per box row, the last slot for crossings right of the box); a closed outline
-    crosses each row an even number of times, so a running sum over the whole
-    array gives each pixel its even-odd parity without a loop over rows or shapes.
+    per box row, the last slot for crossings right of the box). The even-odd
+    parity flips at each slot holding an odd count, and a closed outline crosses
+    each row an even number of times, so the flips, in order, alternate between
+    the first pixel of a run inside and the first one after it: the runs of every
+    row of every shape, without a loop over rows or shapes.
     """
     r0, r1, c0, c1 = box.T
     loops: list[np.ndarray] = []
@@ -1540,15 +1579,69 @@ def write_imagej(rois: RoiSet, path: str | os.PathLike) -> Path:
             UserWarning,
             stacklevel=2,
         )
-    roifile = _roifile()
     names = [r.name or f"roi {r.id}" for r in rois]
-    ij_rois = [_to_imagej(r, name, roifile) for r, name in zip(rois, names, strict=True)]
-    with atomic_path(p) as tmp:
-        if suffix == ".zip":
-            roifile.roiwrite(tmp, ij_rois, name=_entry_names(names), mode="w")
+    entries = _entry_names(names)
+    with _collector_paused(), atomic_path(p) as tmp:
+        if suffix == ".roi":
+            (data,) = _encode_rois(rois.rois, names)
+            tmp.write_bytes(data)
         else:
-            roifile.roiwrite(tmp, ij_rois[0], mode="w")
+            stamp = time.localtime()[:6]
+            with open(tmp, "wb") as fh:
+                spool = _Spool(fh)
+                with zipfile.ZipFile(spool, "w") as zf:  # stored, as ImageJ writes them
+                    for entry, data in zip(entries, _encode_rois(rois.rois, names), strict=True):
+                        info = zipfile.ZipInfo(entry, stamp)
+                        info.external_attr = 0o600 << 16  # rw-------, as zipfile's own
+                        zf.writestr(info, data)
+                        spool.spill(_SPOOL_BYTES)
     return p
+
+
+#: Bytes of a zip gathered in memory before they are written out.
+_SPOOL_BYTES = 1 << 23
+
+
+class _Spool:
+    """A file being written, as zipfile writes it: the bytes gather in memory until
+    :meth:`spill` writes them (between entries). zipfile seeks back to complete
+    each entry's header, which would flush a file's buffer (two system calls and
+    a seek an entry: a second for 100,000 ROIs)."""
+
+    def __init__(self, fh: Any) -> None:
+        self._fh, self._buf, self._done = fh, io.BytesIO(), 0
+
+    def write(self, data: bytes) -> int:
+        return self._buf.write(data)
+
+    def tell(self) -> int:
+        return self._done + self._buf.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 1:
+            offset += self.tell()
+        elif whence == 2:
+            offset += self._done + self._buf.getbuffer().nbytes
+        if offset < self._done:
+            raise OSError("cannot seek back into bytes already written")
+        return self._done + self._buf.seek(offset - self._done)
+
+    def spill(self, over: int = 0) -> None:
+        """Write out the bytes gathered, if more than ``over``."""
+        size = self._buf.getbuffer().nbytes
+        if size > over:
+            if self._buf.tell() != size:  # pragma: no cover - zipfile ends entries at the end
+                raise OSError("the zip is written out in the middle of an entry")
+            self._fh.write(self._buf.getbuffer())
+            self._done += size
+            self._buf = io.BytesIO()
+
+    def flush(self) -> None:
+        self.spill()
+        self._fh.flush()
 
 
 def _entry_names(names: list[str]) -> list[str]:
@@ -1565,95 +1658,244 @@ def _entry_names(names: list[str]) -> list[str]:
     return out
 
 
-def _to_imagej(r: Roi, name: str, roifile: Any) -> Any:
-    loops = _pixel_loops(np.asarray(r.y), np.asarray(r.x))
-    if len(loops) == 1:
-        pts = loops[0].astype(np.int32)
-        roi = roifile.ImagejRoi.frompoints(pts, name=name)
-        roi.roitype = roifile.ROI_TYPE.TRACED
-        roi.options = roifile.ROI_OPTIONS.NONE
-        # ImageJ's bounds of a polygon are (min, max) of its vertices.
-        roi.right = int(pts[:, 0].max())
-        roi.bottom = int(pts[:, 1].max())
-        return roi
-    parts = []
-    for loop in loops:
-        seg = np.ones((len(loop), 3), np.float32)  # LINETO x y
-        seg[0, 0] = 0  # MOVETO
-        seg[:, 1:] = loop
-        parts.append(seg.ravel())
-        parts.append(np.array([4], np.float32))  # CLOSE
-    allpts = np.concatenate(loops)
-    roi = roifile.ImagejRoi()
-    roi.roitype = roifile.ROI_TYPE.RECT
-    roi.multi_coordinates = np.concatenate(parts)
-    roi.shape_roi_size = int(roi.multi_coordinates.size)
-    roi.left, roi.top = (int(v) for v in allpts.min(axis=0))
-    roi.right, roi.bottom = (int(v) for v in allpts.max(axis=0))
-    roi.name = name
-    return roi
+#: The ROI header roitrace writes (as roifile writes it): "Iout", version, type, top,
+#: left, bottom, right, vertex count (0: more than 65535, then in the next 16
+#: bytes), 16 bytes, stroke width, composite path size, stroke and fill colours,
+#: subtype, options, arrow style, arrow head size, arc size, position, offset of
+#: the second header; and the second header: c, z, t, name offset and length, label
+#: colour, font size, group, opacity, image size, stroke width, properties offset
+#: and length, counters offset, 12 bytes.
+_WRITE_HEADER = struct.Struct(">4shBxhhhhH16shi4s4shhBBhii")
+_WRITE_HEADER2 = struct.Struct(">4xiiiii4shBBifiii12x")
+_ZERO4 = bytes(4)
+_ZERO16 = bytes(16)
+_TRACED, _RECT = 8, 1
+
+
+def _i16(v: int) -> int:
+    """A coordinate as the 16-bit field ImageJ stores (wrapped around, as numpy casts)."""
+    return (v + 32768) % 65536 - 32768
+
+
+def _roi_bytes(
+    roitype: int, bounds: tuple[int, int, int, int], n: int, path_size: int, data: bytes, name: str
+) -> bytes:
+    """An ImageJ ROI file, byte for byte as ``roifile.ImagejRoi.tobytes`` writes it
+    (version 229, no options, colours or positions), but for names beyond the BMP."""
+    left, top, right, bottom = bounds
+    header2 = 64 + len(data)
+    head = _WRITE_HEADER.pack(
+        b"Iout",
+        229,
+        roitype,
+        _i16(top),
+        _i16(left),
+        _i16(bottom),
+        _i16(right),
+        n if n < 65536 else 0,
+        struct.pack(">i12x", n) if n >= 65536 else _ZERO16,
+        0,
+        path_size,
+        _ZERO4,
+        _ZERO4,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        header2,
+    )
+    # the name's length in UTF-16 units, as ImageJ counts it (roifile counts characters,
+    # one short for each beyond the BMP, an emoji say: its files then cut the name)
+    text = name.encode("utf-16-be")
+    tail = _WRITE_HEADER2.pack(
+        0, 0, 0, header2 + 64 if name else 0, len(text) // 2, _ZERO4, 0, 0, 0, 0, 0.0, 0, 0, 0
+    )
+    return b"".join((head, data, tail, text))
+
+
+def _encode_rois(rois: list[Roi], names: list[str]) -> Iterator[bytes]:
+    """Each ROI as the bytes of an ImageJ ROI whose outline runs along its pixels'
+    edges (see :func:`write_imagej`): a traced polygon, or a composite of several
+    outlines."""
+    at = 0
+    for pts, loop_roi, loop_len, bounds in _outline_batches(rois):
+        m = len(bounds)
+        n_loops = np.bincount(loop_roi, minlength=m).tolist()
+        # the integer vertices of all, relative to each ROI's left, top (traced ROIs)
+        vert_roi = np.repeat(loop_roi, loop_len)
+        origin = np.asarray(bounds, np.int64)[:, :2]
+        rel = pts - origin[vert_roi]
+        xs, ys = rel[:, 0].astype(">i2").tobytes(), rel[:, 1].astype(">i2").tobytes()
+        stops = np.cumsum(loop_len).tolist()
+        loop = 0
+        for j in range(m):
+            name, box = names[at + j], bounds[j]
+            first, loop = loop, loop + n_loops[j]
+            start = stops[first - 1] if first else 0
+            if loop - first == 1:
+                stop = stops[first]
+                data = xs[2 * start : 2 * stop] + ys[2 * start : 2 * stop]
+                if box[2] > 60535 or box[3] > 60535:  # roifile adds these for such coordinates
+                    data += pts[start:stop].astype(">f4").tobytes(order="F")
+                yield _roi_bytes(_TRACED, box, stop - start, 0, data, name)
+                continue
+            parts = []
+            for k in range(first, loop):  # MOVETO x y, LINETO x y ..., CLOSE
+                a = stops[k - 1] if k else 0
+                seg = np.ones((stops[k] - a, 3), np.float32)
+                seg[0, 0] = 0
+                seg[:, 1:] = pts[a : stops[k]]
+                parts.append(seg.ravel())
+                parts.append(np.array([4], np.float32))
+            path = np.concatenate(parts)
+            yield _roi_bytes(_RECT, box, 0, int(path.size), path.astype(">f4").tobytes(), name)
+        at += m
 
 
 def _pixel_loops(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:
-    """Closed outlines along the pixel edges of a set of pixels, in ImageJ coordinates
-    (integer (x, y) corners, without repeated first vertex or collinear vertices).
+    """The outlines of one set of pixels (see :func:`_outline_batches`)."""
+    ((pts, _, loop_len, _),) = _outline_batches([Roi(1, np.asarray(y), np.asarray(x))])
+    return np.split(pts, np.cumsum(loop_len)[:-1])
+
+
+def _outline_batches(
+    rois: list[Roi],
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]]]]:
+    """Closed outlines along the pixel edges of each ROI's pixels, in ImageJ coordinates
+    (integer (x, y) corners, without repeated first vertex or collinear vertices), in
+    batches of ROIs of about ``_BATCH_CELLS`` box cells, every step one numpy pass
+    over a batch. Each batch: the vertices of all its loops, each loop's ROI (in the
+    batch) and vertex count, and the bounds (left, top, right, bottom) of each ROI's
+    pixels.
 
     Every pixel side between an ROI pixel and a non-ROI pixel is a directed edge,
     clockwise around the pixels on screen; edges are chained into loops, turning
     right where two loops meet at a corner, so each loop is simple. Outer outlines
     run clockwise and holes anticlockwise; even-odd filling gives back the pixels.
+    The edges of an ROI are numbered side by side (all top sides in row-major pixel
+    order, then right, bottom, left sides) and each loop starts at its lowest
+    numbered edge, loops in the order of those.
     """
-    y0, x0 = int(y.min()), int(x.min())
-    h, w = int(y.max()) - y0 + 1, int(x.max()) - x0 + 1
-    m = np.zeros((h + 2, w + 2), bool)
-    m[y - y0 + 1, x - x0 + 1] = True
-    inner = m[1:-1, 1:-1]
-    rr, cc = np.nonzero(inner)
-    r, c = rr + 1, cc + 1  # padded indices; pixel corner (X, Y) = (c, r) for its top-left
-    starts, ends = [], []
-    for sel, (sx, sy), (ex, ey) in (
-        (~m[r - 1, c], (0, 0), (1, 0)),  # top side, going +x
-        (~m[r, c + 1], (1, 0), (1, 1)),  # right side, going +y
-        (~m[r + 1, c], (1, 1), (0, 1)),  # bottom side, going -x
-        (~m[r, c - 1], (0, 1), (0, 0)),  # left side, going -y
-    ):
-        starts.append(np.column_stack([c[sel] + sx, r[sel] + sy]))
-        ends.append(np.column_stack([c[sel] + ex, r[sel] + ey]))
-    a = np.concatenate(starts)
-    b = np.concatenate(ends)
-    direction = b - a
-    width = w + 3
-    key_a = a[:, 1] * width + a[:, 0]
-    key_b = b[:, 1] * width + b[:, 0]
-    order = np.argsort(key_a, kind="stable")
-    sorted_keys = key_a[order]
-    lo = np.searchsorted(sorted_keys, key_b, side="left")
-    hi = np.searchsorted(sorted_keys, key_b, side="right")
-    # the edge that follows each edge; where two loops meet at a corner (two edges
-    # leave it), take the one turning right, so that each loop is simple
-    nxt = order[lo]
-    pinch = np.nonzero(hi - lo > 1)[0]
+    n = len(rois)
+    sizes = np.fromiter((r.y.size for r in rois), np.int64, n)
+    y = np.concatenate([r.y for r in rois], axis=None).astype(np.int64, copy=False)
+    x = np.concatenate([r.x for r in rois], axis=None).astype(np.int64, copy=False)
+    at = np.cumsum(sizes) - sizes
+    y0, y1 = np.minimum.reduceat(y, at), np.maximum.reduceat(y, at)
+    x0, x1 = np.minimum.reduceat(x, at), np.maximum.reduceat(x, at)
+    cells = (y1 - y0 + 3) * (x1 - x0 + 3)
+    batch = np.cumsum(cells) // _BATCH_CELLS
+    cuts = [0, *(np.flatnonzero(np.diff(batch)) + 1).tolist(), n]
+    bounds = np.column_stack([x0, y0, x1 + 1, y1 + 1]).tolist()
+    for a, b in itertools.pairwise(cuts):
+        lo, hi = int(at[a]), int(at[b - 1] + sizes[b - 1])
+        pts, loop_roi, loop_len = _batch_loops(
+            y[lo:hi], x[lo:hi], sizes[a:b], y0[a:b], x0[a:b], y1[a:b], x1[a:b]
+        )
+        yield pts, loop_roi, loop_len, bounds[a:b]
+
+
+def _batch_loops(
+    y: np.ndarray,
+    x: np.ndarray,
+    sizes: np.ndarray,
+    y0: np.ndarray,
+    x0: np.ndarray,
+    y1: np.ndarray,
+    x1: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The outlines of a batch of ROIs (see :func:`_outline_batches`)."""
+    m = sizes.size
+    width = x1 - x0 + 3  # a padded box: one empty pixel around
+    area = (y1 - y0 + 3) * width
+    base = np.cumsum(area) - area
+    owner = np.repeat(np.arange(m), sizes)
+    grid = np.zeros(int(base[-1] + area[-1]), bool)
+    grid[base[owner] + (y - y0[owner] + 1) * width[owner] + (x - x0[owner] + 1)] = True
+    cell = np.flatnonzero(grid)  # each pixel once, by ROI then row-major
+    owner = np.repeat(np.arange(m), np.add.reduceat(grid.view(np.uint8), base, dtype=np.int64))
+    w = width[owner]
+    r, c = np.divmod(cell - base[owner], w)  # padded: corner (c, r) is its top-left
+    # the sides facing no pixel, each an edge from corner (c + sx, r + sy) to
+    # (c + ex, r + ey): top going +x, right +y, bottom -x, left -y
+    sides = (~grid[cell - w], ~grid[cell + 1], ~grid[cell + w], ~grid[cell - 1])
+    sx, sy = np.array([0, 1, 1, 0]), np.array([0, 0, 1, 1])
+    ex, ey = np.array([1, 1, 0, 0]), np.array([0, 1, 1, 0])
+    which = [np.flatnonzero(s) for s in sides]
+    pixel = np.concatenate(which)
+    side = np.repeat(np.arange(4), [i.size for i in which])
+    order = np.argsort(owner[pixel], kind="stable")  # by ROI, then side, then pixel
+    pixel, side = pixel[order], side[order]
+    edge_owner = owner[pixel]
+    c, r = c[pixel], r[pixel]
+    ax, ay, bx, by = c + sx[side], r + sy[side], c + ex[side], r + ey[side]
+    # each corner a key, unique over the batch
+    corner_w = width + 1
+    corner_area = (y1 - y0 + 4) * corner_w
+    corner_base = np.cumsum(corner_area) - corner_area
+    cw, cb = corner_w[edge_owner], corner_base[edge_owner]
+    key_a = cb + ay * cw + ax
+    key_b = cb + by * cw + bx
+    dx, dy = bx - ax, by - ay
+    # the edge that follows each edge: the one leaving its end corner; where two
+    # loops meet at a corner (two edges leave it), the one turning right, so that
+    # each loop is simple
+    by_key = np.argsort(key_a, kind="stable")
+    sorted_keys = key_a[by_key]
+    new = np.ones(sorted_keys.size, bool)
+    new[1:] = sorted_keys[1:] != sorted_keys[:-1]
+    firsts = np.flatnonzero(new)  # where each corner's edges begin in by_key
+    leaving = np.zeros(int(corner_base[-1] + corner_area[-1]), np.int64)
+    leaving[sorted_keys[firsts]] = firsts
+    lo = leaving[key_b]
+    nxt = by_key[lo]
+    leaving[sorted_keys[firsts]] = np.diff(firsts, append=sorted_keys.size)  # edges leaving
+    pinch = np.flatnonzero(leaving[key_b] > 1)
     if pinch.size:
-        right_turn = np.column_stack([-direction[pinch, 1], direction[pinch, 0]])
-        second = order[lo[pinch] + 1]
-        use_second = np.all(direction[second] == right_turn, axis=1)
-        nxt[pinch[use_second]] = second[use_second]
-    nxt = nxt.tolist()
-    used = bytearray(len(a))
-    loops: list[np.ndarray] = []
-    for first in range(len(a)):
-        if used[first]:
-            continue
-        verts = []
-        e = first
-        while not used[e]:
-            used[e] = True
-            verts.append(e)
-            e = nxt[e]
-        loop = a[verts]
-        # drop vertices where the outline goes straight on
-        d_in = loop - np.roll(loop, 1, axis=0)
-        d_out = np.roll(loop, -1, axis=0) - loop
-        corner = np.any(d_in != d_out, axis=1)
-        loops.append(loop[corner] + [x0 - 1, y0 - 1])
-    return loops
+        second = by_key[lo[pinch] + 1]
+        turns = (dx[second] == -dy[pinch]) & (dy[second] == dx[pinch])
+        nxt[pinch[turns]] = second[turns]
+    # the loops (cycles of nxt), each from its lowest edge, in the order of those
+    start, pos, length = _cycles(nxt)
+    heads = np.flatnonzero(start == np.arange(nxt.size))
+    loop_len = length[heads]
+    loop_at = np.zeros(nxt.size, np.int64)
+    loop_at[heads] = np.cumsum(loop_len) - loop_len
+    seq = np.empty(nxt.size, np.int64)
+    seq[loop_at[start] + pos] = np.arange(nxt.size)
+    vx, vy = ax[seq], ay[seq]
+    # drop vertices where the outline goes straight on
+    ends = loop_at[heads] + loop_len - 1
+    prev, after = np.arange(-1, nxt.size - 1), np.arange(1, nxt.size + 1)
+    prev[loop_at[heads]], after[ends] = ends, loop_at[heads]
+    corner = (vx - vx[prev] != vx[after] - vx) | (vy - vy[prev] != vy[after] - vy)
+    loop_id = np.repeat(np.arange(heads.size), loop_len)[corner]
+    loop_roi = edge_owner[heads]
+    vert_roi = loop_roi[loop_id]
+    pts = np.column_stack([vx[corner] + (x0 - 1)[vert_roi], vy[corner] + (y0 - 1)[vert_roi]])
+    return pts, loop_roi, np.bincount(loop_id, minlength=heads.size)
+
+
+def _cycles(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For a permutation ``nxt`` (i -> nxt[i]): each element's cycle as its lowest
+    element, the element's position along the cycle from there and the cycle's
+    length; by pointer jumping (log2 of the longest cycle numpy passes).
+
+    After k passes, ``low`` is the lowest element of the 2**k elements from each
+    one on, ``dist`` how many steps on it lies; once no element finds a lower one
+    twice as far on, every stretch covers its whole cycle.
+    """
+    low, dist, jump = np.arange(nxt.size), np.zeros(nxt.size, np.int64), nxt
+    span = 1
+    while True:
+        other = low[jump]
+        lower = other < low
+        if not lower.any():
+            break
+        low = np.where(lower, other, low)
+        dist = np.where(lower, dist[jump] + span, dist)
+        jump, span = jump[jump], span * 2
+    length = np.bincount(low, minlength=nxt.size)[low]
+    return low, (length - dist) % length, length
