@@ -40,6 +40,7 @@ def folder(tmp_path_factory) -> Path:
     labels[5:10, 5:10] = 1
     labels[20:26, 12:18] = 2
     tifffile.imwrite(d / "labels.tif", labels)
+    (d / "broken.tif").write_bytes(b"II*\x00 not really a TIFF")
     with h5py.File(d / "yxt.h5", "w") as f:
         f["imaging"] = np.moveaxis(sim.movie, 0, -1)
     return d
@@ -212,6 +213,19 @@ def folder(tmp_path_factory) -> Path:
             "or a folder ending in /",
         ),
         (["rois", "movie.tif", "-o", "rois.csv"], ".csv is not a format for ROIs"),
+        (["project", "movie.tif", "--kind", "percentile", "-o", "p.tif"], "needs --q"),
+        (
+            ["extract", "movie.tif", "--auto", "--projection", "percentile", "-o", "t.csv"],
+            "--projection percentile would need a percentile of its own",
+        ),
+        (
+            ["project", "yxt.h5", "--keep-truncated", "-o", "p.npy"],
+            "--keep-truncated is for TIFF files",
+        ),
+        # values are checked before the movie is read (a damaged movie would fail first)
+        (["rois", "broken.tif", "--q", "150", "-o", "r.zip"], "--q must be >= 0 and <= 100"),
+        (["rois", "broken.tif", "--block-size", "4", "-o", "r.zip"], "--block-size 4"),
+        (["rois", "broken.tif", "--threshold", "nan", "-o", "r.zip"], "--threshold must be"),
         # the command line's words, not Python's
         (
             ["extract", "yxt.h5", "--rois", "labels.tif", "-o", "t.csv"],
@@ -244,7 +258,7 @@ def test_mistakes_are_one_line_and_exit_2(folder, args, message):
     assert "Traceback" not in proc.stderr
     said = errors[0].split("roitrace: error:")[1]
     assert not re.search(r"\b[a-z_]+=", said), said  # no Python keyword=value
-    for python_word in ("np.newaxis", "neuropil_factor", "truncated", "frame_rate"):
+    for python_word in ("np.newaxis", "neuropil_factor", "truncated=", "frame_rate"):
         assert python_word not in said, said
     assert set(folder.iterdir()) == before  # nothing written
 
@@ -409,3 +423,26 @@ def test_rois_outside_the_frame_suggest_axes_on_the_real_recording(tmp_path):
         cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
+
+
+def test_npy_output_with_an_upper_case_suffix_lands_under_its_name(folder, tmp_path):
+    proc = roitrace("project", folder / "movie.tif", "-o", "std.NPY", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["std.NPY", "std.NPY.json"]
+    assert np.load(tmp_path / "std.NPY").shape == (40, 30)
+
+
+def test_python_save_without_a_suffix_is_a_suite2p_folder(tmp_path):
+    # a pathlib.Path cannot end with "/": in Python no suffix means a folder, as documented
+    ds = rt.extract(np.ones((3, 4, 4)), np.eye(4, dtype=bool))
+    rt.save(ds, tmp_path / "out")
+    assert (tmp_path / "out" / "F.npy").is_file()
+    rt.save(ds, f"{tmp_path / 'out2'}/")
+    assert (tmp_path / "out2" / "F.npy").is_file()
+
+
+def test_label_images_record_the_version(folder, tmp_path):
+    proc = roitrace("rois", folder / "movie.tif", "--q", "90", "-o", "labels.tif", cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with tifffile.TiffFile(tmp_path / "labels.tif") as tif:
+        assert tif.shaped_metadata[0]["roitrace_version"] == rt.__version__

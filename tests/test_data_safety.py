@@ -576,3 +576,15 @@ def test_reader_waits_for_a_writer_at_work(tmp_path):
     reader.join(timeout=30)
     assert got and got[0].sizes["roi"] == 4
     assert not any(is_temporary(p) for p in os.listdir(tmp_path))
+
+
+def test_python_save_refuses_the_roi_file_the_result_was_extracted_from(tmp_path):
+    labels = np.zeros((20, 20), int)
+    labels[2:6, 2:6] = 1
+    seg = rt.RoiSet.from_labels(labels).to_nwb(tmp_path / "seg.nwb")
+    before = seg.read_bytes()
+    movie = np.random.default_rng(0).poisson(100, (10, 20, 20)).astype(np.uint16)
+    ds = rt.extract(movie, rt.read_rois(seg))
+    with pytest.raises(rt.OutputError, match="ROI source"):
+        rt.save(ds, seg)
+    assert seg.read_bytes() == before

@@ -10,7 +10,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import roitrace as rt
 from conftest import data_path
-from roitrace.extract import rois_from_result
+from roitrace.result import result_rois
 
 
 def _recording(name):
@@ -64,4 +64,4 @@ def test_every_roi_format_in_and_every_result_format_out(tmp_path, recording, ro
                 assert_array_equal(got, want)
         assert_allclose(loaded["time"], ds["time"])
         if out in ("t.nc", "t.nwb"):  # formats that carry the ROIs too
-            assert_array_equal(rois_from_result(loaded).masks(), rois.masks())
+            assert_array_equal(result_rois(loaded).masks(), rois.masks())

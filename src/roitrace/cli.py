@@ -172,6 +172,10 @@ def _open(movie: Path, dataset, axes, channel, frame_rate, keep_truncated=False)
         raise ParameterError(
             f"--dataset is for HDF5 movies; {movie} is a TIFF file: leave --dataset out"
         )
+    if keep_truncated and movie.suffix.lower() not in TIFF_SUFFIXES:
+        raise ParameterError(
+            f"--keep-truncated is for TIFF files; {movie} is not one: leave it out"
+        )
     return open_movie(
         movie,
         dataset=dataset,
@@ -282,6 +286,10 @@ _PHRASES = (
     # thresholds are applied to the projection the command made
     (re.compile(r"\bthe image holds"), "the projection holds"),
     (re.compile(r"(\d+ x \d+) image is NaN"), r"\1 projection is NaN"),
+    (
+        re.compile(r"pass the right shape=\(Y, X\), or the file's masks belong to another movie"),
+        "the file's masks belong to another movie: use the movie they were made for",
+    ),
 )
 _KEYWORD = re.compile(
     r"(?<![\w.\-'\"])(" + "|".join(sorted(_OPTION_OF, key=len, reverse=True)) + r")"
@@ -428,6 +436,8 @@ def project(
         kind = Kind.percentile if q is not None else Kind.std
     if kind is not Kind.percentile:
         _not_applicable({"q": q}, f"to --kind {kind.value} (only to --kind percentile)")
+    elif q is None:
+        raise ParameterError("--kind percentile needs --q, a percentile between 0 and 100")
     if kind is not Kind.correlation:
         _not_applicable(
             {"subtract_global": subtract_global}, f"to --kind {kind.value} (only to correlation)"
@@ -457,8 +467,10 @@ def project(
 
         from ._atomic import atomic_path, write_bytes
 
-        with atomic_path(output) as tmp:
-            np.save(tmp, image)
+        # through a file handle: np.save adds ".npy" to a name that lacks that exact
+        # suffix (std.NPY), and the data would land beside the temporary file
+        with atomic_path(output) as tmp, open(tmp, "wb") as f:
+            np.save(f, image)
         sidecar = json.dumps({"roitrace_version": __version__, **params}, indent=1)
         write_bytes(output.with_name(output.name + ".json"), sidecar.encode())
     else:
@@ -551,6 +563,16 @@ def _threshold_options(
         raise ParameterError("--method percentile needs --q, a percentile between 0 and 100")
     if chosen == "local" and block_size is None:
         raise ParameterError("--method local needs --block-size, an odd number of pixels")
+    # values checked now, not after a pass over the movie for the projection
+    from ._validate import number
+
+    for n, v in given.items():
+        if n == "q":
+            number("q", v, low=0, high=100, hint=" (a percentile between 0 and 100)")
+        elif n == "block_size" and (v < 3 or v % 2 == 0):
+            raise ParameterError(f"--block-size {v}: use an odd number of pixels, 3 or more")
+        else:
+            number("value" if n == "threshold" else n, v)
     options: dict[str, Any] = {"method": chosen, **given}
     if chosen == "sigma":
         options.setdefault("k", 3.0)  # the value used is recorded, never null
@@ -562,6 +584,17 @@ def _threshold_mask(proj, options: dict[str, Any]):
 
     kw = {n: v for n, v in options.items() if n != "threshold"}
     return make_mask(proj, options.get("threshold"), **kw)
+
+
+def _projection_kind(kind: Kind | None) -> Kind:
+    """The projection cells are thresholded on (std unless told)."""
+    if kind is Kind.percentile:
+        raise ParameterError(
+            "--projection percentile would need a percentile of its own besides the "
+            "threshold's --q: use mean, max, min, std, median or correlation, or make the "
+            "image with roitrace project --kind percentile"
+        )
+    return kind or Kind.std
 
 
 def _find_rois(proj, options: dict[str, Any], min_size, max_size):
@@ -578,7 +611,7 @@ def _find_rois(proj, options: dict[str, Any], min_size, max_size):
         if min_size is None:
             raise ParameterError(
                 f"{exc}; components under {DEFAULT_MIN_SIZE} pixels are left out by default: "
-                "choose a looser threshold (e.g. --k 2 or --q 90) or a smaller --min-size"
+                "choose a looser threshold (a smaller --k or --q, say) or a smaller --min-size"
             ) from exc
         raise
     if min_size is None:
@@ -726,7 +759,7 @@ def extract(
         )
     sel = _frames(frames)
     proj = None
-    kind = projection_kind or Kind.std
+    kind = _projection_kind(projection_kind)
     extra: dict[str, Any] = {"command": "extract"}
     if rois is not None:
         roi_input: Any = _read_rois_for(m, rois, axes, trust_pickle, all_rois, plane_segmentation)
@@ -736,7 +769,9 @@ def extract(
         extra.update(projection=kind.value, auto=auto)
         if auto:
             roi_input, chosen = _find_rois(proj, tparams, min_size, max_size)
-            extra.update(min_size=chosen, max_size=str(max_size))
+            extra["min_size"] = chosen
+            if max_size is not None:
+                extra["max_size"] = max_size
         else:
             roi_input = _threshold_mask(proj, tparams)
         extra["threshold"] = json.dumps(tparams)
@@ -870,16 +905,26 @@ def _extract_figures(
     import numpy as np
 
     from . import plot
-    from .extract import rois_from_result
     from .neuropil import neuropil_rings
+    from .result import (
+        FLUORESCENCE_VARS,
+        SKEWNESS,
+        SNR,
+        VAR_DFF,
+        VAR_F,
+        VAR_F_CORRECTED,
+        result_frame_rate,
+        result_parameters,
+        result_rois,
+    )
 
     meta = {"Software": f"roitrace {__version__}", "Description": json.dumps(dict(ds.attrs))}
-    rate = ds.attrs.get("frame_rate") or None
-    rois = rois_from_result(ds)
+    rate = result_frame_rate(ds)
+    rois = result_rois(ds)
     kind = projection_name or ds.attrs.get("projection")
     background = f"{kind} projection" if kind else "projection"
     if npil is None:  # a result made elsewhere: its parameters say which rings it used
-        npil = json.loads(ds.attrs.get("parameters") or "{}").get("neuropil")
+        npil = result_parameters(ds).get("neuropil")
     rings = None
     if npil is not None:
         # the result keeps no ring pixels: recompute them exactly as extract() made
@@ -914,17 +959,17 @@ def _extract_figures(
         ax = plot.pixels_scatter(proj, mask, ring)
         ax.set_title(f"{ax.get_title()} on the {background}")
         save(ax, "pixels.png")
-        names = [v for v in ("F", "Fneu", "F_corrected") if v in ds]
+        names = [v for v in FLUORESCENCE_VARS if v in ds]
         save(plot.traces({v: ds[v].values[0] for v in names}, frame_rate=rate), "traces.png")
         return written
     save(plot.roi_contours(proj, rois, rings=rings, projection_name=kind), "rois.png")
 
-    signal = ds["F_corrected"] if "F_corrected" in ds else ds["F"]
+    signal = ds[VAR_F_CORRECTED] if VAR_F_CORRECTED in ds else ds[VAR_F]
     n = signal.sizes["roi"]
     chosen = np.arange(n)
     title = f"{n} cells"
     if n > max_traces:
-        by = next((v for v in ("skewness", "snr") if v in ds.coords or v in ds), None)
+        by = next((v for v in (SKEWNESS, SNR) if v in ds.coords or v in ds), None)
         if by is None:
             chosen, title = chosen[:max_traces], f"the first {max_traces} of {n} cells"
         else:
@@ -952,7 +997,7 @@ def _extract_figures(
     ax.set_ylabel(f"ROI (each trace z-scored, stacked {step:g} apart)")
     save(ax, "traces.png")
     save(
-        plot.heatmap(ds["dff"], frame_rate=rate, title=f"dF/F0 of all {n} cells"),
+        plot.heatmap(ds[VAR_DFF], frame_rate=rate, title=f"dF/F0 of all {n} cells"),
         "dff_heatmap.png",
     )
     return written
@@ -990,13 +1035,17 @@ def rois_command(
     from .rois import write_labels
 
     output = _output(output_text, _ROI_OUT, "ROIs", movie=movie)
+    if output.suffix.lower() == ".nwb":
+        from ._optional import require
+
+        require("pynwb", f"writing {output} (.nwb)")  # before the work, not after it
     if figure is not None and figure.suffix.lower() != ".png":
         raise ParameterError(f"--figure {figure}: the figure is a PNG image; name it .png")
     options = _threshold_options(threshold, method, q, k, block_size, offset, auto=True)
     size_range(min_size, max_size)
     _check_outputs(movie, [("-o/--output", output, "file"), ("--figure", figure, "file")])
     m = _open(movie, dataset, axes, channel, None, keep_truncated)
-    kind = projection_kind or Kind.std
+    kind = _projection_kind(projection_kind)
     proj = projection(
         m,
         kind.value,

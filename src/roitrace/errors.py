@@ -18,6 +18,14 @@ class ParameterError(RoitraceError, ValueError):
     """An option has a value roitrace cannot use (unknown method, bad proportion...)."""
 
 
+class ResultError(ParameterError):
+    """A result Dataset lacks what is asked of it (a variable, the ROIs' pixel table) or
+    holds an attribute roitrace cannot read (see :mod:`roitrace.result`).
+
+    A :class:`ParameterError`: the result is an argument of the writer that refuses it.
+    """
+
+
 class MovieError(RoitraceError):
     """A movie could not be opened or read."""
 
@@ -96,6 +104,7 @@ __all__ = [
     "NotAMovieError",
     "OutputError",
     "ParameterError",
+    "ResultError",
     "RoitraceError",
     "ShapeMismatchError",
     "WeightsError",

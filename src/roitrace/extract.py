@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import logging
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -13,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from ._validate import number
-from ._version import __version__
 from ._warnings import warn_user
 from .aggregate import GroupAggregator, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
@@ -21,6 +18,7 @@ from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatc
 from .movie import as_movie
 from .neuropil import neuropil_rings
 from .normalize import baseline
+from .result import build_result, result_rois
 from .rois import Roi, RoiSet, read_rois
 from .traces import PixelMeans, brightness_weights, proximity_weights_groups
 
@@ -133,8 +131,6 @@ def extract(
     >>> bool(np.allclose(ds["F"][0], np.median(data[:, 8:12, 8:12].reshape(50, -1), axis=1)))
     True
     """
-    import xarray as xr
-
     movie = as_movie(movie)
     check_how(how)
     if proportion is not None and how != "trimmed_mean":
@@ -193,53 +189,22 @@ def extract(
     results = [both[: len(cells)], both[len(cells) :]]
 
     frame_idx = np.arange(sel.start, sel.stop) if isinstance(sel, slice) else sel
-    centroids = roiset.centroids()
-    coords: dict[str, Any] = {
-        "roi": ("roi", ids.astype(np.int64)),
-        "frame": ("time", frame_idx.astype(np.int64)),
-        "name": ("roi", np.array(roiset.names, dtype=object).astype(str)),
-        "npix": ("roi", np.array([c.flat.size for c in cells], np.int64)),
-        "centroid_y": ("roi", centroids[:, 0]),
-        "centroid_x": ("roi", centroids[:, 1]),
-    }
-    if movie.frame_rate:
-        coords["time"] = (
-            "time",
-            frame_idx / float(movie.frame_rate),
-            {"units": "s", "long_name": "time"},
-        )
-    data_vars = {
-        "F": (("roi", "time"), results[0], {"long_name": "cell fluorescence", "aggregation": how})
-    }
+    traces_out = {"F": results[0]}
+    trace_attrs: dict[str, dict[str, Any]] = {"F": {"aggregation": how}}
+    npix_neuropil = None
     if neuropil is not None:
-        coords["npix_neuropil"] = ("roi", np.array([r.flat.size for r in rings], np.int64))
+        npix_neuropil = np.array([r.flat.size for r in rings], np.int64)
         fneu = results[1]
-        data_vars["Fneu"] = (
-            ("roi", "time"),
-            fneu,
-            {"long_name": "neuropil fluorescence", "aggregation": npil_how},
-        )
         corrected = fneu * -neuropil_factor
         corrected += results[0]
-        data_vars["F_corrected"] = (
-            ("roi", "time"),
-            corrected,
-            {
-                "long_name": "neuropil-corrected fluorescence",
-                "formula": f"F - {neuropil_factor} * Fneu",
-            },
-        )
-    for name, (_, values, _attrs) in list(data_vars.items()):
+        traces_out.update(Fneu=fneu, F_corrected=corrected)
+        trace_attrs["Fneu"] = {"aggregation": npil_how}
+        trace_attrs["F_corrected"] = {"formula": f"F - {neuropil_factor} * Fneu"}
+    for name, values in traces_out.items():
         _check_finite(name, values, ids)
-    data_vars.update(_pixel_table(roiset, cells))
-    signal = data_vars["F_corrected" if neuropil is not None else "F"][1]
-    coords["snr"] = ("roi", _snr(signal))
-    coords["skewness"] = ("roi", _skew(signal))
-    data_vars["dff"] = (
-        ("roi", "time"),
-        _dff_or_warn(signal, ids, dff_q, corrected=neuropil is not None),
-        {"long_name": "dF/F0", "baseline": f"{dff_q}th percentile"},
-    )
+    signal = traces_out["F_corrected" if neuropil is not None else "F"]
+    traces_out["dff"] = _dff_or_warn(signal, ids, dff_q, corrected=neuropil is not None)
+    trace_attrs["dff"] = {"baseline": f"{dff_q}th percentile"}
     params = {
         "how": how,
         "weights": _weights_label(how, weights),
@@ -251,16 +216,23 @@ def extract(
         "neuropil_how": npil_how,
         "frames": _frames_label(sel, movie.n_frames),
     }
-    attrs = {
-        "roitrace_version": __version__,
-        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-        "source": str(movie.path) if movie.path is not None else "array",
-        "frame_shape": json.dumps(list(movie.frame_shape)),
-        "parameters": json.dumps(params),
-    }
-    if movie.frame_rate:  # an unknown rate is left out, never written as 0
-        attrs["frame_rate"] = float(movie.frame_rate)
-    return xr.Dataset(data_vars, coords=coords, attrs=attrs)
+    result = build_result(
+        traces_out,
+        _extracted(roiset, cells, overlap),
+        frames=frame_idx,
+        frame_rate=movie.frame_rate,
+        # the centroids of the ROIs as given, even when overlap="drop" thinned them
+        centroids=roiset.centroids(),
+        npix_neuropil=npix_neuropil,
+        snr=_snr(signal),
+        skewness=_skew(signal),
+        trace_attrs=trace_attrs,
+        source=str(movie.path) if movie.path is not None else "array",
+        parameters=params,
+    )
+    if roiset.source:  # a ROI file: save() then refuses to write over it
+        result.attrs["rois"] = roiset.source
+    return result
 
 
 def _weights_label(how: str, weights: Any) -> str | None:
@@ -395,60 +367,34 @@ def _rings(
     return [_Roi(r.id, f) for r, f in zip(roiset, flats, strict=True)]
 
 
-def _pixel_table(roiset: RoiSet, cells: list[_Roi]) -> dict[str, Any]:
-    """Every ROI's pixels as flat variables along a ``pixel`` dimension, so a saved
-    result carries its ROIs (NWB and suite2p outputs need them)."""
+def _extracted(roiset: RoiSet, cells: list[_Roi], overlap: str) -> RoiSet:
+    """The pixels the traces were computed from, for the result's pixel table (NWB and
+    suite2p outputs need them): the RoiSet itself, or, with overlap="drop", its ROIs
+    without the shared pixels."""
+    if overlap == "keep":
+        return roiset
     nx = roiset.frame_shape[1]
-    flat = np.concatenate([c.flat for c in cells])
-    owner = np.repeat([c.id for c in cells], [c.flat.size for c in cells])
-    weights = np.concatenate(
-        [c.roi_weights if c.roi_weights is not None else np.ones(c.flat.size) for c in cells]
+    return RoiSet(
+        [
+            Roi(c.id, c.flat // nx, c.flat % nx, c.roi_weights, r.name)
+            for r, c in zip(roiset, cells, strict=True)
+        ],
+        roiset.frame_shape,
+        source=roiset.source,
     )
-    return {
-        "pixel_roi": ("pixel", owner.astype(np.int64), {"long_name": "ROI id of each pixel"}),
-        "pixel_y": ("pixel", (flat // nx).astype(np.int32), {"long_name": "pixel row"}),
-        "pixel_x": ("pixel", (flat % nx).astype(np.int32), {"long_name": "pixel column"}),
-        "pixel_weight": ("pixel", weights.astype(np.float64), {"long_name": "ROI pixel weight"}),
-    }
 
 
 def rois_from_result(result: Any) -> RoiSet:
-    """The RoiSet an :func:`extract` result was made from (from its pixel table)."""
-    needed = ("pixel_roi", "pixel_y", "pixel_x")
-    if any(v not in result for v in needed):
-        raise ParameterError(
-            "this result holds no ROI pixels (pixel_roi, pixel_y, pixel_x); pass rois= explicitly"
-        )
-    owner = result["pixel_roi"].values
-    y, x = result["pixel_y"].values, result["pixel_x"].values
-    w = result["pixel_weight"].values if "pixel_weight" in result else np.ones(owner.size)
-    names = result["name"].values if "name" in result.coords else None
-    shape = tuple(
-        int(v)
-        for v in json.loads(result.attrs.get("frame_shape", "null"))
-        or (int(y.max()) + 1, int(x.max()) + 1)
+    """The RoiSet an :func:`extract` result was made from (from its pixel table).
+
+    Deprecated: use :func:`roitrace.result.result_rois` (file formats read results
+    through :mod:`roitrace.result`, not through the extraction).
+    """
+    warn_user(
+        "roitrace.extract.rois_from_result is deprecated; use roitrace.result.result_rois",
+        DeprecationWarning,
     )
-    # one stable sort groups the pixels by ROI (in table order): linear in the pixels,
-    # not ROIs x pixels
-    ids = result["roi"].values
-    order = np.argsort(owner, kind="stable")
-    sorted_owner = owner[order]
-    starts = np.searchsorted(sorted_owner, ids, side="left")
-    stops = np.searchsorted(sorted_owner, ids, side="right")
-    ys, xs, ws = y[order].astype(np.intp), x[order].astype(np.intp), w[order]
-    rois = []
-    for k, (rid, a, b) in enumerate(zip(ids, starts, stops, strict=True)):
-        ww = ws[a:b]
-        rois.append(
-            Roi(
-                int(rid),
-                ys[a:b],
-                xs[a:b],
-                None if np.all(ww == 1) else ww,
-                str(names[k]) if names is not None else f"roi {rid}",
-            )
-        )
-    return RoiSet(rois, shape)
+    return result_rois(result)
 
 
 def _by_rows(fn, x: np.ndarray, rows: int = 128) -> np.ndarray:

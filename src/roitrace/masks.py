@@ -55,7 +55,8 @@ def threshold_value(
     if not finite.any():
         raise ParameterError(
             f"every pixel of the {image.shape[0]} x {image.shape[1]} image is NaN or infinite: "
-            "there is nothing to threshold; check the movie (are all frames NaN?)"
+            "there is nothing to threshold; check the movie: one NaN frame makes every pixel's "
+            "projection NaN (leave such frames out with frames=)"
         )
     values = image if finite.all() else image[finite]
     if method == "absolute":

@@ -47,19 +47,39 @@ from ._validate import check_subject
 from ._version import __version__
 from ._warnings import warn_user
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
+from .result import (
+    CENTROID_X,
+    CENTROID_Y,
+    CREATED,
+    DFF_VARS,
+    FLUORESCENCE_VARS,
+    FRAME,
+    FRAME_RATE,
+    FRAME_SHAPE,
+    NAME,
+    NPIX,
+    PARAMETERS,
+    PIXEL_VARS,
+    ROI,
+    ROITRACE_VERSION,
+    SOURCE,
+    TIME,
+    VAR_DFF,
+    VAR_F,
+    check_result,
+    pixel_table,
+    result_frame_rate,
+    result_frame_shape,
+    result_rois,
+)
 from .rois import Roi, RoiSet
 
 __all__ = ["read_nwb_result", "read_nwb_rois", "write_nwb", "write_nwb_rois"]
 
-#: Result variables and the NWB container that holds each one.
-FLUORESCENCE_VARS = ("F", "Fneu", "F_corrected")
-DFF_VARS = ("dff",)
 #: The processing module, interfaces and tables that :func:`write_nwb` creates.
 MODULE = "ophys"
 PLANE_SEGMENTATION = "PlaneSegmentation"
 FRAME_INDEX = "frame_index"
-#: The result's pixel table: in NWB the ROIs' ``pixel_mask`` holds the same pixels.
-PIXEL_VARS = ("pixel_roi", "pixel_y", "pixel_x", "pixel_weight")
 #: PlaneSegmentation columns that are not per-ROI coordinates of a result.
 _MASK_COLUMNS = ("image_mask", "pixel_mask", "voxel_mask", "roi_name")
 _COLUMN_DESCRIPTIONS = {
@@ -483,7 +503,7 @@ def write_nwb(
     rois : RoiSet or None
         The ROIs the result was extracted with; every ROI id of ``result`` must be
         in it. Only the result's ROIs are written, in the result's order. None:
-        the pixel table the result carries (:func:`roitrace.extract.rois_from_result`).
+        the pixel table the result carries (:func:`roitrace.result.result_rois`).
     path : str or path-like
         The file to write (``.nwb`` by convention); replaced if it exists.
     session_description : str
@@ -545,20 +565,19 @@ def write_nwb(
 
     path = Path(path)
     if rois is None:
-        from .extract import rois_from_result
-
-        rois = rois_from_result(result)
+        check_result(result, pixels=True, writer="write_nwb")
+        rois = result_rois(result)
     _, order = _check_result(result, rois)
     attrs = dict(result.attrs)
-    version = str(attrs.get("roitrace_version") or __version__)
-    movie_rate = _movie_rate(frame_rate, attrs)
-    frames = np.asarray(result["frame"].values, np.int64) if "frame" in result.coords else None
+    version = str(attrs.get(ROITRACE_VERSION) or __version__)
+    movie_rate = _movie_rate(frame_rate, result)
+    frames = np.asarray(result[FRAME].values, np.int64) if FRAME in result.coords else None
     if frames is None:
-        frames = np.arange(result.sizes["time"], dtype=np.int64)
+        frames = np.arange(result.sizes[TIME], dtype=np.int64)
     timing = _timing(result, frames, movie_rate, explicit_rate=frame_rate is not None)
 
-    if "name" in result.coords and result["name"].dims == ("roi",):
-        names = [str(v) for v in result["name"].values]
+    if NAME in result.coords and result[NAME].dims == (ROI,):
+        names = [str(v) for v in result[NAME].values]
     else:
         names = None
     chosen = [rois[k] for k in order]
@@ -567,7 +586,7 @@ def write_nwb(
         rois.frame_shape,
         names=names,
         coords=result.coords,
-        source=str(attrs.get("source") or "array"),
+        source=str(attrs.get(SOURCE) or "array"),
         version=version,
         notes=_notes(version, attrs),
         imaging_rate=movie_rate,
@@ -606,7 +625,7 @@ def write_nwb(
             description=f"the ROIs of {PLANE_SEGMENTATION}, in the order of the columns of data",
             table=table,
         )
-        data = np.ascontiguousarray(result[var].transpose("roi", "time").values.T)
+        data = np.ascontiguousarray(result[var].transpose(ROI, TIME).values.T)
         series = RoiResponseSeries(
             name=var,
             data=H5DataIO(data, **_COMPRESSION),
@@ -712,7 +731,7 @@ def _segmentation_file(
         VectorData(name="roi_name", description="the ROI's name in roitrace", data=names),
     ]
     for name, coord in coords.items():
-        if coord.dims != ("roi",) or name in ("roi", "name", *_MASK_COLUMNS):
+        if coord.dims != (ROI,) or name in (ROI, NAME, *_MASK_COLUMNS):
             continue
         description = _COLUMN_DESCRIPTIONS.get(name) or str(
             coord.attrs.get("long_name") or f"the result's per-ROI coordinate {name!r}"
@@ -798,9 +817,9 @@ def write_nwb_rois(
     path = Path(path)
     coords = xr.Dataset(
         coords={
-            "npix": ("roi", np.array([r.npix for r in rois], np.int64)),
-            "centroid_y": ("roi", rois.centroids()[:, 0]),
-            "centroid_x": ("roi", rois.centroids()[:, 1]),
+            NPIX: (ROI, np.array([r.npix for r in rois], np.int64)),
+            CENTROID_Y: (ROI, rois.centroids()[:, 0]),
+            CENTROID_X: (ROI, rois.centroids()[:, 1]),
         }
     ).coords
     nwbfile, _, _ = _segmentation_file(
@@ -811,7 +830,7 @@ def write_nwb_rois(
         source=rois.source or "array",
         version=__version__,
         notes=f"ROIs written by roitrace {__version__}",
-        imaging_rate=_movie_rate(frame_rate, {}) if frame_rate is not None else None,
+        imaging_rate=_movie_rate(frame_rate, None) if frame_rate is not None else None,
         file_options={
             "session_description": session_description,
             "identifier": identifier,
@@ -841,24 +860,13 @@ def _write_nwbfile(nwbfile: Any, path: Path) -> Path:
 
 def _check_result(result: Any, rois: RoiSet) -> tuple[np.ndarray, list[int]]:
     """The result's ROI ids and, for each, its index in ``rois``."""
-    data_vars = getattr(result, "data_vars", None)
-    if data_vars is None or "F" not in data_vars:
-        raise ParameterError(
-            "result must be the xarray.Dataset returned by roitrace.extract (with an 'F' "
-            f"variable), got {type(result).__name__}"
-        )
-    for var in (*FLUORESCENCE_VARS, *DFF_VARS):
-        if var in data_vars and set(result[var].dims) != {"roi", "time"}:
-            raise ParameterError(
-                f"result[{var!r}] has dims {result[var].dims}, expected ('roi', 'time') "
-                "as roitrace.extract returns"
-            )
+    check_result(result, needs=(VAR_F,), writer="write_nwb")
     if not isinstance(rois, RoiSet):
         raise ParameterError(
             f"rois must be a RoiSet (e.g. RoiSet.from_labels(labels)), got {type(rois).__name__}"
         )
-    n = result.sizes["roi"]
-    ids = np.asarray(result["roi"].values) if "roi" in result.coords else np.arange(1, n + 1)
+    n = result.sizes[ROI]
+    ids = np.asarray(result[ROI].values) if ROI in result.coords else np.arange(1, n + 1)
     index = {r.id: k for k, r in enumerate(rois)}
     missing = [int(i) for i in ids if int(i) not in index]
     if missing:
@@ -866,13 +874,8 @@ def _check_result(result: Any, rois: RoiSet) -> tuple[np.ndarray, list[int]]:
             f"the result has ROIs {missing[:10]} that are not in rois (ids {rois.ids[:10]}"
             f"{'...' if len(rois) > 10 else ''}); pass the RoiSet the result was extracted with"
         )
-    shape = result.attrs.get("frame_shape")
-    if shape is not None:
-        try:
-            shape = tuple(json.loads(shape)) if isinstance(shape, str) else tuple(shape)
-        except (TypeError, ValueError):
-            shape = None
-    if shape and tuple(int(v) for v in shape) != rois.frame_shape:
+    shape = result_frame_shape(result)
+    if shape and shape != rois.frame_shape:
         raise ShapeMismatchError(
             f"the result comes from {shape[0]} x {shape[1]} frames but rois are for "
             f"{rois.frame_shape[0]} x {rois.frame_shape[1]} frames; pass the RoiSet the "
@@ -881,14 +884,14 @@ def _check_result(result: Any, rois: RoiSet) -> tuple[np.ndarray, list[int]]:
     return ids, [index[int(i)] for i in ids]
 
 
-def _movie_rate(frame_rate: float | None, attrs: Mapping[str, Any]) -> float | None:
+def _movie_rate(frame_rate: float | None, result: Any) -> float | None:
+    """``frame_rate`` checked, else the rate ``result`` records (None: unknown)."""
     if frame_rate is not None:
         rate = float(frame_rate)
         if not np.isfinite(rate) or rate <= 0:
             raise ParameterError(f"frame_rate={frame_rate!r}: give frames per second, > 0")
         return rate
-    rate = float(attrs.get("frame_rate") or 0.0)
-    return rate if np.isfinite(rate) and rate > 0 else None
+    return result_frame_rate(result)
 
 
 def _timing(
@@ -896,8 +899,8 @@ def _timing(
 ) -> dict[str, Any]:
     """``{"rate", "starting_time"}`` for evenly spaced time points, else ``{"timestamps"}``."""
     n = frames.size
-    if "time" in result.coords and not explicit_rate:
-        times = np.asarray(result["time"].values, np.float64)
+    if TIME in result.coords and not explicit_rate:
+        times = np.asarray(result[TIME].values, np.float64)
     elif movie_rate is not None:
         times = frames / movie_rate
     else:
@@ -1110,17 +1113,17 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
         f_series = _find_f_series(nwbfile, path)
         holder = f_series.parent
         module = holder.parent
-        series = {"F": f_series}
+        series = {VAR_F: f_series}
         for var in FLUORESCENCE_VARS[1:]:
             if var in holder.roi_response_series:
                 series[var] = holder.roi_response_series[var]
         dff_holders = [
             v
             for v in getattr(module, "data_interfaces", {}).values()
-            if type(v).__name__ == "DfOverF" and "dff" in v.roi_response_series
+            if type(v).__name__ == "DfOverF" and VAR_DFF in v.roi_response_series
         ]
         if dff_holders:
-            series["dff"] = dff_holders[0].roi_response_series["dff"]
+            series[VAR_DFF] = dff_holders[0].roi_response_series[VAR_DFF]
 
         region = f_series.rois
         rows = np.asarray(region.data[:], np.int64)
@@ -1140,8 +1143,8 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
                     f"{(n_t, rows.size)} like F; the file is inconsistent"
                 )
             var_attrs = _parse_comments(s.comments).get("variable_attrs") or {}
-            data_vars[var] = (("roi", "time"), values.T.copy(), var_attrs)
-        data_vars.update(_pixel_vars(chosen))
+            data_vars[var] = ((ROI, TIME), values.T.copy(), var_attrs)
+        data_vars.update(pixel_table(chosen))
 
         plane = getattr(table, "imaging_plane", None)
         movie_rate = float(getattr(plane, "imaging_rate", None) or 0.0)
@@ -1151,51 +1154,23 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
         if movie_rate and np.allclose(frames / movie_rate, series_times, rtol=1e-9, atol=1e-9):
             times = frames / movie_rate  # bit-identical to what roitrace.extract computes
         coords: dict[str, Any] = {
-            "roi": ("roi", np.array([r.id for r in chosen], np.int64)),
-            "frame": ("time", frames),
-            "time": ("time", times, {"units": "s", "long_name": "time"}),
-            "name": ("roi", np.array([r.name for r in chosen], dtype=object).astype(str)),
-            "npix": ("roi", np.array([r.npix for r in chosen], np.int64)),
+            ROI: (ROI, np.array([r.id for r in chosen], np.int64)),
+            FRAME: (TIME, frames),
+            TIME: (TIME, times, {"units": "s", "long_name": "time"}),
+            NAME: (ROI, np.array([r.name for r in chosen], dtype=object).astype(str)),
+            NPIX: (ROI, np.array([r.npix for r in chosen], np.int64)),
         }
         coords.update(_roi_columns(table, rows))
         attrs = _result_attrs(meta, nwbfile, path, movie_rate or (rate or 0.0))
-        attrs.setdefault("frame_shape", json.dumps(list(roiset.frame_shape)))
+        attrs.setdefault(FRAME_SHAPE, json.dumps(list(roiset.frame_shape)))
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
-
-
-def _pixel_vars(rois: list[Roi]) -> dict[str, Any]:
-    """The pixel table :func:`roitrace.extract` puts in a result, from the ROIs."""
-    counts = [r.npix for r in rois]
-    weights = [r.weights if r.weights is not None else np.ones(r.npix) for r in rois]
-    return {
-        "pixel_roi": (
-            "pixel",
-            np.repeat(np.array([r.id for r in rois], np.int64), counts),
-            {"long_name": "ROI id of each pixel"},
-        ),
-        "pixel_y": (
-            "pixel",
-            np.concatenate([r.y for r in rois]).astype(np.int32),
-            {"long_name": "pixel row"},
-        ),
-        "pixel_x": (
-            "pixel",
-            np.concatenate([r.x for r in rois]).astype(np.int32),
-            {"long_name": "pixel column"},
-        ),
-        "pixel_weight": (
-            "pixel",
-            np.concatenate(weights).astype(np.float64),
-            {"long_name": "ROI pixel weight"},
-        ),
-    }
 
 
 def _roi_columns(table: Any, rows: np.ndarray) -> dict[str, Any]:
     """The table's plain 1-D columns (numbers or text), as per-ROI coordinates."""
     out: dict[str, Any] = {}
     for name in table.colnames:
-        if name in _MASK_COLUMNS or name in ("roi", "name"):
+        if name in _MASK_COLUMNS or name in (ROI, NAME):
             continue
         col = table[name]
         if hasattr(col, "target") or hasattr(col, "table"):  # ragged, or a reference
@@ -1205,10 +1180,10 @@ def _roi_columns(table: Any, rows: np.ndarray) -> dict[str, Any]:
             continue
         values = np.asarray(data[:])
         if values.dtype.kind in "biuf":
-            out[name] = ("roi", values[rows])
+            out[name] = (ROI, values[rows])
         elif values.dtype.kind in "OSU":
             text = [v.decode() if isinstance(v, bytes) else str(v) for v in values[rows]]
-            out[name] = ("roi", np.array(text, dtype=object).astype(str))
+            out[name] = (ROI, np.array(text, dtype=object).astype(str))
     return out
 
 
@@ -1266,14 +1241,14 @@ def _result_attrs(
     meta: Mapping[str, Any], nwbfile: Any, path: Path, frame_rate: float
 ) -> dict[str, Any]:
     attrs = dict(meta.get("dataset_attrs") or {})
-    if not attrs.get("roitrace_version"):
-        attrs["roitrace_version"] = str(meta.get("roitrace_version") or _generated_by(nwbfile))
-    if "created" not in attrs:
+    if not attrs.get(ROITRACE_VERSION):
+        attrs[ROITRACE_VERSION] = str(meta.get(ROITRACE_VERSION) or _generated_by(nwbfile))
+    if CREATED not in attrs:
         dates = nwbfile.file_create_date
-        attrs["created"] = dates[0].isoformat(timespec="seconds") if len(dates) else ""
-    attrs.setdefault("source", str(path))
-    attrs.setdefault("parameters", "{}")
-    attrs["frame_rate"] = float(frame_rate)
+        attrs[CREATED] = dates[0].isoformat(timespec="seconds") if len(dates) else ""
+    attrs.setdefault(SOURCE, str(path))
+    attrs.setdefault(PARAMETERS, "{}")
+    attrs[FRAME_RATE] = float(frame_rate)
     return attrs
 
 

@@ -37,6 +37,7 @@ from matplotlib.lines import Line2D
 from ._atomic import atomic_path
 from ._version import __version__
 from .errors import ParameterError, ShapeMismatchError
+from .result import FRAME, ROI, TIME, result_frame_rate
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -194,7 +195,7 @@ def _from_dataarray(da: xr.DataArray) -> _Collected:
         raise ParameterError(
             f"a DataArray of traces must have dims ('roi', 'time') or ('time',); got {da.dims}"
         )
-    time_dim = "time" if "time" in da.dims else da.dims[-1]
+    time_dim = TIME if TIME in da.dims else da.dims[-1]
     if da.ndim == 2:
         (roi_dim,) = (d for d in da.dims if d != time_dim)
         da = da.transpose(roi_dim, time_dim)
@@ -208,19 +209,19 @@ def _from_dataarray(da: xr.DataArray) -> _Collected:
         rows = [np.asarray(da.values, dtype=float)]
         labels = None
     frames = None
-    if "frame" in da.coords and da.coords["frame"].dims == (time_dim,):
-        f = np.asarray(da.coords["frame"].values)
+    if FRAME in da.coords and da.coords[FRAME].dims == (time_dim,):
+        f = np.asarray(da.coords[FRAME].values)
         if np.issubdtype(f.dtype, np.number):
             frames = f  # e.g. 300..749 for a slice of the movie, as extract() records
     x, xlabel = None, "time"
-    if time_dim == "time" and "time" in da.coords:
-        t = np.asarray(da.coords["time"].values)
+    if time_dim == TIME and TIME in da.coords:
+        t = np.asarray(da.coords[TIME].values)
         if np.issubdtype(t.dtype, np.timedelta64):
             x, xlabel = t / np.timedelta64(1, "s"), "time (s)"
         elif np.issubdtype(t.dtype, np.datetime64):
             x, xlabel = t, "time"
         else:
-            units = da.coords["time"].attrs.get("units", "s")
+            units = da.coords[TIME].attrs.get("units", "s")
             x, xlabel = t, f"time ({units})"
     return rows, labels, frames, x, xlabel
 
@@ -1052,11 +1053,11 @@ def heatmap(
     """
     roi_ids = None
     if _is_dataarray(data):
-        if "roi" in data.coords:
-            roi_ids = data["roi"].values
-        if frame_rate is None and data.attrs.get("frame_rate"):
-            frame_rate = float(data.attrs["frame_rate"])
-        data = data.transpose("roi", "time").values
+        if ROI in data.coords:
+            roi_ids = data[ROI].values
+        if frame_rate is None:
+            frame_rate = result_frame_rate(data)
+        data = data.transpose(ROI, TIME).values
     arr = np.asarray(data, dtype=float)
     if arr.ndim == 1:
         arr = arr[np.newaxis]

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._version import __version__
 from ._warnings import warn_user
 from .errors import (
     EmptyMaskError,
@@ -456,5 +457,6 @@ def write_labels(rois: RoiSet, path: str | os.PathLike) -> Path:
         else:
             import tifffile
 
-            tifffile.imwrite(tmp, labels, metadata={"names": rois.names})
+            meta = {"names": rois.names, "roitrace_version": __version__, "source": rois.source}
+            tifffile.imwrite(tmp, labels, metadata=meta)
     return p

@@ -19,11 +19,24 @@ import numpy as np
 from ._atomic import atomic_path, check_not_input, check_writable, write_bytes
 from ._optional import available, require
 from ._version import __version__
-from .errors import MovieFormatError, MovieNotFoundError, ParameterError
+from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ResultError
+from .result import (
+    FRAME,
+    NAME,
+    PARAMETERS,
+    ROI,
+    ROITRACE_VERSION,
+    SOURCE,
+    TIME,
+    TRACE_VARS,
+    VAR_DFF,
+    VAR_F,
+    VAR_F_CORRECTED,
+    check_result,
+    result_rois,
+)
 
 __all__ = ["load", "save", "write_image"]
-
-TRACE_VARS = ("F", "Fneu", "F_corrected", "dff")
 
 
 def save(
@@ -48,7 +61,7 @@ def save(
         ``.nc`` / ``.h5``: the Dataset itself as netCDF4 (h5netcdf). ``.nwb``: an
         NWB file (pynwb) with the ROIs' pixel masks, ``F``/``Fneu``/
         ``F_corrected`` as RoiResponseSeries and ``dff`` as DfOverF. A folder
-        (a path ending in ``/``, or an existing folder): a
+        (a path ending in ``/``, without a suffix, or an existing folder): a
         suite2p-style ``plane0`` folder (``F.npy``, ``Fneu.npy``, ``stat.npy``,
         ``iscell.npy``, ``ops.npy``, plus ``F_corrected.npy`` and ``dff.npy``).
     rois : RoiSet, optional
@@ -93,10 +106,9 @@ def save(
     if suffix in (".nc", ".h5", ".hdf5"):
         return _save_netcdf(result, path)
     if suffix == ".nwb":
-        from .extract import rois_from_result
         from .nwb import write_nwb
 
-        return write_nwb(result, rois or rois_from_result(result), path, **nwb_options)
+        return write_nwb(result, rois or result_rois(result), path, **nwb_options)
     return _save_suite2p(result, rois, path)
 
 
@@ -112,7 +124,7 @@ def result_inputs(
     (:func:`roitrace.extract` and the command line record them), and ``inputs``."""
     attrs = getattr(result, "attrs", {}) or {}
     found: list[tuple[str, str | os.PathLike, str]] = []
-    source = attrs.get("source")
+    source = attrs.get(SOURCE)
     if isinstance(source, str) and source and source != "array":
         found.append(("the file this result was read from", source, "result.attrs['source']"))
     if isinstance(attrs.get("rois"), str) and attrs["rois"]:
@@ -125,7 +137,9 @@ def result_inputs(
 
 def is_folder_output(path: str | os.PathLike) -> bool:
     """Whether :func:`save` writes ``path`` as a suite2p folder: it ends with a
-    slash (``"run.v2/"``), or has no known suffix and no suffix or is a folder."""
+    slash (``"run.v2/"``), is an existing folder, or has no suffix at all (a
+    ``pathlib.Path`` cannot end with a slash). The command line is stricter: there
+    ``-o`` without a suffix is an error unless it ends with ``/``."""
     if os.fspath(path).endswith(("/", os.sep)):
         return True
     path = Path(path)
@@ -153,7 +167,7 @@ def check_output(
     >>> check_output("traces.xlsx")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    roitrace.errors.ParameterError: traces.xlsx: unknown output format '.xlsx'; use ...
+    roitrace.errors.ParameterError: traces.xlsx is of an unknown output format '.xlsx'; use ...
     """
     from .suite2p import OWNED
 
@@ -169,9 +183,9 @@ def check_output(
         if writable:
             check_writable(path, name=name, folder=folder)
         return
+    what = "has no suffix" if not suffix else f"is of an unknown output format {suffix!r}"
     raise ParameterError(
-        f"{path}: unknown output format {suffix!r}; use .csv, .nc, .h5, .nwb or a folder "
-        "(suite2p style)"
+        f"{path} {what}; use .csv, .nc, .h5, .nwb, or a folder ending in / (suite2p style)"
     )
 
 
@@ -225,24 +239,25 @@ def write_image(
 
 # -- CSV ------------------------------------------------------------------------------
 def _save_csv(ds: Any, path: Path) -> Path:
+    check_result(ds, needs=(FRAME,), writer="a CSV file")
     names = [v for v in TRACE_VARS if v in ds]
     if not names:
-        raise ParameterError("the result has no trace variable (F, Fneu, F_corrected, dff)")
-    n_t = ds.sizes["time"]
-    numeric = {"frame": ds["frame"].values}
-    if "time" in ds.coords:
-        numeric["time"] = ds["time"].values
+        raise ResultError("the result has no trace variable (F, Fneu, F_corrected, dff)")
+    n_t = ds.sizes[TIME]
+    numeric = {FRAME: ds[FRAME].values}
+    if TIME in ds.coords:
+        numeric[TIME] = ds[TIME].values
     header = "".join(f"# {k}: {_attr_text(v)}\n" for k, v in _file_attrs(ds).items())
-    columns = ["roi", *(["name"] if "name" in ds.coords else []), *numeric, *names]
-    traces = [ds[v].transpose("roi", "time").values for v in names]
+    columns = [ROI, *([NAME] if NAME in ds.coords else []), *numeric, *names]
+    traces = [ds[v].transpose(ROI, TIME).values for v in names]
     fmt = ["%d"] + ["%.17g"] * (len(numeric) - 1 + len(names))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(header)
         f.write(",".join(columns) + "\n")
-        for k, roi in enumerate(ds["roi"].values):
+        for k, roi in enumerate(ds[ROI].values):
             lead = f"{int(roi)},"
-            if "name" in ds.coords:
-                lead += _csv_field(str(ds["name"].values[k])) + ","
+            if NAME in ds.coords:
+                lead += _csv_field(str(ds[NAME].values[k])) + ","
             table = np.column_stack(
                 [*(np.asarray(c, np.float64) for c in numeric.values())] + [t[k] for t in traces]
             )
@@ -275,39 +290,39 @@ def _load_csv(path: Path):
             attrs[key] = value
             n_comments += 1
     try:
-        table = pd.read_csv(path, skiprows=n_comments, dtype={"name": str}, keep_default_na=False)
+        table = pd.read_csv(path, skiprows=n_comments, dtype={NAME: str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise MovieFormatError(f"{path}: not a readable CSV table ({exc})") from exc
     if table.empty and not len(table.columns):
         raise MovieFormatError(f"{path}: no table in this CSV file")
-    if not {"roi", "frame"} <= set(table.columns):
+    if not {ROI, FRAME} <= set(table.columns):
         raise MovieFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
-    rois, roi_idx = np.unique(table["roi"].to_numpy(np.int64), return_inverse=True)
-    frames, t_idx = np.unique(table["frame"].to_numpy(np.int64), return_inverse=True)
+    rois, roi_idx = np.unique(table[ROI].to_numpy(np.int64), return_inverse=True)
+    frames, t_idx = np.unique(table[FRAME].to_numpy(np.int64), return_inverse=True)
     data_vars = {}
     for v in TRACE_VARS:
         if v in table:
             arr = np.full((rois.size, frames.size), np.nan)
             arr[roi_idx, t_idx] = table[v].to_numpy(np.float64)
-            data_vars[v] = (("roi", "time"), arr)
-    coords: dict[str, Any] = {"roi": rois, "frame": ("time", frames)}
-    if "name" in table:
+            data_vars[v] = ((ROI, TIME), arr)
+    coords: dict[str, Any] = {ROI: rois, FRAME: (TIME, frames)}
+    if NAME in table:
         names = np.empty(rois.size, object)
-        names[roi_idx] = table["name"].to_numpy()
-        coords["name"] = ("roi", names.astype(str))
-    if "time" in table:
+        names[roi_idx] = table[NAME].to_numpy()
+        coords[NAME] = (ROI, names.astype(str))
+    if TIME in table:
         t = np.full(frames.size, np.nan)
-        t[t_idx] = table["time"].to_numpy(np.float64)
-        coords["time"] = ("time", t, {"units": "s"})
+        t[t_idx] = table[TIME].to_numpy(np.float64)
+        coords[TIME] = (TIME, t, {"units": "s"})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
 # -- suite2p folder ----------------------------------------------------------------------
 def _save_suite2p(ds: Any, rois: Any, path: Path) -> Path:
-    from .extract import rois_from_result
     from .suite2p import write_suite2p
 
-    return write_suite2p(ds, rois or rois_from_result(ds), path, extra=("F_corrected", "dff"))
+    extra = (VAR_F_CORRECTED, VAR_DFF)
+    return write_suite2p(ds, rois or result_rois(ds), path, extra=extra)
 
 
 def _load_npy(path: Path) -> np.ndarray:
@@ -339,7 +354,7 @@ def _load_suite2p(folder: Path, allow_pickle: bool):
         data = {}
         for v in TRACE_VARS:
             try:
-                data[v] = (("roi", "time"), _load_npy(folder / f"{v}.npy"))
+                data[v] = ((ROI, TIME), _load_npy(folder / f"{v}.npy"))
             except FileNotFoundError:  # absent, or removed now by a writer (then read again)
                 pass
         ops: dict[str, Any] = {}
@@ -353,15 +368,15 @@ def _load_suite2p(folder: Path, allow_pickle: bool):
         return (data, ops), shapes
 
     data_vars, ops = read_consistently(folder, read)
-    if "F" not in data_vars:
+    if VAR_F not in data_vars:
         raise MovieFormatError(f"{folder}: no F.npy here; is this a suite2p plane0 folder?")
-    n_roi, n_t = data_vars["F"][1].shape
-    coords: dict[str, Any] = {"roi": np.arange(1, n_roi + 1), "frame": ("time", np.arange(n_t))}
-    attrs: dict[str, Any] = {"source": str(folder)}
+    n_roi, n_t = data_vars[VAR_F][1].shape
+    coords: dict[str, Any] = {ROI: np.arange(1, n_roi + 1), FRAME: (TIME, np.arange(n_t))}
+    attrs: dict[str, Any] = {SOURCE: str(folder)}
     if ops:
         if ops.get("fs"):
-            coords["time"] = ("time", np.arange(n_t) / float(ops["fs"]), {"units": "s"})
-        for k in ("roitrace_version", "parameters"):
+            coords[TIME] = (TIME, np.arange(n_t) / float(ops["fs"]), {"units": "s"})
+        for k in (ROITRACE_VERSION, PARAMETERS):
             if k in ops:
                 attrs[k] = ops[k]
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
@@ -369,6 +384,7 @@ def _load_suite2p(folder: Path, allow_pickle: bool):
 
 # -- netCDF ---------------------------------------------------------------------------
 def _save_netcdf(ds: Any, path: Path) -> Path:
+    check_result(ds, needs=(), writer="a netCDF file")
     require("h5netcdf", f"writing {path} ({path.suffix})")
     out = ds.copy()
     out.attrs = {k: _netcdf_attr(v) for k, v in _file_attrs(ds).items()}
@@ -391,7 +407,7 @@ def _netcdf_attr(v: Any) -> Any:
 
 def _file_attrs(ds: Any) -> dict[str, Any]:
     attrs = dict(ds.attrs)
-    attrs.setdefault("roitrace_version", __version__)
+    attrs.setdefault(ROITRACE_VERSION, __version__)
     return attrs
 
 

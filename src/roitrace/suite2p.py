@@ -27,6 +27,16 @@ import numpy as np
 from ._atomic import atomic_folder, read_folder
 from ._version import __version__
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
+from .result import (
+    NPIX,
+    PARAMETERS,
+    ROI,
+    TIME,
+    VAR_F,
+    VAR_FNEU,
+    check_result,
+    result_frame_rate,
+)
 from .rois import Roi, RoiSet
 
 log = logging.getLogger(__name__)
@@ -457,16 +467,12 @@ def write_suite2p(
             f"rois must be a RoiSet (the ROIs the result was extracted from), "
             f"got {type(rois).__name__}"
         )
-    if "F" not in getattr(result, "data_vars", {}):
-        raise ParameterError(
-            "result must be an roitrace.extract() Dataset with an 'F' variable, got "
-            f"{type(result).__name__}"
-        )
-    F = _traces(result, "F")
+    check_result(result, needs=(VAR_F,), writer="write_suite2p")
+    F = _traces(result, VAR_F)
     _check_match(result, rois)
     n, nt = F.shape
-    if "Fneu" in result.data_vars:
-        Fneu = _traces(result, "Fneu")
+    if VAR_FNEU in result.data_vars:
+        Fneu = _traces(result, VAR_FNEU)
     else:
         log.warning(
             "the result has no Fneu (extracted without neuropil=): %s/Fneu.npy holds zeros; "
@@ -483,7 +489,7 @@ def write_suite2p(
     else:
         log.info("the result's frame rate is unknown: %s/ops.npy has no 'fs'", folder)
     ops["roitrace_version"] = __version__
-    ops["parameters"] = str(result.attrs.get("parameters", ""))
+    ops["parameters"] = str(result.attrs.get(PARAMETERS, ""))
 
     stat = np.empty(n, dtype=object)
     for k, roi in enumerate(rois):
@@ -506,23 +512,23 @@ def write_suite2p(
 
 def _traces(result: Any, name: str) -> np.ndarray:
     da = result[name]
-    if set(da.dims) != {"roi", "time"}:
+    if set(da.dims) != {ROI, TIME}:
         raise ShapeMismatchError(
             f"result[{name!r}] has dims {da.dims}; expected ('roi', 'time') as "
             "roitrace.extract() returns"
         )
-    return np.ascontiguousarray(da.transpose("roi", "time").values, dtype=np.float32)
+    return np.ascontiguousarray(da.transpose(ROI, TIME).values, dtype=np.float32)
 
 
 def _check_match(result: Any, rois: RoiSet) -> None:
-    ids = [int(i) for i in np.asarray(result["roi"].values).reshape(-1)]
+    ids = [int(i) for i in np.asarray(result[ROI].values).reshape(-1)]
     if ids != rois.ids:
         raise ShapeMismatchError(
             f"the result's ROIs {_short(ids)} are not the RoiSet's ROIs {_short(rois.ids)} "
             "in the same order: pass the RoiSet the result was extracted from"
         )
-    if "npix" in result.coords:
-        npix = np.asarray(result["npix"].values).reshape(-1)
+    if NPIX in result.coords:
+        npix = np.asarray(result[NPIX].values).reshape(-1)
         for roi, m in zip(rois, npix, strict=True):
             if int(m) != roi.npix:
                 raise ShapeMismatchError(
@@ -536,15 +542,12 @@ def _short(ids: list[int]) -> str:
 
 
 def _frame_rate(result: Any) -> float:
-    fr = result.attrs.get("frame_rate")
-    try:
-        fr = float(fr) if fr is not None else 0.0
-    except (TypeError, ValueError):
-        fr = 0.0
-    if fr > 0 and np.isfinite(fr):
+    fr = result_frame_rate(result)
+    if fr is not None:
         return fr
-    if "time" in result.coords and result.sizes.get("time", 0) > 1:
-        dt = np.diff(np.asarray(result["time"].values, dtype=np.float64))
+    # no rate recorded (a result read from a CSV file...): the time coordinate's
+    if TIME in result.coords and result.sizes.get(TIME, 0) > 1:
+        dt = np.diff(np.asarray(result[TIME].values, dtype=np.float64))
         if dt.size and np.all(dt > 0):
             return float(1.0 / np.median(dt))
     return 0.0
