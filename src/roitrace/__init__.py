@@ -38,6 +38,7 @@ from .normalize import baseline, dff, minmax, zscore
 from .projection import projection, projections
 from .rois import Roi, RoiSet, label, read_rois
 from .save import load, save
+from .segment import find_rois
 from .simulate import Simulation, simulate
 from .traces import pixel_traces, pixel_weights, weights_image
 
@@ -70,6 +71,7 @@ __all__ = [
     "dff",
     "extract",
     "fetch",
+    "find_rois",
     "label",
     "load",
     "minmax",

@@ -22,7 +22,6 @@ import typer
 from rich.console import Console
 
 from ._version import __version__
-from ._warnings import warn_user
 from .errors import ParameterError, RoitraceError
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -503,7 +502,7 @@ ProjOpt = Annotated[
     typer.Option("--projection", help="Projection the threshold is applied to (default std)."),
 ]
 #: Components smaller than this are noise, not cells (--auto and rois, unless --min-size).
-DEFAULT_MIN_SIZE = 10
+DEFAULT_MIN_SIZE = 10  # = roitrace.segment.DEFAULT_MIN_SIZE, without importing it at start
 MinSizeOpt = Annotated[
     int | None,
     typer.Option(help=f"Smallest cell kept, in pixels (default {DEFAULT_MIN_SIZE})."),
@@ -598,30 +597,14 @@ def _projection_kind(kind: Kind | None) -> Kind:
 
 
 def _find_rois(proj, options: dict[str, Any], min_size, max_size):
-    """Threshold, then one ROI per connected component; say how many were too small."""
-    from ._validate import size_range
-    from .rois import label
+    """Threshold, then one ROI per connected component (roitrace.find_rois)."""
+    from .segment import find_rois
 
-    min_size, max_size = size_range(min_size, max_size)
-    mask = _threshold_mask(proj, options)
-    chosen = DEFAULT_MIN_SIZE if min_size is None else min_size
-    try:
-        roiset = label(mask, min_size=chosen, max_size=max_size)
-    except RoitraceError as exc:
-        if min_size is None:
-            raise ParameterError(
-                f"{exc}; components under {DEFAULT_MIN_SIZE} pixels are left out by default: "
-                "choose a looser threshold (a smaller --k or --q, say) or a smaller --min-size"
-            ) from exc
-        raise
-    if min_size is None:
-        n_small = len(label(mask)) - len(roiset)
-        if n_small:
-            warn_user(
-                f"left out {_count(n_small, 'component')} of under {DEFAULT_MIN_SIZE} pixels "
-                "(the default --min-size); pass --min-size to change it",
-            )
-    return roiset, chosen
+    kw = {n: v for n, v in options.items() if n != "threshold"}
+    rois = find_rois(
+        proj, value=options.get("threshold"), min_size=min_size, max_size=max_size, **kw
+    )
+    return rois, rois.meta["min_size"]
 
 
 @app.command()
