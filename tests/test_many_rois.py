@@ -359,10 +359,10 @@ def fiji_like_zip(path, n: int, frame: int, seed: int = 0) -> None:
 
 
 def test_20000_mixed_imagej_rois_match_a_per_roi_reference(tmp_path, monkeypatch):
-    """Read as a whole (entries read past zipfile, plain kinds decoded by roitrace,
-    all filled together), 20,000 ROIs of every kind give what roifile and the
-    one-ROI-at-a-time fill give each (no timing: 100,000 such ROIs took 27-73 s to
-    read, now ~6 s); written back, the pixels come back and the bytes are roifile's."""
+    """Read as a whole (all filled together), 20,000 ROIs of every kind give what the
+    one-ROI-at-a-time fill gives each (no timing: 100,000 such ROIs took 27-73 s to
+    read, now ~10-15 s); written back, the pixels come back and the bytes are those
+    of roifile's frompoints."""
     import roifile
 
     from roitrace import imagej as ij

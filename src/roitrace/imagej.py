@@ -2,14 +2,12 @@
 
 :func:`read_imagej` turns the area ROIs of a file into a :class:`~roitrace.rois.RoiSet`
 and :func:`write_imagej` writes a :class:`~roitrace.rois.RoiSet` that ImageJ's ROI
-Manager opens. The binary format is parsed by the ``roifile`` package, except the
-plain kinds (polygon, freehand, traced, rectangle, oval), which are decoded here
-with roifile's rules; ROIs are written byte for byte as roifile writes them.
+Manager opens. Zips are read and written by ``zipfile``, ROIs decoded and encoded
+by the ``roifile`` package.
 
-Sets of 10^4 - 10^5 ROIs are read and written in a few seconds: the zip entries
-are read without zipfile's per-entry cost (zipfile reads anything unusual), and
-the ROIs are filled, or outlined, many at a time, one numpy pass over all their
-edges (the same float operations as one at a time, so the same pixels).
+Sets of 10^4 - 10^5 ROIs are read and written in seconds: the ROIs are filled, or
+outlined, many at a time, one numpy pass over all their edges (the same float
+operations as one at a time, so the same pixels).
 
 Rasterisation follows ImageJ: a pixel (row ``r``, column ``c``) belongs to a shape
 when its centre ``(c + 0.5, r + 0.5)``, in ImageJ's coordinates (x to the right, y
@@ -43,6 +41,7 @@ Refused
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import io
 import itertools
@@ -50,13 +49,12 @@ import logging
 import math
 import os
 import struct
-import time
 import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 
@@ -203,35 +201,35 @@ def _read_rois(
 ) -> tuple[list[Roi], list[dict[str, Any]], list[str]]:
     """The ROIs of a file, their ``meta["imagej"]`` records and the names of those
     the frame clips (see :func:`read_imagej`)."""
-    # 1. decode every entry (a file that is no ROI is refused before any ROI is filled);
-    # the plain kinds (polygon, freehand, traced, rectangle, oval) without extras are
-    # decoded here directly, the others by roifile. The bytes are dropped once decoded.
-    decoded: list[tuple[str, Any]] = []
-    for entry, data in _read_entries(p):
-        plain = _decode_plain(data)
-        decoded.append((entry, plain) if plain is not None else (entry, _decode(data, p, entry)))
-    packed = [d.packed for _, d in decoded if isinstance(d, _Decoded) and d.packed is not None]
-    polygons = iter(_unpack_vertices(packed))
-
-    # 2. the outlines, in file order, up to the first ROI that cannot be filled
+    # 1. the outlines, in file order, up to the first ROI that cannot be filled; each
+    # entry is decoded by roifile all the same (a file that is no ROI is refused first)
+    roifile = _roifile()
     entries: list[str] = []
     names: list[str] = []
     kinds: list[str] = []
     shapes: list[_Shape] = []
     extras: list[tuple[bool, tuple[int, int, int, int]]] = []
     failure: tuple[Exception, BaseException | None] | None = None
-    for index, (entry, d) in enumerate(decoded, start=1):
-        stem = entry.rpartition("/")[2]  # the zip entry's file name
-        stem = stem[:-4] if stem.lower().endswith(".roi") else stem
-        if isinstance(d, _Decoded):
-            name, kind, extra = d.name or stem or f"roi {index}", d.kind, (d.spline, d.positions)
-            shape_ = d.shape if d.shape is not None else _Shape([next(polygons)])
-        else:
-            roi = d
+    with _RoifileLog() as said:
+        for index, (entry, data) in enumerate(_read_entries(p), start=1):
+            try:
+                roi = roifile.ImagejRoi.frombytes(data)
+            except Exception as exc:
+                raise MovieFormatError(
+                    f"{_where(p, entry)} is not a readable ImageJ ROI ({_one_line(exc)}); "
+                    "save it again from ImageJ's ROI Manager (More > Save...)"
+                ) from exc
+            if said.messages:
+                _report_roifile_log(said.messages, p, entry)
+                said.messages.clear()
+            if failure is not None:
+                continue
+            stem = entry.rpartition("/")[2]  # the zip entry's file name
+            stem = stem[:-4] if stem.lower().endswith(".roi") else stem
             name = roi.name or stem or f"roi {index}"
             kind = _kind(roi)
             try:
-                shape_ = _shape_of(roi, kind)
+                shapes.append(_shape_of(roi, kind))
             except _Refused as exc:
                 failure = (
                     ParameterError(
@@ -240,19 +238,19 @@ def _read_rois(
                     ),
                     None,
                 )
-                break
+                continue
             except (ValueError, IndexError, TypeError, struct.error) as exc:
                 failure = (_corrupt(p, entry, name, kind, exc), exc)
-                break
-            extra = (
-                bool(roi.options & _SPLINE_FIT),
-                (roi.position, roi.c_position, roi.z_position, roi.t_position),
+                continue
+            entries.append(entry)
+            names.append(name)
+            kinds.append(kind)
+            extras.append(
+                (
+                    bool(int(roi.options) & _SPLINE_FIT),
+                    (roi.position, roi.c_position, roi.z_position, roi.t_position),
+                )
             )
-        entries.append(entry)
-        names.append(name)
-        kinds.append(kind)
-        shapes.append(shape_)
-        extras.append(extra)
     bounds = _bounds_many(shapes)
     finite = np.isfinite(np.asarray(bounds, np.float64).reshape(-1, 4)).all(axis=1)
     if not finite.all():  # NaN or infinite vertices: refused at the first such ROI
@@ -261,7 +259,7 @@ def _read_rois(
         failure = (_corrupt(p, entries[k], names[k], kinds[k], bad), bad)
         del entries[k:], names[k:], kinds[k:], shapes[k:], extras[k:], bounds[k:]
 
-    # 3. fill them all (small ones together), then check them in file order
+    # 2. fill them all (small ones together), then check them in file order
     filled = _rasterise_many(shapes, bounds, frame)
     ny, nx = frame
     rois: list[Roi] = []
@@ -305,21 +303,6 @@ def _read_rois(
             f"drawn on, or remove {'them' if many else 'it'} in ImageJ"
         )
     return rois, infos, clipped
-
-
-def _decode(data: bytes, p: Path, entry: str) -> Any:
-    """An ROI decoded by roifile, its logged complaints said in roitrace's words."""
-    roifile = _roifile()
-    with _RoifileLog() as said:
-        try:
-            roi = roifile.ImagejRoi.frombytes(data)
-        except Exception as exc:
-            raise MovieFormatError(
-                f"{_where(p, entry)} is not a readable ImageJ ROI ({_one_line(exc)}); "
-                "save it again from ImageJ's ROI Manager (More > Save...)"
-            ) from exc
-    _report_roifile_log(said.messages, p, entry)
-    return roi
 
 
 def _corrupt(p: Path, entry: str, name: str, kind: str, exc: BaseException) -> MovieFormatError:
@@ -409,17 +392,16 @@ _ZIP_ERRORS = (
 
 
 def _zip_entries(p: Path) -> Iterator[tuple[str, bytes]]:
-    listing = _directory(p, _check_zip_directory(p))
-    zf: zipfile.ZipFile | None = None
-    if listing is None:  # anything unusual: zipfile lists it (and says what is wrong)
-        zf = _open_zip(p)
-        listing = zf.infolist(), zf.start_dir
-    members, start_dir = listing
+    _check_zip_directory(p)
     try:
+        zf = zipfile.ZipFile(p)
+    except _ZIP_ERRORS as exc:
+        raise MovieFormatError(_not_a_roi_zip(p, _one_line(exc))) from exc
+    with zf:
         infos = [
             info
-            for info in members
-            if not info.filename.endswith("/") and info.filename.lower().endswith(".roi")
+            for info in zf.infolist()
+            if not info.is_dir() and info.filename.lower().endswith(".roi")
         ]
         if not infos:
             raise MovieFormatError(
@@ -442,244 +424,17 @@ def _zip_entries(p: Path) -> Iterator[tuple[str, bytes]]:
                 )
             )
         total = 0
-        zinfos: list[zipfile.ZipInfo] | None = infos if zf is not None else None
-        with _SmallMembers(p, members, start_dir) as small:
-            for k, info in enumerate(infos):
-                data = small.read(info)
-                if data is None:  # not small, or anything unusual: zipfile reads it
-                    if zf is None or zinfos is None:
-                        zf = _open_zip(p)
-                        zinfos = _same_listing(p, zf, infos)
-                    data = _read_member(zf, zinfos[k], p)
-                # the declared sizes are checked above, but they may lie: count what came
-                total += len(data)
-                if total > _MAX_TOTAL_BYTES:
-                    raise MovieFormatError(
-                        _not_a_roi_zip(
-                            p, f"its entries unpack to more than {_human(_MAX_TOTAL_BYTES)}"
-                        )
+        for info in infos:
+            data = _read_member(zf, info, p)
+            # the declared sizes are checked above, but they may lie: count what came
+            total += len(data)
+            if total > _MAX_TOTAL_BYTES:
+                raise MovieFormatError(
+                    _not_a_roi_zip(
+                        p, f"its entries unpack to more than {_human(_MAX_TOTAL_BYTES)}"
                     )
-                yield info.filename, data
-    finally:
-        if zf is not None:
-            zf.close()
-
-
-def _open_zip(p: Path) -> zipfile.ZipFile:
-    try:
-        return zipfile.ZipFile(p)
-    except _ZIP_ERRORS as exc:
-        raise MovieFormatError(_not_a_roi_zip(p, _one_line(exc))) from exc
-
-
-def _same_listing(p: Path, zf: zipfile.ZipFile, infos: list[Any]) -> list[zipfile.ZipInfo]:
-    """zipfile's records of the entries :func:`_directory` listed."""
-    zinfos = [
-        info
-        for info in zf.infolist()
-        if not info.filename.endswith("/") and info.filename.lower().endswith(".roi")
-    ]
-    if [(i.filename, i.header_offset) for i in zinfos] != [
-        (i.filename, i.header_offset) for i in infos
-    ]:  # pragma: no cover - both read the same directory
-        raise MovieFormatError(_not_a_roi_zip(p, "its directory cannot be read consistently"))
-    return zinfos
-
-
-class _Member(NamedTuple):
-    """What :func:`_directory` reads of a zip entry (the fields of a ZipInfo used)."""
-
-    filename: str
-    flag_bits: int
-    compress_type: int
-    CRC: int  # zipfile's name
-    compress_size: int
-    file_size: int
-    header_offset: int
-    raw_name: bytes  # as stored
-
-    @property
-    def orig_filename(self) -> str:
-        return self.filename
-
-
-#: A central directory record: signature, versions (4 bytes), flags, method, time,
-#: date, CRC, sizes, name, extra field and comment lengths, disk, attributes, offset.
-_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
-
-
-def _directory(p: Path, rec: list[Any] | None) -> tuple[list[_Member], int] | None:
-    """The entries of a zip and where its directory starts, read as zipfile reads
-    them (from the end record ``rec``) but ~10 times faster: zipfile makes a
-    ZipInfo of every entry (~10 us each, a second for 100,000 ROIs).
-
-    None when anything is unusual (zip64 sizes, another encoding's names, an
-    extra field zipfile would refuse, a truncated directory...): zipfile then
-    lists the entries, and raises its own errors.
-    """
-    if not rec:
-        return None
-    try:
-        size = rec[zipfile._ECD_SIZE]
-        start = rec[zipfile._ECD_LOCATION] - size
-        if rec[zipfile._ECD_SIGNATURE] == zipfile.stringEndArchive64:
-            start -= zipfile.sizeEndCentDir64 + zipfile.sizeEndCentDir64Locator
-        concat = start - rec[zipfile._ECD_OFFSET]
-        max_version = zipfile.MAX_EXTRACT_VERSION
-    except (AttributeError, IndexError, TypeError):  # pragma: no cover - another zipfile
-        return None
-    if start < 0:
-        return None
-    try:
-        with open(p, "rb") as fh:
-            fh.seek(start)
-            data = fh.read(size)
-    except OSError:
-        return None
-    if len(data) != size:
-        return None
-    members: list[_Member] = []
-    at = 0
-    unpack = _CENTRAL.unpack_from
-    while at < size:
-        if at + _CENTRAL.size > size:
-            return None
-        (magic, _, _, version, _, flags, method, _, _, crc, packed, unpacked, n_name, n_extra,
-         n_comment, _, _, _, offset) = unpack(data, at)  # fmt: skip
-        name_at = at + _CENTRAL.size
-        at = name_at + n_name + n_extra + n_comment
-        if (
-            magic != b"PK\x01\x02"
-            or version > max_version
-            or at > size
-            or 0xFFFFFFFF in (packed, unpacked, offset)  # sizes in a zip64 field
-            or (n_extra and not _plain_extra(data[name_at + n_name : name_at + n_name + n_extra]))
-        ):
-            return None
-        raw = data[name_at : name_at + n_name]
-        try:
-            name = raw.decode("ascii")
-        except UnicodeDecodeError:
-            try:
-                name = raw.decode("utf-8" if flags & 0x800 else "cp437")
-            except UnicodeDecodeError:
-                return None
-        if "\0" in name or (os.sep != "/" and os.sep in name):
-            return None  # zipfile changes such names
-        members.append(_Member(name, flags, method, crc, packed, unpacked, offset + concat, raw))
-    return members, start
-
-
-def _plain_extra(extra: bytes) -> bool:
-    """Whether zipfile decodes an extra field without error or zip64 values."""
-    while len(extra) >= 4:
-        kind, n = struct.unpack_from("<HH", extra)
-        if n + 4 > len(extra) or kind == 0x0001:
-            return False
-        extra = extra[n + 4 :]
-    return True
-
-
-#: Zip entries of at most this many bytes (packed and unpacked) are read by
-#: :class:`_SmallMembers`.
-_SMALL_MEMBER = 1 << 20
-#: Local file header: signature, versions, flags, method, time, date, CRC, sizes,
-#: name and extra field lengths.
-_LOCAL_HEADER = struct.Struct("<4s2B4HL2L2H")
-
-
-class _SmallMembers:
-    """Reads the small entries of a zip (every ImageJ ROI) quickly: zipfile's
-    ``open`` costs ~40 us an entry, a fifth of a small ROI's whole reading.
-
-    An entry is read only when it is stored or deflated, not encrypted, at most
-    ``_SMALL_MEMBER`` bytes (packed and unpacked), its local header matches the
-    directory, its data ends before the next entry begins (no overlapping entries,
-    a zip bomb's trick) and it unpacks to exactly its declared size and CRC; for
-    anything else :meth:`read` answers None and zipfile reads the entry (and raises
-    its own errors), so the bytes and the errors are zipfile's.
-    """
-
-    def __init__(self, p: Path, members: list[Any], start_dir: int | None) -> None:
-        self._p = p
-        self._fh: Any = None
-        # the file is read in windows of _SMALL_MEMBER bytes or more (entries are
-        # contiguous): one read for many entries
-        self._buf, self._at = b"", 0
-        # where each entry's data must end: at the next entry's header, else at the
-        # directory
-        starts = sorted({i.header_offset for i in members})
-        self._ends = dict(zip(starts, [*starts[1:], start_dir], strict=True))
-
-    def __enter__(self) -> _SmallMembers:
-        try:
-            self._fh = open(self._p, "rb")  # closed in __exit__
-        except OSError:
-            self._fh = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._fh is not None:
-            self._fh.close()
-        self._buf = b""
-
-    def _span(self, start: int, stop: int) -> tuple[bytes, int] | None:
-        """Bytes of the file holding ``start:stop``, and where ``start`` lies in them."""
-        if start < self._at or stop > self._at + len(self._buf):
-            self._fh.seek(start)
-            self._buf, self._at = self._fh.read(max(stop - start, _SMALL_MEMBER)), start
-            if stop > start + len(self._buf):
-                return None
-        return self._buf, start - self._at
-
-    def read(self, info: zipfile.ZipInfo) -> bytes | None:
-        size, packed, at = info.file_size, info.compress_size, info.header_offset
-        if (
-            self._fh is None
-            or info.flag_bits & 0x61  # encrypted, patched data, strong encryption
-            or info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
-            or size > _SMALL_MEMBER
-            or packed > _SMALL_MEMBER
-        ):
-            return None
-        try:
-            span = self._span(at, at + _LOCAL_HEADER.size)
-            if span is None:
-                return None
-            buf, i = span
-            magic, _, _, flags, _, _, _, _, _, _, n_name, n_extra = _LOCAL_HEADER.unpack_from(
-                buf, i
-            )
-            if magic != b"PK\x03\x04":
-                return None
-            skip = _LOCAL_HEADER.size + n_name + n_extra
-            end = self._ends.get(at)
-            if end is not None and at + skip + packed > end:
-                return None
-            span = self._span(at, at + skip + packed)
-            if span is None:
-                return None
-            buf, i = span
-            # the name in the local header must be the directory's (zipfile's check)
-            name = buf[i + _LOCAL_HEADER.size : i + _LOCAL_HEADER.size + n_name]
-            if isinstance(info, _Member) and (
-                (flags ^ info.flag_bits) & 0x800 == 0 or name.isascii()
-            ):
-                expected = info.raw_name
-            else:
-                expected = info.orig_filename.encode("utf-8" if flags & 0x800 else "cp437")
-            if name != expected:
-                return None
-            if info.compress_type == zipfile.ZIP_STORED:
-                data = buf[i + skip : i + skip + packed] if packed == size else b""
-            else:
-                raw = memoryview(buf)[i + skip : i + skip + packed]
-                data = zlib.decompressobj(-15).decompress(raw, size + 1)
-        except (OSError, ValueError, zlib.error):
-            return None
-        if len(data) != size or zlib.crc32(data) != info.CRC:
-            return None
-        return data
+                )
+            yield info.filename, data
 
 
 def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> bytes:
@@ -689,13 +444,15 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> bytes:
     n = 0
     try:
         with zf.open(info) as fh:
-            # in pieces: one read of the whole limit would unpack all of it at once
+            # in pieces: one read of the whole limit would unpack all of it at once; a
+            # short piece ends the entry (zipfile then has checked its CRC)
             while n <= _MAX_ROI_BYTES:
-                piece = fh.read(min(1 << 20, _MAX_ROI_BYTES + 1 - n))
-                if not piece:
-                    break
+                want = min(1 << 20, _MAX_ROI_BYTES + 1 - n)
+                piece = fh.read(want)
                 pieces.append(piece)
                 n += len(piece)
+                if len(piece) < want:
+                    break
     except _ZIP_ERRORS as exc:
         raise MovieFormatError(
             f"{_where(p, info.filename)} cannot be unpacked ({_one_line(exc)}); the zip is "
@@ -706,21 +463,20 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> bytes:
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
-def _check_zip_directory(p: Path) -> list[Any] | None:
+def _check_zip_directory(p: Path) -> None:
     """Refuse a zip whose central directory is too large before zipfile parses it
     (it keeps ~600 bytes per entry in memory: a zip of millions of empty entries
-    would take gigabytes before any entry could be checked). Returns zipfile's
-    end record of the zip (None: not found)."""
+    would take gigabytes before any entry could be checked)."""
     end_record = getattr(zipfile, "_EndRecData", None)  # private, stable since Python 2
     if end_record is None:
-        return None
+        return
     try:
         with open(p, "rb") as fh:
             rec = end_record(fh)
     except OSError as exc:
         raise MovieFormatError(f"{p}: cannot be read ({_one_line(exc)})") from exc
     if not rec:
-        return None  # not a zip: zipfile.ZipFile says so
+        return  # not a zip: zipfile.ZipFile says so
     entries = rec[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)]
     size = rec[getattr(zipfile, "_ECD_SIZE", 5)]
     if entries > _MAX_ENTRIES or size > _MAX_DIRECTORY_BYTES:
@@ -731,7 +487,6 @@ def _check_zip_directory(p: Path) -> list[Any] | None:
                 f"at most {_MAX_ENTRIES} ROIs and {_human(_MAX_DIRECTORY_BYTES)} of directory",
             )
         )
-    return rec
 
 
 def _human(n: float) -> str:
@@ -773,7 +528,7 @@ def _report_roifile_log(messages: list[str], p: Path, entry: str) -> None:
             else:
                 what = "properties lie beyond the end of its data (a truncated file?) and "
                 what += "were not read"
-            warnings.warn(f"{_where(p, entry)}: the ROI's {what}", UserWarning, stacklevel=3)
+            warnings.warn(f"{_where(p, entry)}: the ROI's {what}", UserWarning, stacklevel=4)
             continue
         log.info("%s: roifile: %s", _where(p, entry), msg)
 
@@ -788,38 +543,53 @@ def _article(kind: str) -> str:
     return "an" if kind[:1] in "aeiou" else "a"
 
 
+#: roifile's ROI_OPTIONS.SPLINE_FIT, as an int (the enum's "&" costs microseconds).
+_SPLINE_FIT = 1
+
+
+@functools.cache
+def _kinds() -> dict[tuple[int, int], str]:
+    """The ImageJ name of each kind, by (type, subtype) code: subtype 0 for any other
+    subtype, type -1 for any type."""
+    from roifile import ROI_SUBTYPE as SUB
+    from roifile import ROI_TYPE as T
+
+    names = {
+        T.POLYGON: "polygon",
+        T.RECT: "rectangle",
+        T.OVAL: "oval",
+        T.LINE: "straight line",
+        T.FREELINE: "freehand line",
+        T.POLYLINE: "polyline",
+        T.NOROI: "empty selection",
+        T.FREEHAND: "freehand",
+        T.TRACED: "traced",
+        T.ANGLE: "angle",
+        T.POINT: "point",
+    }
+    kinds = {(int(t), 0): name for t, name in names.items()}
+    kinds[int(T.FREEHAND), int(SUB.ELLIPSE)] = "ellipse"
+    kinds[int(T.FREEHAND), int(SUB.ROTATED_RECT)] = "rotated rectangle"
+    kinds[-1, int(SUB.TEXT)] = "text overlay"
+    kinds[-1, int(SUB.IMAGE)] = "image overlay"
+    kinds[-1, int(SUB.ARROW)] = "arrow"
+    return kinds
+
+
 def _kind(roi: Any) -> str:
     """The ImageJ name of an ROI's kind."""
-    from roifile import ROI_OPTIONS, ROI_SUBTYPE, ROI_TYPE
-
-    t, sub = roi.roitype, roi.subtype
     if roi.shape_roi_size > 0:
         return "composite"
-    if sub == ROI_SUBTYPE.TEXT:
-        return "text overlay"
-    if sub == ROI_SUBTYPE.IMAGE:
-        return "image overlay"
-    if sub == ROI_SUBTYPE.ARROW:
-        return "arrow"
-    spline = bool(roi.options & ROI_OPTIONS.SPLINE_FIT)
-    names = {
-        ROI_TYPE.POLYGON: "spline-fitted polygon" if spline else "polygon",
-        ROI_TYPE.RECT: "rounded rectangle" if roi.rounded_rect_arc_size > 0 else "rectangle",
-        ROI_TYPE.OVAL: "oval",
-        ROI_TYPE.LINE: "straight line",
-        ROI_TYPE.FREELINE: "freehand line",
-        ROI_TYPE.POLYLINE: "polyline",
-        ROI_TYPE.NOROI: "empty selection",
-        ROI_TYPE.FREEHAND: "spline-fitted freehand" if spline else "freehand",
-        ROI_TYPE.TRACED: "traced",
-        ROI_TYPE.ANGLE: "angle",
-        ROI_TYPE.POINT: "multipoint" if roi.n_coordinates > 1 else "point",
-    }
-    if t == ROI_TYPE.FREEHAND and sub == ROI_SUBTYPE.ELLIPSE:
-        return "ellipse"
-    if t == ROI_TYPE.FREEHAND and sub == ROI_SUBTYPE.ROTATED_RECT:
-        return "rotated rectangle"
-    return names.get(t, f"ROI of unknown type {t.value}")
+    t, sub, kinds = roi.roitype.value, roi.subtype.value, _kinds()
+    kind = kinds.get((-1, sub)) or kinds.get((t, sub)) or kinds.get((t, 0))
+    kind = kind or f"ROI of unknown type {t}"
+    if kind in ("polygon", "freehand") and int(roi.options) & _SPLINE_FIT:
+        return f"spline-fitted {kind}"
+    if kind == "rectangle" and roi.rounded_rect_arc_size > 0:
+        return "rounded rectangle"
+    if kind == "point" and roi.n_coordinates > 1:
+        return "multipoint"
+    return kind
 
 
 _DRAW = "draw an area in ImageJ"
@@ -859,163 +629,8 @@ class _Shape:
         return float(lo[0]), float(lo[1]), float(hi[0]), float(hi[1])
 
 
-class _Decoded(NamedTuple):
-    """An ROI of a plain kind, decoded by :func:`_decode_plain`."""
-
-    name: str
-    kind: str
-    shape: _Shape | None  # None: a polygon, whose vertices are still packed
-    spline: bool
-    positions: tuple[int, int, int, int]  # position, c, z, t (0: not set)
-    packed: tuple[bytes, bool, int, int] | None  # a polygon's: see _unpack_vertices
-
-
-#: ImageJ's ROI header (after "Iout"), as roifile reads it: version, type, top, left,
-#: bottom, right, vertex count, (16 bytes: line ends, or sub-pixel rectangle),
-#: stroke width, composite path size, (stroke and fill colours), subtype, options,
-#: arrow style or aspect ratio, arrow head size, rounded rectangle arc size, stack
-#: position, offset of the second header.
-_HEADER = struct.Struct(">hBxhhhhH16xhi8xhhBBhii")
-#: ImageJ's second header: c, z, t positions, name offset and length, (label colour),
-#: font size, group, opacity, image size, stroke width, properties offset and
-#: length, counters offset.
-_HEADER2 = struct.Struct(">4xiiiii4xhBBifiii")
-#: The plain kinds, by type code: those :func:`_decode_plain` reads.
-_PLAIN = {0: "polygon", 1: "rectangle", 2: "oval", 7: "freehand", 8: "traced"}
-_SPLINE_FIT = 1  # ROI_OPTIONS.SPLINE_FIT
-_SUB_PIXEL = 128  # ROI_OPTIONS.SUB_PIXEL_RESOLUTION
-#: roifile's default lowest integer coordinate (ImageJ's): below it, a 16-bit
-#: coordinate has wrapped around.
-_MIN_INT_COORD = -5000
-
-
-def _decode_plain(data: bytes) -> _Decoded | None:
-    """Decode an ROI of a plain kind (polygon, freehand, traced, rectangle, oval: all
-    but a few of the ROIs ImageJ saves) as roifile does, without its per-ROI cost.
-
-    None when roifile must decode it: another kind, a subtype, a composite, a
-    rounded rectangle, counters or properties, anything truncated or odd (roifile
-    then decodes it, or raises or warns in its own words). The fields read, and how,
-    follow ``roifile.ImagejRoi.frombytes`` (tests compare the two on every kind).
-    """
-    if len(data) < 64 or data[:4] != b"Iout":
-        return None
-    (
-        version,
-        roitype,
-        top,
-        left,
-        bottom,
-        right,
-        n,
-        _stroke,
-        composite,
-        subtype,
-        options,
-        _aspect,
-        _head,
-        arc,
-        position,
-        header2,
-    ) = _HEADER.unpack_from(data, 4)
-    kind = _PLAIN.get(roitype)
-    if kind is None or subtype or composite or options < 0 or (roitype == 1 and arc > 0):
-        return None
-    # 16-bit bounds that wrapped around (roifile's unwrapping)
-    if top < _MIN_INT_COORD:
-        top += 65536
-    if bottom < _MIN_INT_COORD:
-        bottom += 65536
-    if left < _MIN_INT_COORD:
-        left += 65536
-    if right < _MIN_INT_COORD:
-        right += 65536
-    if _MIN_INT_COORD <= bottom <= 0 and bottom <= top:
-        bottom += 65536
-    if _MIN_INT_COORD <= right <= 0 and right <= left:
-        right += 65536
-    subpixel = version >= 222 and bool(options & _SUB_PIXEL)
-    if subpixel and version >= 223 and roitype in (1, 2):  # sub-pixel rectangle or oval
-        x, y, w, h = struct.unpack_from(">ffff", data, 18)
-        rect = (x, y, x + w, y + h)
-    else:
-        rect = (float(left), float(top), float(right), float(bottom))
-        if n == 0:  # more than 65535 vertices
-            n = struct.unpack_from(">i", data, 18)[0]
-    name = ""
-    c = z = t = 0
-    if 0 < header2 < len(data) - 52:
-        (c, z, t, name_at, name_len, _, _, _, _, _, props_at, props_len, counters_at) = (
-            _HEADER2.unpack_from(data, header2)
-        )
-        if counters_at > 0 or (props_at > 0 and props_len > 0):
-            return None
-        if name_at > 0 and name_len > 0:
-            name_end = name_at + 2 * name_len
-            if name_end > len(data):
-                return None  # roifile warns
-            try:
-                name = data[name_at:name_end].decode("utf-16-be")
-            except UnicodeDecodeError:
-                return None
-    spline = bool(options & _SPLINE_FIT)
-    if roitype == 1:
-        x0, y0, x1, y1 = rect
-        shape = _Shape([np.array((x0, y0, x1, y0, x1, y1, x0, y1), np.float64).reshape(4, 2)])
-    elif roitype == 2:
-        shape = _Shape([], oval=rect)
-    else:
-        if n < 0 or 64 + (12 if subpixel else 4) * n > len(data):
-            return None
-        if spline and roitype != 8:
-            kind = f"spline-fitted {kind}"
-        # sub-pixel vertices when stored (ImageJ uses them), else the integer ones
-        if subpixel and n:
-            packed = (data[64 + 4 * n : 64 + 12 * n], True, left, top)
-        else:
-            packed = (data[64 : 64 + 4 * n], False, left, top)
-        return _Decoded(name, kind, None, spline, (position, c, z, t), packed)
-    return _Decoded(name, kind, shape, spline, (position, c, z, t), None)
-
-
-def _unpack_vertices(packed: list[tuple[bytes, bool, int, int]]) -> list[np.ndarray]:
-    """The ``(n, 2)`` float vertices of many polygons at once, from their stored bytes
-    (``x`` then ``y`` of each: big-endian 32-bit floats, or 16-bit integers relative
-    to the ROI's left, top), as roifile and :func:`_vertices` make them."""
-    out: list[Any] = [None] * len(packed)
-    for subpixel in (False, True):
-        which = [i for i, item in enumerate(packed) if item[1] is subpixel]
-        if not which:
-            continue
-        raw = b"".join(packed[i][0] for i in which)
-        if subpixel:
-            values = np.frombuffer(raw, ">f4").astype(np.float64)
-        else:
-            ints = np.frombuffer(raw, ">i2").astype(np.int32)
-            ints[ints < 0] += 65536  # roifile's unwrapping of 16-bit coordinates
-            values = ints.astype(np.float64)
-        n = np.fromiter((len(packed[i][0]) for i in which), np.int64, len(which)) // (
-            8 if subpixel else 4
-        )
-        starts = np.cumsum(n) - n
-        owner = np.repeat(np.arange(len(which)), n)
-        at = 2 * starts[owner] + (np.arange(owner.size) - starts[owner])
-        pts = np.column_stack([values[at], values[at + n[owner]]])
-        if not subpixel:
-            origin = np.array([[packed[i][2], packed[i][3]] for i in which], np.float64)
-            pts = pts + origin[owner]
-        stops = np.cumsum(n).tolist()
-        start = 0
-        for i, stop in zip(which, stops, strict=True):
-            out[i] = pts[start:stop]
-            start = stop
-    return out
-
-
 def _shape_of(roi: Any, kind: str) -> _Shape:
     """The outline(s) of an area ROI in ImageJ coordinates; refuses line/point kinds."""
-    from roifile import ROI_TYPE
-
     if kind.startswith("ROI of unknown"):
         raise ValueError(f"type {roi.roitype.value} is none of the kinds ImageJ writes")
     if kind in _REFUSED:
@@ -1024,13 +639,12 @@ def _shape_of(roi: Any, kind: str) -> _Shape:
         if roi.multi_coordinates is None:
             raise ValueError("a composite ROI must have the rectangle type")
         return _Shape(_path_loops(np.asarray(roi.multi_coordinates, np.float64)))
-    t = roi.roitype
-    if t == ROI_TYPE.RECT:
+    if kind == "rounded rectangle":
+        return _Shape([_round_rect(*_rect_bounds(roi), roi.rounded_rect_arc_size)])
+    if kind == "rectangle":
         left, top, right, bottom = _rect_bounds(roi)
-        if kind == "rounded rectangle":
-            return _Shape([_round_rect(left, top, right, bottom, roi.rounded_rect_arc_size)])
         return _Shape([np.array([[left, top], [right, top], [right, bottom], [left, bottom]])])
-    if t == ROI_TYPE.OVAL:
+    if kind == "oval":
         return _Shape([], oval=_rect_bounds(roi))
     # polygon, freehand, traced (and ellipse, rotated rectangle: freehand subtypes)
     pts = _vertices(roi)
@@ -1586,62 +1200,14 @@ def write_imagej(rois: RoiSet, path: str | os.PathLike) -> Path:
             (data,) = _encode_rois(rois.rois, names)
             tmp.write_bytes(data)
         else:
-            stamp = time.localtime()[:6]
-            with open(tmp, "wb") as fh:
-                spool = _Spool(fh)
-                with zipfile.ZipFile(spool, "w") as zf:  # stored, as ImageJ writes them
-                    for entry, data in zip(entries, _encode_rois(rois.rois, names), strict=True):
-                        info = zipfile.ZipInfo(entry, stamp)
-                        info.external_attr = 0o600 << 16  # rw-------, as zipfile's own
-                        zf.writestr(info, data)
-                        spool.spill(_SPOOL_BYTES)
+            # gathered in memory (smaller than the ROIs' pixels): zipfile seeks back
+            # to each entry's header, which would flush a file's buffer every entry
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as zf:  # stored, as ImageJ writes them
+                for entry, data in zip(entries, _encode_rois(rois.rois, names), strict=True):
+                    zf.writestr(entry, data)
+            tmp.write_bytes(buf.getbuffer())
     return p
-
-
-#: Bytes of a zip gathered in memory before they are written out.
-_SPOOL_BYTES = 1 << 23
-
-
-class _Spool:
-    """A file being written, as zipfile writes it: the bytes gather in memory until
-    :meth:`spill` writes them (between entries). zipfile seeks back to complete
-    each entry's header, which would flush a file's buffer (two system calls and
-    a seek an entry: a second for 100,000 ROIs)."""
-
-    def __init__(self, fh: Any) -> None:
-        self._fh, self._buf, self._done = fh, io.BytesIO(), 0
-
-    def write(self, data: bytes) -> int:
-        return self._buf.write(data)
-
-    def tell(self) -> int:
-        return self._done + self._buf.tell()
-
-    def seekable(self) -> bool:
-        return True
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        if whence == 1:
-            offset += self.tell()
-        elif whence == 2:
-            offset += self._done + self._buf.getbuffer().nbytes
-        if offset < self._done:
-            raise OSError("cannot seek back into bytes already written")
-        return self._done + self._buf.seek(offset - self._done)
-
-    def spill(self, over: int = 0) -> None:
-        """Write out the bytes gathered, if more than ``over``."""
-        size = self._buf.getbuffer().nbytes
-        if size > over:
-            if self._buf.tell() != size:  # pragma: no cover - zipfile ends entries at the end
-                raise OSError("the zip is written out in the middle of an entry")
-            self._fh.write(self._buf.getbuffer())
-            self._done += size
-            self._buf = io.BytesIO()
-
-    def flush(self) -> None:
-        self.spill()
-        self._fh.flush()
 
 
 def _entry_names(names: list[str]) -> list[str]:
@@ -1658,100 +1224,61 @@ def _entry_names(names: list[str]) -> list[str]:
     return out
 
 
-#: The ROI header roitrace writes (as roifile writes it): "Iout", version, type, top,
-#: left, bottom, right, vertex count (0: more than 65535, then in the next 16
-#: bytes), 16 bytes, stroke width, composite path size, stroke and fill colours,
-#: subtype, options, arrow style, arrow head size, arc size, position, offset of
-#: the second header; and the second header: c, z, t, name offset and length, label
-#: colour, font size, group, opacity, image size, stroke width, properties offset
-#: and length, counters offset, 12 bytes.
-_WRITE_HEADER = struct.Struct(">4shBxhhhhH16shi4s4shhBBhii")
-_WRITE_HEADER2 = struct.Struct(">4xiiiii4shBBifiii12x")
-_ZERO4 = bytes(4)
-_ZERO16 = bytes(16)
-_TRACED, _RECT = 8, 1
-
-
-def _i16(v: int) -> int:
-    """A coordinate as the 16-bit field ImageJ stores (wrapped around, as numpy casts)."""
-    return (v + 32768) % 65536 - 32768
-
-
-def _roi_bytes(
-    roitype: int, bounds: tuple[int, int, int, int], n: int, path_size: int, data: bytes, name: str
-) -> bytes:
-    """An ImageJ ROI file, byte for byte as ``roifile.ImagejRoi.tobytes`` writes it
-    (version 229, no options, colours or positions), but for names beyond the BMP."""
-    left, top, right, bottom = bounds
-    header2 = 64 + len(data)
-    head = _WRITE_HEADER.pack(
-        b"Iout",
-        229,
-        roitype,
-        _i16(top),
-        _i16(left),
-        _i16(bottom),
-        _i16(right),
-        n if n < 65536 else 0,
-        struct.pack(">i12x", n) if n >= 65536 else _ZERO16,
-        0,
-        path_size,
-        _ZERO4,
-        _ZERO4,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        header2,
-    )
-    # the name's length in UTF-16 units, as ImageJ counts it (roifile counts characters,
-    # one short for each beyond the BMP, an emoji say: its files then cut the name)
-    text = name.encode("utf-16-be")
-    tail = _WRITE_HEADER2.pack(
-        0, 0, 0, header2 + 64 if name else 0, len(text) // 2, _ZERO4, 0, 0, 0, 0, 0.0, 0, 0, 0
-    )
-    return b"".join((head, data, tail, text))
-
-
 def _encode_rois(rois: list[Roi], names: list[str]) -> Iterator[bytes]:
-    """Each ROI as the bytes of an ImageJ ROI whose outline runs along its pixels'
-    edges (see :func:`write_imagej`): a traced polygon, or a composite of several
-    outlines."""
+    """Each ROI as the bytes of an ImageJ ROI (roifile's) whose outline runs along its
+    pixels' edges (see :func:`write_imagej`): a traced polygon, or a composite of
+    several outlines."""
+    roifile = _roifile()
+    traced, rect = roifile.ROI_TYPE.TRACED, roifile.ROI_TYPE.RECT
     at = 0
     for pts, loop_roi, loop_len, bounds in _outline_batches(rois):
-        m = len(bounds)
-        n_loops = np.bincount(loop_roi, minlength=m).tolist()
-        # the integer vertices of all, relative to each ROI's left, top (traced ROIs)
-        vert_roi = np.repeat(loop_roi, loop_len)
-        origin = np.asarray(bounds, np.int64)[:, :2]
-        rel = pts - origin[vert_roi]
-        xs, ys = rel[:, 0].astype(">i2").tobytes(), rel[:, 1].astype(">i2").tobytes()
+        n_loops = np.bincount(loop_roi, minlength=len(bounds)).tolist()
+        # traced ROIs store their vertices relative to their left, top
+        origin = np.asarray(bounds, np.int64)[np.repeat(loop_roi, loop_len), :2]
+        rel = (pts - origin).astype(np.int32)
         stops = np.cumsum(loop_len).tolist()
-        loop = 0
-        for j in range(m):
-            name, box = names[at + j], bounds[j]
-            first, loop = loop, loop + n_loops[j]
-            start = stops[first - 1] if first else 0
-            if loop - first == 1:
-                stop = stops[first]
-                data = xs[2 * start : 2 * stop] + ys[2 * start : 2 * stop]
-                if box[2] > 60535 or box[3] > 60535:  # roifile adds these for such coordinates
-                    data += pts[start:stop].astype(">f4").tobytes(order="F")
-                yield _roi_bytes(_TRACED, box, stop - start, 0, data, name)
-                continue
-            parts = []
-            for k in range(first, loop):  # MOVETO x y, LINETO x y ..., CLOSE
-                a = stops[k - 1] if k else 0
-                seg = np.ones((stops[k] - a, 3), np.float32)
-                seg[0, 0] = 0
-                seg[:, 1:] = pts[a : stops[k]]
-                parts.append(seg.ravel())
-                parts.append(np.array([4], np.float32))
-            path = np.concatenate(parts)
-            yield _roi_bytes(_RECT, box, 0, int(path.size), path.astype(">f4").tobytes(), name)
-        at += m
+        k = 0
+        for j, (left, top, right, bottom) in enumerate(bounds):
+            box = {"left": left, "top": top, "right": right, "bottom": bottom}
+            name = names[at + j]
+            start = stops[k - 1] if k else 0
+            if n_loops[j] == 1:
+                roi = roifile.ImagejRoi(
+                    roitype=traced,
+                    n_coordinates=stops[k] - start,
+                    integer_coordinates=rel[start : stops[k]],
+                    name=name,
+                    **box,
+                )
+            else:
+                parts = []
+                for a, b in itertools.pairwise([start, *stops[k : k + n_loops[j]]]):
+                    seg = np.ones((b - a, 3), np.float32)  # MOVETO x y, LINETO x y ...
+                    seg[0, 0] = 0
+                    seg[:, 1:] = pts[a:b]
+                    parts += [seg.ravel(), np.array([4], np.float32)]  # CLOSE
+                path = np.concatenate(parts)
+                roi = roifile.ImagejRoi(
+                    roitype=rect,
+                    shape_roi_size=path.size,
+                    multi_coordinates=path,
+                    name=name,
+                    **box,
+                )
+            k += n_loops[j]
+            yield _name_in_units(roi.tobytes(), name)
+        at += len(bounds)
+
+
+def _name_in_units(data: bytes, name: str) -> bytes:
+    """roifile's bytes of an ROI named ``name`` (stored last), with the name's length
+    in UTF-16 units, as ImageJ counts it: roifile counts characters, one short for
+    each beyond the BMP (an emoji), and such files cut the name in two."""
+    units = len(name.encode("utf-16-be")) // 2
+    if units == len(name):
+        return data
+    at = struct.unpack_from(">i", data, 60)[0] + 20  # in the second header
+    return data[:at] + struct.pack(">i", units) + data[at + 4 :]
 
 
 def _pixel_loops(y: np.ndarray, x: np.ndarray) -> list[np.ndarray]:

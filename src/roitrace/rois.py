@@ -102,8 +102,12 @@ class RoiSet:
         if not self.rois:
             empty = np.zeros(0, np.int64)
             return empty, empty, sizes
-        ys = np.concatenate([np.asarray(r.y).reshape(-1) for r in self.rois]).astype(np.int64)
-        xs = np.concatenate([np.asarray(r.x).reshape(-1) for r in self.rois]).astype(np.int64)
+        ys = np.concatenate([np.asarray(r.y).reshape(-1) for r in self.rois]).astype(
+            np.int64, copy=False
+        )
+        xs = np.concatenate([np.asarray(r.x).reshape(-1) for r in self.rois]).astype(
+            np.int64, copy=False
+        )
         return ys, xs, sizes
 
     def _where(self) -> str:
