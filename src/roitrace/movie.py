@@ -28,6 +28,7 @@ from .errors import (
     MovieNotFoundError,
     NotAMovieError,
     ParameterError,
+    RoitraceError,
 )
 
 log = logging.getLogger(__name__)
@@ -303,34 +304,81 @@ class TiffMovie(Movie):
         frame_rate: float | None,
         truncated: str = "error",
     ) -> None:
-        import tifffile
-
         self.path = path
         # tifffile logs what it finds odd (in its words) while it opens the file and
-        # as it loads pages: collect it for -v and say what matters as one error
+        # as it loads pages: collect it for -v and say what matters as one error.
+        # A damaged header makes tifffile (and numpy under it) raise almost anything
+        # (KeyError, TypeError, AssertionError, ZeroDivisionError...): whatever it
+        # raises while the file is opened is said as a damaged file, in one line.
         with _TiffLog(path) as tiff_log:
             try:
-                self._tif = tifffile.TiffFile(path)
-                series = list(self._tif.series)
-            except (
-                tifffile.TiffFileError,
-                ValueError,
-                OSError,
-                IndexError,
-                struct_error(),
-            ) as exc:
-                raise MovieFormatError(
-                    f"{path}: not a readable TIFF file ({exc}); check that the file is "
-                    "complete and really a TIFF"
-                ) from exc
-            if not series:
-                raise MovieFormatError(f"{path}: the TIFF file holds no image")
-            if tiff_log.damaged:
-                # tifffile lost pages (their directories were cut off) and fell back to a
-                # shorter series: rebuild the frames that are really there.
-                series = [_recover_series(self._tif, path, truncated)]
-            self._open_series(series, channel, truncated)
+                self._open(path, channel, frame_rate, truncated, tiff_log)
+            except (RoitraceError, MemoryError):
+                self.close()
+                raise
+            except Exception as exc:
+                self.close()
+                log.debug("%s: opening the TIFF failed", path, exc_info=True)
+                raise MovieFormatError(_unreadable_tiff(path, exc)) from exc
+
+    def _open(
+        self,
+        path: Path,
+        channel: int | None,
+        frame_rate: float | None,
+        truncated: str,
+        tiff_log: _TiffLog,
+    ) -> None:
+        import tifffile
+
+        loop = _ifd_loop(path)
+        if loop is not None:
+            raise MovieFormatError(
+                f"{path}: the TIFF file is damaged: {loop}, so its pages never end; "
+                "re-copy it, or export it again from the software that made it"
+            )
+        self._tif = tifffile.TiffFile(path)
+        try:
+            series = list(self._tif.series)
+        except MemoryError:
+            raise
+        except Exception as exc:
+            # a damaged ImageJ (or tifffile) description breaks the series it describes,
+            # not the pages: read those plainly, if they can be
+            series = self._series_without_metadata(path, exc, tiff_log)
+        if not series:
+            raise MovieFormatError(f"{path}: the TIFF file holds no image")
+        if tiff_log.damaged:
+            # tifffile lost pages (their directories were cut off) and fell back to a
+            # shorter series: rebuild the frames that are really there.
+            series = [_recover_series(self._tif, path, truncated)]
+        self._open_series(series, channel, truncated)
         self.frame_rate = frame_rate if frame_rate is not None else _tiff_frame_rate(self._tif)
+        if getattr(self, "_ignored_description", None):
+            warn_user(self._ignored_description)
+
+    def _series_without_metadata(self, path: Path, exc: Exception, tiff_log: _TiffLog) -> list:
+        """The pages as tifffile sees them without the file's ImageJ or shaped
+        description, when reading the description failed (``exc``); else ``exc``."""
+        import tifffile
+
+        tif = self._tif
+        kind = "ImageJ" if tif.is_imagej else "tifffile" if tif.is_shaped else None
+        if kind is None:
+            raise exc
+        tif.close()
+        tiff_log.damaged = False
+        self._tif = tifffile.TiffFile(path, is_imagej=False, is_shaped=False)
+        try:
+            series = list(self._tif.series)
+        except Exception:
+            raise exc from None
+        # said once the movie is open: not before an error that stops it
+        self._ignored_description = (
+            f"{path.name}: its {kind} description is damaged ({_exception_words(exc)}); "
+            "it is ignored, and the pages are read in file order as frames"
+        )
+        return series
 
     def _open_series(self, series: list[Any], channel: int | None, truncated: str) -> None:
         path = self.path
@@ -398,9 +446,16 @@ class TiffMovie(Movie):
             self._cut(n_good)
             return
         if n_good == 0:
+            y, x = self.frame_shape
+            claims = (
+                f"its header claims frames of {y} x {x} {self.dtype} "
+                f"({_human(self.frame_nbytes)} each) in a file of {_human(size)}"
+            )
+            if problem is None:
+                what = "truncated, or its header is damaged"
             raise MovieFormatError(
-                f"{self.path}: file is {what}: no frame of {self.n_frames} can be read; "
-                "re-copy the file or export it again"
+                f"{self.path}: file is {what}: no frame of {self.n_frames} can be read "
+                f"({claims}); re-copy the file or export it again"
             )
         raise MovieFormatError(
             f"{self.path}: file is {what}: only frames 0 to {last_good} of {self.n_frames} "
@@ -421,9 +476,54 @@ class TiffMovie(Movie):
 
     def _take(self, idx: np.ndarray) -> np.ndarray:
         try:
-            return self._take_sources(idx)
+            block = self._take_sources(idx)
         except _Undecodable as exc:
             raise MovieFormatError(self._undecodable(exc)) from exc.error
+        except (RoitraceError, MemoryError):
+            raise
+        except Exception as exc:  # tifffile or numpy on a damaged page: anything
+            log.debug("%s: reading frames failed", self.path, exc_info=True)
+            raise MovieFormatError(self._unreadable_frames(idx, exc)) from exc
+        want = (idx.size, *self.frame_shape)
+        if block.shape != want:
+            raise MovieFormatError(
+                f"{self._frames_words(idx)} of {self.path} could not be read: the pages "
+                f"hold an array of shape {block.shape}, not {want}; the TIFF file is "
+                "damaged: re-copy it, or export it again"
+            )
+        return block
+
+    @staticmethod
+    def _frames_words(idx: np.ndarray) -> str:
+        if idx.size == 1:
+            return f"frame {int(idx[0])}"
+        return f"frames {int(idx.min())} to {int(idx.max())}"
+
+    def _unreadable_frames(self, idx: np.ndarray, exc: BaseException) -> str:
+        """Name the first frame of ``idx`` that cannot be read (reading them one by one:
+        a failed read of several frames does not say which), for the message."""
+        bad, error = idx, exc
+        if idx.size > 1:
+            for i in idx:
+                try:
+                    self._take_sources(np.array([i], dtype=np.intp))
+                except MemoryError:
+                    raise
+                except _Undecodable as one:
+                    return self._undecodable(one)
+                except RoitraceError as one:
+                    return str(one)
+                except Exception as one:
+                    bad, error = np.array([i]), one
+                    break
+        msg = (
+            f"{self._frames_words(bad)} of {self.path} could not be read (the TIFF file "
+            f"is damaged: {_exception_words(error)})"
+        )
+        if bad.size == 1 and int(bad[0]) > 0:
+            i = int(bad[0])
+            return f"{msg}; re-copy it, or use the {i} frames before it with frames=(0, {i})"
+        return f"{msg}; re-copy it, or export it again"
 
     def _take_sources(self, idx: np.ndarray) -> np.ndarray:
         if len(self._sources) == 1:
@@ -585,6 +685,21 @@ def _check_frame_fits(where: str, frames: str, nbytes: int) -> None:
         )
 
 
+def _expected_frames(tif: Any) -> int | None:
+    """The frames a tifffile-written ("shaped") file says it holds, when it says so in
+    a form that can be believed (a list of positive whole numbers)."""
+    try:
+        meta = tif.shaped_metadata[0] if tif.shaped_metadata else None
+        shape = meta.get("shape") if isinstance(meta, dict) else None
+    except (IndexError, KeyError, TypeError, ValueError, AttributeError):
+        return None
+    if not isinstance(shape, (list, tuple)) or len(shape) < 2:
+        return None
+    if not all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape):
+        return None
+    return math.prod(shape[:-2])
+
+
 def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
     """The complete frames of a damaged TIFF as one series, or an error naming them."""
     import tifffile
@@ -592,24 +707,24 @@ def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
     size = path.stat().st_size
     pages = []
     for page in tif.pages:
-        if (
-            page is None
-            or max(o + c for o, c in zip(page.dataoffsets, page.databytecounts, strict=True))
-            > size
-        ):
+        if page is None:
+            break
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if not counts or len(offsets) != len(counts):
+            break
+        if max(int(o) + int(c) for o, c in zip(offsets, counts, strict=False)) > size:
+            break
+        if pages and (page.shape != pages[0].shape or page.dtype != pages[0].dtype):
             break
         pages.append(page)
     key = pages[0] if pages else None
-    expected = None
-    meta = tif.shaped_metadata[0] if tif.shaped_metadata else None
-    if meta and "shape" in meta:
-        expected = int(np.prod(meta["shape"][:-2]))
+    expected = _expected_frames(tif)
     n = len(pages)
     contiguous = key is not None and key.compression == 1 and key.is_contiguous
-    if contiguous and expected:
+    if contiguous and expected and key.nbytes > 0:
         # tifffile writes contiguous data first and the later directories after it:
         # the frames' data can still be found from the first page's offset.
-        n = min(expected, (size - key.dataoffsets[0]) // key.nbytes)
+        n = max(0, min(expected, (size - int(key.dataoffsets[0])) // key.nbytes))
     if n == 0:
         raise MovieFormatError(f"{path}: the TIFF file is damaged and holds no complete frame")
     total = f" of {expected}" if expected else ""
@@ -630,17 +745,82 @@ def _recover_series(tif: Any, path: Path, truncated: str) -> Any:
     )
 
 
+def _series_dtype(series: Any, path: Path) -> np.dtype:
+    """The pixels' type of a series: numbers numpy can sum (a damaged SampleFormat or
+    BitsPerSample makes tifffile report none, or complex, or raw bytes)."""
+    dtype = series.dtype
+    if dtype is None:
+        raise MovieFormatError(
+            f"{path}: the TIFF file is damaged: its pages' sample format and bits per "
+            "sample name no pixel type (re-copy it, or export it again)"
+        )
+    dtype = np.dtype(dtype)
+    bits = series.keyframe.bitspersample
+    if not isinstance(bits, (int, np.integer)) or not 0 < bits <= 8 * dtype.itemsize:
+        raise MovieFormatError(
+            f"{path}: the TIFF file is damaged: its pages claim {bits} bits per sample "
+            f"for {dtype} pixels (re-copy it, or export it again)"
+        )
+    if dtype.kind not in "biuf" or dtype.itemsize > 8:
+        raise MovieFormatError(
+            f"{path}: the TIFF pages hold {dtype} pixels, which roitrace does not read; "
+            "if the file should hold a movie of integers or floats, it is damaged: "
+            "re-copy it, or export it again"
+        )
+    return dtype
+
+
+def _check_series_shape(series: Any, n_lead: int, path: Path) -> None:
+    """Refuse a series whose shape, as tifffile reports it from the header, cannot be a
+    movie: a page without pixels, pages that do not end the series' shape, or more
+    frames than the file has bytes (a frame takes one byte at least)."""
+    key = series.keyframe
+    shape, page_shape = tuple(series.shape), tuple(key.shape)
+    ok = (
+        all(isinstance(n, (int, np.integer)) for n in (*shape, *page_shape))
+        and n_lead >= 0
+        and len(page_shape) == len(key.axes)
+        and len(shape) == len(series.axes)
+        and shape[n_lead:] == page_shape
+        and all(n >= 0 for n in (*shape, *page_shape))
+    )
+    if ok and not all(n > 0 for n in page_shape):
+        raise MovieFormatError(
+            f"{path}: the TIFF file is damaged: its header describes pages of shape "
+            f"{page_shape} (axes {key.axes!r}), without pixels; re-copy it, or export it "
+            "again"
+        )
+    if not ok:
+        raise MovieFormatError(
+            f"{path}: the TIFF file is damaged: its header describes pages of shape "
+            f"{page_shape} (axes {key.axes!r}) in a series of shape {shape} (axes "
+            f"{series.axes!r}), which do not fit together; re-copy it, or export it again"
+        )
+    # every frame (a page, or a sample plane of one) takes a byte of the file at least:
+    # more frames than bytes is a lie, refused before a table of them is made
+    n_samples = page_shape[key.axes.index("S")] if "S" in key.axes else 1
+    n_frames = math.prod(int(n) for n in shape[:n_lead]) * n_samples
+    size = path.stat().st_size
+    if n_frames > size:
+        raise MovieFormatError(
+            f"{path}: the TIFF header claims {n_frames} frames but the file holds "
+            f"{_human(size)}; the file is damaged or its header is wrong: re-copy or "
+            "re-export it"
+        )
+
+
 class _SeriesFrames:
     """Frames of one TIFF series: a table (page, sample) per frame."""
 
     def __init__(self, series: Any, channel: int | None, path: Path) -> None:
         self.series = series
         self.path = path
-        self.dtype = np.dtype(series.dtype)
+        self.dtype = _series_dtype(series, path)
         key = series.keyframe
         page_axes = key.axes
         n_lead = len(series.axes) - len(page_axes)
         lead_axes, lead_shape = series.axes[:n_lead], series.shape[:n_lead]
+        _check_series_shape(series, n_lead, path)
         if "Y" not in page_axes or "X" not in page_axes:
             raise MovieFormatError(f"{path}: TIFF pages have axes {page_axes!r}, not Y and X")
         self.frame_shape = (key.shape[page_axes.index("Y")], key.shape[page_axes.index("X")])
@@ -687,22 +867,58 @@ class _SeriesFrames:
         frames = f"frames of {y} x {x} {self.dtype}"
         if n_samples > 1:
             frames += f" x {n_samples} samples"
+        size = path.stat().st_size
+        claims = f"{path}: the TIFF header claims {frames} ({_human(key.nbytes)} each)"
         if self.memmap is None:
-            size = path.stat().st_size
             problem = self.page_problem(key)
             if problem is not None:
                 raise MovieFormatError(
-                    f"{path}: the TIFF header claims {frames} ({_human(key.nbytes)} each) "
-                    f"but the file holds {_human(size)} ({problem}); the file is damaged or "
-                    "its header is wrong: re-copy or re-export it"
+                    f"{claims} but the file holds {_human(size)} ({problem}); the file is "
+                    "damaged or its header is wrong: re-copy or re-export it"
+                )
+        from .engine import available_memory
+
+        avail = available_memory()
+        if avail is not None and key.nbytes > avail:
+            # a frame larger than memory in a file that cannot hold it is a lie (a
+            # damaged header), not a reason to find a bigger machine
+            lie = self._cannot_hold(key, size)
+            if lie is not None:
+                raise MovieFormatError(
+                    f"{claims} but the file holds {_human(size)} ({lie}); the file is "
+                    "damaged or its header is wrong: re-copy or re-export it"
                 )
         _check_frame_fits(f"{path}: the TIFF header", frames, int(key.nbytes))
+
+    def _cannot_hold(self, key: Any, size: int) -> str | None:
+        """Why a file of ``size`` bytes cannot hold the key frame its header claims."""
+        ends = [int(o) + int(c) for o, c in zip(key.dataoffsets, key.databytecounts, strict=False)]
+        if ends and max(ends) > size:
+            return (
+                f"the frame's strips or tiles are said to end at byte {max(ends)}, "
+                "beyond the end of the file"
+            )
+        if key.compression == 1 and key.nbytes > size:
+            return "uncompressed, such a frame cannot fit in it"
+        if key.compression in _DEFLATE and size * _DEFLATE_MAX_RATIO + 1024 < key.nbytes:
+            return "deflate data cannot expand that much"
+        return None
 
     def page_problem(self, page: Any) -> str | None:
         """Why a page's strips or tiles cannot hold a frame of the key frame's size
         (None when they can, as far as their sizes tell)."""
         key = self.series.keyframe
-        counts = page.databytecounts
+        offsets, counts = page.dataoffsets, page.databytecounts
+        if len(offsets) != len(counts):
+            return (
+                f"its directory lists {len(offsets)} strip or tile offsets but "
+                f"{len(counts)} byte counts"
+            )
+        if page is not key and (page.shape != key.shape or page.dtype != key.dtype):
+            return (
+                f"its directory describes {page.dtype} pixels of shape {page.shape}, "
+                f"not {key.dtype} of {key.shape} as the first page"
+            )
         need = math.prod(key.chunked)  # strips or tiles a frame of this shape is cut into
         if len(counts) < need:
             return (
@@ -719,34 +935,53 @@ class _SeriesFrames:
             )
         return None  # strips beyond the end of the file: frame_end finds them (truncated)
 
+    def _load_page(self, p: int) -> tuple[Any, str | None]:
+        """``(page, None)``; ``(None, None)`` when its directory was lost with the end of
+        the file; ``(None, why)`` when its directory is there but cannot be read."""
+        try:
+            return self.pages[p], None
+        except (IndexError, ValueError, OSError):
+            return None, None
+        except MemoryError:
+            raise
+        except Exception as exc:  # tifffile on a damaged directory: anything
+            return None, f"its page directory cannot be read ({_exception_words(exc)})"
+
     def frame_problem(self, i: int) -> str | None:
         """Why the page of frame ``i`` cannot hold it (its strips, read without decoding)."""
         if self.memmap is not None:
             return None
-        try:
-            page = self.pages[int(self.page_of[i])]
-        except (IndexError, ValueError, OSError):
-            return None  # a lost page: frame_end reports it
+        page, problem = self._load_page(int(self.page_of[i]))
         if page is None:
-            return None
+            return problem  # None for a lost page: frame_end reports it
         return self.page_problem(page)
 
     def _try_memmap(self) -> np.ndarray | None:
+        """The series' pages as one memory map, when tifffile says they lie contiguous
+        and uncompressed, and the file holds them all (else they are read page by
+        page, which checks each page's strips)."""
         s = self.series
-        if s.dataoffset is None or s.keyframe.compression != 1:
+        key = s.keyframe
+        if s.dataoffset is None or key.compression != 1:
             return None
+        page_size = math.prod(int(n) for n in key.shape)
+        if page_size == 0 or key.bitspersample != 8 * self.dtype.itemsize:
+            return None
+        n_pages = math.prod(int(n) for n in s.shape) // page_size
+        offset = int(s.dataoffset)
+        end = offset + n_pages * page_size * self.dtype.itemsize
+        if offset < 0 or n_pages == 0 or end > self.path.stat().st_size:
+            return None  # e.g. truncated: page reading checks each page's size
         try:
-            n_pages = int(np.prod(s.shape)) // int(np.prod(s.keyframe.shape))
-            mm = np.memmap(
+            return np.memmap(
                 s.parent.filehandle.path,
-                dtype=s.dtype.newbyteorder(s.parent.byteorder),
+                dtype=self.dtype.newbyteorder(s.parent.byteorder),
                 mode="r",
-                offset=s.dataoffset,
-                shape=(n_pages, *s.keyframe.shape),
+                offset=offset,
+                shape=(n_pages, *key.shape),
             )
-        except (ValueError, OSError):
-            return None  # e.g. truncated: fall back to page reading, which checks sizes
-        return mm
+        except (ValueError, OSError, OverflowError):
+            return None
 
     def __len__(self) -> int:
         return int(self.page_of.size)
@@ -756,14 +991,14 @@ class _SeriesFrames:
         if self.memmap is not None:
             per_page = int(np.prod(self.series.keyframe.shape)) * self.dtype.itemsize
             return int(self.series.dataoffset) + (p + 1) * per_page
-        try:
-            page = self.pages[p]
-        except (IndexError, ValueError, OSError):
-            page = None
-        if page is None:  # its directory was lost with the end of the file
-            return _MISSING
-        offs, counts = page.dataoffsets, page.databytecounts
-        return int(max(o + c for o, c in zip(offs, counts, strict=True)))
+        page, problem = self._load_page(p)
+        if page is None:
+            # a directory lost with the end of the file ends beyond it; one that cannot
+            # be read is the frame's problem (frame_problem says it)
+            return _MISSING if problem is None else 0
+        pairs = zip(page.dataoffsets, page.databytecounts, strict=False)
+        ends = [int(o) + int(c) for o, c in pairs]
+        return max(ends, default=0)  # offsets and counts that differ: frame_problem
 
     def _decode(self, pages: np.ndarray) -> np.ndarray:
         """Compressed (or scattered) pages, decoded in parallel threads by tifffile.
@@ -782,12 +1017,23 @@ class _SeriesFrames:
                 one_by_one = []
                 for k, p in enumerate(pages):
                     try:
-                        one_by_one.append(self.pages[int(p)].asarray())
+                        one_by_one.append(self._decode_one(int(p)))
                     except MemoryError:
                         raise
                     except Exception as exc:
                         raise _Undecodable(k, exc, self.codec) from exc
                 return np.stack(one_by_one)  # only the threaded read failed
+
+    def _decode_one(self, p: int) -> np.ndarray:
+        """Page ``p`` decoded, checked to hold a frame of the key frame's shape."""
+        page = self.pages[p]
+        if page is None:
+            raise ValueError("its page directory is lost")
+        arr = page.asarray()
+        shape = tuple(self.series.keyframe.shape)
+        if arr.shape != shape:
+            raise ValueError(f"the page holds an image of shape {arr.shape}, not {shape}")
+        return arr
 
     def _decode_pages(self, pages: np.ndarray) -> np.ndarray:
         shape = (pages.size, *self.series.keyframe.shape)
@@ -797,7 +1043,7 @@ class _SeriesFrames:
             )
             if block.shape == shape:
                 return block
-        return np.stack([self.pages[int(p)].asarray() for p in pages])
+        return np.stack([self._decode_one(int(p)) for p in pages])
 
     @property
     def codec(self) -> str:
@@ -1024,6 +1270,23 @@ def _h5_frame_rate(ds: Any) -> float | None:
 
 
 def _tiff_frame_rate(tif: Any) -> float | None:
+    """The frame rate the file's metadata records; None when it records none, or none
+    that can be believed (a damaged description: text, zero, negative, infinite)."""
+    try:
+        rate = _tiff_metadata_rate(tif)
+    except MemoryError:
+        raise
+    except Exception as exc:  # tifffile parses the metadata lazily: it may raise anything
+        log.info("%s: the frame rate in its metadata cannot be read (%s)", tif.filename, exc)
+        return None
+    if rate is None or not math.isfinite(rate) or rate <= 0:
+        if rate is not None:
+            log.info("%s: the frame rate in its metadata (%r) is ignored", tif.filename, rate)
+        return None
+    return rate
+
+
+def _tiff_metadata_rate(tif: Any) -> float | None:
     ij = tif.imagej_metadata or {}
     if ij.get("finterval"):
         return 1.0 / float(ij["finterval"])
@@ -1047,7 +1310,99 @@ def _tiff_frame_rate(tif: Any) -> float | None:
     return None
 
 
-def struct_error() -> type[Exception]:
+def _ifd_loop(path: Path) -> str | None:
+    """Where the chain of page directories (IFDs) loops back on itself, if it does.
+
+    Each directory ends with the offset of the next; a damaged one may point back to
+    an earlier directory (or itself). tifffile, listing pages one at a time, then
+    follows the loop for ever (up to 2**32 pages, in time and memory), so the chain
+    is walked here first: two small reads per page, each directory visited once.
+    Anything else odd (an offset beyond the file, a directory cut off) ends the walk
+    and is left to tifffile, which reports it.
+    """
     import struct
 
-    return struct.error
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+            order = {b"II": "<", b"MM": ">"}.get(head[:2])
+            if order is None or len(head) < 8:
+                return None
+            version = struct.unpack(order + "H", head[2:4])[0]
+            if version == 42:
+                count_fmt, entry_size, next_fmt = "H", 12, "I"
+                offset = struct.unpack(order + "I", head[4:8])[0]
+            elif version == 43 and len(head) == 16:
+                count_fmt, entry_size, next_fmt = "Q", 20, "Q"
+                offset = struct.unpack(order + "Q", head[8:16])[0]
+            else:
+                return None
+            count_size = struct.calcsize(count_fmt)
+            next_size = struct.calcsize(next_fmt)
+            size = os.fstat(f.fileno()).st_size
+            if version == 42 and size > 2**32:
+                return None  # 32-bit offsets cannot reach it: an NDPI-like extension
+            seen: dict[int, int] = {}
+            while 0 < offset < size:
+                if offset in seen:
+                    return (
+                        f"the directory of page {len(seen) - 1} points back to that of "
+                        f"page {seen[offset]}"
+                    )
+                seen[offset] = len(seen)
+                f.seek(offset)
+                raw = f.read(count_size)
+                if len(raw) < count_size:
+                    return None
+                count = struct.unpack(order + count_fmt, raw)[0]
+                if count > 4096:  # tifffile stops there ("suspicious number of tags")
+                    return None
+                f.seek(offset + count_size + count * entry_size)
+                raw = f.read(next_size)
+                if len(raw) < next_size:
+                    return None
+                offset = struct.unpack(order + next_fmt, raw)[0]
+    except OSError:
+        return None  # tifffile opens it next, and says what is wrong
+    return None
+
+
+def _is_tiff_signature(path: Path) -> bool:
+    """Whether the file starts as a TIFF (or BigTIFF) does: II or MM, then 42 or 43."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError:
+        return False
+    return head in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+
+
+def _exception_words(exc: BaseException) -> str:
+    """What tifffile (or numpy under it) raised, in one short line: its own message
+    for a TiffFileError, else the exception's kind too (a bare ``KeyError: 256`` or
+    ``AssertionError`` says nothing alone)."""
+    import tifffile
+
+    text = " ".join(str(exc).split())
+    if isinstance(exc, (tifffile.TiffFileError, OSError)) and text:
+        return text[:200]
+    if isinstance(exc, KeyError) and len(exc.args) == 1 and isinstance(exc.args[0], int):
+        code = exc.args[0]  # tifffile looks a tag up by its code
+        name = tifffile.TIFF.TAGS.get(code)
+        return f"a page lacks tag {code}" + (f" ({name})" if name else "")
+    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+
+
+def _unreadable_tiff(path: Path, exc: BaseException) -> str:
+    """The message for a TIFF that tifffile could not open: not a TIFF at all, or a
+    TIFF whose header or page directories are damaged."""
+    why = _exception_words(exc)
+    if not _is_tiff_signature(path):
+        return (
+            f"{path}: not a readable TIFF file ({why}); check that the file is complete "
+            "and really a TIFF"
+        )
+    return (
+        f"{path}: the TIFF file is damaged ({why}): its header or page directories "
+        "are inconsistent; re-copy it, or export it again from the software that made it"
+    )
