@@ -55,3 +55,25 @@ def crowded_disks(size: int, n: int, seed: int, *, margin: int = 0) -> np.ndarra
         cy, cx = rng.integers(margin, size - margin, 2)
         labels[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = i + 1
     return labels
+
+
+def run_roitrace(*args, cwd=None, cap: int | None = None, timeout: float = 300):
+    """Run the installed command line in a real process (``python -m roitrace``), as a
+    user types it, optionally under an address-space cap of ``cap`` bytes."""
+    import subprocess
+    import sys
+
+    def limit() -> None:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return subprocess.run(
+        [sys.executable, "-m", "roitrace", *map(str, args), "--no-progress"],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        preexec_fn=limit if cap else None,
+    )

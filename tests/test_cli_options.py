@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import h5py
@@ -18,16 +17,11 @@ import pytest
 import tifffile
 
 import roitrace as rt
+from conftest import run_roitrace
 
 
 def roitrace(*args, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "roitrace", *map(str, args), "--no-progress"],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return run_roitrace(*args, cwd=cwd)
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 import re
-import resource
 import struct
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from numpy.testing import assert_array_equal
 
 import roitrace as rt
 import roitrace.engine as engine
+from conftest import run_roitrace
 from roitrace.errors import MovieError, MovieFormatError, ParameterError
 from roitrace.imagej import _MAX_ENTRIES, _MAX_ROI_BYTES, _read_entries, read_imagej
 
@@ -45,17 +45,7 @@ MiB = 1024**2
 
 
 def run_capped(*args: str, cap: int = CAP) -> subprocess.CompletedProcess:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return subprocess.run(
-        [sys.executable, "-m", "roitrace", *args, "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        preexec_fn=limit,
-    )
+    return run_roitrace(*args, cap=cap)
 
 
 def one_line_error(proc: subprocess.CompletedProcess) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import resource
 import signal
 import struct
 import subprocess
@@ -35,6 +34,7 @@ import tifffile
 
 import roitrace as rt
 import roitrace.engine as engine
+from conftest import run_roitrace
 from roitrace.errors import MovieFormatError, RoitraceError
 
 projection_module = sys.modules["roitrace.projection"]  # roitrace.projection is the function
@@ -353,17 +353,7 @@ CAP = 3 * 1024**3
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:
-    def limit() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (CAP, CAP))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-
-    return subprocess.run(
-        [sys.executable, "-m", "roitrace", *args, "--no-progress"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        preexec_fn=limit,
-    )
+    return run_roitrace(*args, cap=CAP, timeout=120)
 
 
 def _crash_file(tmp_path: Path, name: str) -> Path:
