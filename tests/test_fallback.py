@@ -19,7 +19,6 @@ import roitrace as rt
 from roitrace import kernels
 from roitrace.aggregate import HOWS, GroupAggregator
 from roitrace.engine import stream
-from roitrace.neuropil import _cell_ring
 
 needs_numba = pytest.mark.skipif(
     not kernels.available(),
@@ -156,6 +155,6 @@ def test_cell_ring_without_numba():
     assert run.returncode == 0, run.stderr
     exclude = np.zeros((11, 11), bool)
     exclude[5, 5] = True
-    want = _cell_ring(np.array([5]), np.array([5]), exclude, 2, 1, 0, 4)
+    want = kernels._cell_ring_numpy(np.array([5]), np.array([5]), exclude, 2, 1, 0, 4)
     assert want.size == 16  # the ring of neuropil_ring's doctest
     assert run.stdout.split() == ["int64", *map(str, want)]

@@ -774,9 +774,7 @@ def cell_ring(
     window's reach around the cell's bounding box. Without numba, the scipy twin.
     """
     if _nb is None:
-        from .neuropil import _cell_ring as scipy_ring
-
-        return scipy_ring(
+        return _cell_ring_numpy(
             np.asarray(ys, np.int64),
             np.asarray(xs, np.int64),
             np.asarray(exclude, np.bool_),
@@ -794,6 +792,45 @@ def cell_ring(
         int(need),
         int(margin),
     )
+
+
+def _cell_ring_numpy(
+    ys: np.ndarray,
+    xs: np.ndarray,
+    exclude: np.ndarray,
+    gap: int,
+    width: int,
+    need: int,
+    margin: int,
+) -> np.ndarray:
+    """One cell's ring with scipy: the reference of the compiled :func:`cell_ring`
+    (the same pixels), and what runs without numba."""
+    from scipy.ndimage import distance_transform_edt
+
+    ny, nx = exclude.shape
+    while True:
+        y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, ny)
+        x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, nx)
+        outside = np.ones((y1 - y0, x1 - x0), bool)
+        outside[ys - y0, xs - x0] = False
+        # squared distance to the cell: exact integers (rounding undoes the sqrt)
+        d2 = np.rint(distance_transform_edt(outside) ** 2).astype(np.int64)
+        free = (d2 > gap * gap) & ~exclude[y0:y1, x0:x1]
+        w = width
+        if need and np.count_nonzero(free & (d2 <= (gap + w) ** 2)) < need:
+            ds = np.sort(d2[free])
+            if ds.size >= need:
+                while (gap + w) ** 2 < ds[need - 1]:
+                    w += 1
+            whole = (y0, x0, y1, x1) == (0, 0, ny, nx)
+            if (ds.size < need or gap + w > margin - 1) and not whole:
+                margin += margin // 2 + 1  # the ring reaches the window's edge: look further
+                continue
+            if ds.size < need:
+                while (gap + w) ** 2 < d2.max():
+                    w += 1
+        yy, xx = np.nonzero(free & (d2 <= (gap + w) ** 2))
+        return (yy + y0) * nx + (xx + x0)
 
 
 def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:

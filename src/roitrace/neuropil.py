@@ -160,13 +160,12 @@ def neuropil_rings(
     every_cell = rois.coverage() > 0
     exclude = dilate(every_cell, exclude_gap) if exclude_gap else every_cell
     need = int(min_pixels or 0)
-    ring_of = kernels.cell_ring if kernels.available() else _cell_ring
     # a window big enough for the ring, and for min_pixels if the cells allow (room
     # for twice the pixels asked for: neighbouring cells take their share)
     margin = gap + width + int(np.sqrt(2 * need / np.pi)) + 2 if need else gap + width + 1
     rings = []
     for r in rois:
-        flat = ring_of(r.y, r.x, exclude, gap, width, need, margin)
+        flat = kernels.cell_ring(r.y, r.x, exclude, gap, width, need, margin)
         if flat.size == 0:
             raise EmptyMaskError(
                 f"ROI {r.id} ({r.name}): its neuropil ring (gap={gap}, width={width}) holds no "
@@ -180,42 +179,3 @@ def neuropil_rings(
             )
         rings.append(flat.astype(np.intp))
     return rings
-
-
-def _cell_ring(
-    ys: np.ndarray,
-    xs: np.ndarray,
-    exclude: np.ndarray,
-    gap: int,
-    width: int,
-    need: int,
-    margin: int,
-) -> np.ndarray:
-    """One cell's ring for :func:`neuropil_rings` with scipy (the compiled
-    :func:`roitrace.kernels.cell_ring` gives the same pixels, faster)."""
-    from scipy.ndimage import distance_transform_edt
-
-    ny, nx = exclude.shape
-    while True:
-        y0, y1 = max(int(ys.min()) - margin, 0), min(int(ys.max()) + margin + 1, ny)
-        x0, x1 = max(int(xs.min()) - margin, 0), min(int(xs.max()) + margin + 1, nx)
-        outside = np.ones((y1 - y0, x1 - x0), bool)
-        outside[ys - y0, xs - x0] = False
-        # squared distance to the cell: exact integers (rounding undoes the sqrt)
-        d2 = np.rint(distance_transform_edt(outside) ** 2).astype(np.int64)
-        free = (d2 > gap * gap) & ~exclude[y0:y1, x0:x1]
-        w = width
-        if need and np.count_nonzero(free & (d2 <= (gap + w) ** 2)) < need:
-            ds = np.sort(d2[free])
-            if ds.size >= need:
-                while (gap + w) ** 2 < ds[need - 1]:
-                    w += 1
-            whole = (y0, x0, y1, x1) == (0, 0, ny, nx)
-            if (ds.size < need or gap + w > margin - 1) and not whole:
-                margin += margin // 2 + 1  # the ring reaches the window's edge: look further
-                continue
-            if ds.size < need:
-                while (gap + w) ** 2 < d2.max():
-                    w += 1
-        yy, xx = np.nonzero(free & (d2 <= (gap + w) ** 2))
-        return (yy + y0) * nx + (xx + x0)
