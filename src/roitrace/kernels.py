@@ -773,17 +773,7 @@ def cell_ring(
     hold, ``need`` the fewest pixels wanted (0: none) and ``margin`` the first
     window's reach around the cell's bounding box. Without numba, the scipy twin.
     """
-    if _nb is None:
-        return _cell_ring_numpy(
-            np.asarray(ys, np.int64),
-            np.asarray(xs, np.int64),
-            np.asarray(exclude, np.bool_),
-            int(gap),
-            int(width),
-            int(need),
-            int(margin),
-        ).astype(np.int64)
-    return _cell_ring(
+    args = (
         np.ascontiguousarray(ys, np.int64),
         np.ascontiguousarray(xs, np.int64),
         np.ascontiguousarray(exclude, np.bool_),
@@ -792,6 +782,9 @@ def cell_ring(
         int(need),
         int(margin),
     )
+    if _nb is None:
+        return _cell_ring_numpy(*args).astype(np.int64)
+    return _cell_ring(*args)
 
 
 def _cell_ring_numpy(
