@@ -73,7 +73,7 @@ import threading
 import time
 import types
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -300,14 +300,13 @@ def prepare_rois(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def roitrace_pixels(roiset: Any) -> tuple[list[np.ndarray], list[np.ndarray], str]:
-    """Cell and ring flat pixel indices exactly as ``roitrace.extract`` builds them
-    (its internals), or through its public API when the internals have moved."""
+    """Cell and ring flat pixel indices exactly as ``roitrace.extract`` uses them (its
+    extraction plan), or by the documented rule for a roitrace without plans."""
     try:
-        from roitrace.extract import _cells, _neuropil_params, _rings
+        from roitrace import plan_extraction
 
-        cells = [c.flat for c in _cells(roiset, "keep")]
-        rings = [r.flat for r in _rings(roiset, **_neuropil_params(NEUROPIL))]
-        return cells, rings, "roitrace.extract._cells/_rings"
+        plan = plan_extraction(roiset, roiset.frame_shape, neuropil=NEUROPIL)
+        return list(plan.cells), list(plan.rings), "roitrace.plan_extraction"
     except (ImportError, TypeError, AttributeError):
         return _public_pixels(roiset)
 
@@ -409,7 +408,7 @@ def roitrace_runner(how: str, weights: str | None = None) -> Callable[[Context],
     def setup(ctx: Context) -> Runner:
         import roitrace
 
-        kw: dict[str, Any] = {"how": how, "neuropil": NEUROPIL, "progress": False}
+        kw: dict[str, Any] = {"method": how, "neuropil": NEUROPIL, "progress": False}
         if weights is not None:
             kw["weights"] = weights
         ctx.info["roitrace_first_call_s"] = _roitrace_warm_up(ctx, kw)
@@ -422,7 +421,9 @@ def roitrace_runner(how: str, weights: str | None = None) -> Callable[[Context],
 
         def run() -> Traces:
             setup_s: dict[str, float] = {}
-            with timing(importlib.import_module("roitrace.extract"), SETUP_STEPS, setup_s):
+            with ExitStack() as stack:
+                for module, steps in SETUP_STEPS.items():
+                    stack.enter_context(timing(importlib.import_module(module), steps, setup_s))
                 ds = roitrace.extract(source, roiset, **kw)
             ctx.info["setup_s"] = setup_s
             sizes = np.array([r.size for r in ctx.rois.rings])
@@ -434,8 +435,12 @@ def roitrace_runner(how: str, weights: str | None = None) -> Callable[[Context],
     return setup
 
 
-# roitrace.extract's internal setup steps, timed inside the timed call when they exist
-SETUP_STEPS = {"_cells": "cells", "_rings": "rings", "_set_weights": "weights"}
+# roitrace's setup steps (planning, brightness weights), timed inside the timed call
+# when they exist: module -> {function: label}
+SETUP_STEPS = {
+    "roitrace.plan": {"_cells": "cells", "_rings": "rings", "_with_weights": "weights"},
+    "roitrace.extract": {"weigh_by_brightness": "brightness"},
+}
 
 
 @contextmanager

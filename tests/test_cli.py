@@ -95,11 +95,11 @@ def test_extract_csv_matches_api(movie_tif, tmp_path):
     assert res.exit_code == 0, res.output
     ds = rt.load(out)
     mask = rt.threshold(np.std(sim.movie, axis=0), method="sigma", k=3)
-    ref = rt.extract(sim.movie, mask, how="median", neuropil={"gap": 2, "width": 1})
+    ref = rt.extract(sim.movie, mask, method="median", neuropil={"gap": 2, "width": 1})
     for v in ("F", "Fneu", "F_corrected"):
         assert_array_equal(ds[v].values, ref[v].values)
     assert_allclose(ds["time"], np.arange(300) / sim.frame_rate)
-    assert json.loads(ds.attrs["parameters"])["how"] == "median"
+    assert json.loads(ds.attrs["parameters"])["method"] == "median"
     assert ds.attrs["roitrace_version"] == rt.__version__
     assert len(list((tmp_path / "figs").glob("*.png"))) == 3
 

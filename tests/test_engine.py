@@ -16,9 +16,9 @@ from scipy.stats import trim_mean
 
 import roitrace as rt
 from roitrace import kernels
-from roitrace.aggregate import HOWS, aggregate
-from roitrace.extract import _cells, _rings
-from roitrace.projection import KINDS
+from roitrace.aggregate import aggregate
+from roitrace.options import AGGREGATION_METHODS as HOWS
+from roitrace.options import PROJECTION_METHODS as KINDS
 
 EXACT_HOWS = ("mean", "median", "trimmed_mean")  # exact for integer movies
 
@@ -67,16 +67,15 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*ROIs .*F0:UserWarning")
 
 def reference(data, rois, how, *, weights=None, neuropil_how=None):
     """F and Fneu the plain numpy way: fancy-index each ROI's pixels, then aggregate."""
-    cells = _cells(rois, "keep")
-    rings = _rings(rois, **NEUROPIL)
+    plan = rt.plan_extraction(rois, rois.frame_shape, neuropil=NEUROPIL)
     flat = data.reshape(data.shape[0], -1)
     f = np.array(
         [
-            aggregate(flat[:, c.flat], how, weights=None if weights is None else weights[k])
-            for k, c in enumerate(cells)
+            aggregate(flat[:, c], how, weights=None if weights is None else weights[k])
+            for k, c in enumerate(plan.cells)
         ]
     )
-    fneu = np.array([aggregate(flat[:, r.flat], neuropil_how or how) for r in rings])
+    fneu = np.array([aggregate(flat[:, r], neuropil_how or how) for r in plan.rings])
     return f, fneu
 
 
@@ -84,12 +83,12 @@ def reference(data, rois, how, *, weights=None, neuropil_how=None):
 @pytest.mark.parametrize("chunk_frames", [None, 7])
 def test_extract_equals_numpy_on_real_recordings(recording, how, chunk_frames):
     path, data, rois = recording
-    opts = {"weights": "proximity", "neuropil_how": "median"} if how == "weighted" else {}
-    ds = rt.extract(path, rois, how=how, neuropil=NEUROPIL, chunk_frames=chunk_frames, **opts)
+    opts = {"weights": "proximity", "neuropil_method": "median"} if how == "weighted" else {}
+    ds = rt.extract(path, rois, method=how, neuropil=NEUROPIL, chunk_frames=chunk_frames, **opts)
     weights = None
     if how == "weighted":
         weights = [rt.traces.proximity_weights(r.mask(rois.frame_shape)) for r in rois]
-    f, fneu = reference(data, rois, how, weights=weights, neuropil_how=opts.get("neuropil_how"))
+    f, fneu = reference(data, rois, how, weights=weights, neuropil_how=opts.get("neuropil_method"))
     if how in EXACT_HOWS:
         assert_array_equal(ds["F"].values, f)
         assert_array_equal(ds["Fneu"].values, fneu)
@@ -100,11 +99,11 @@ def test_extract_equals_numpy_on_real_recordings(recording, how, chunk_frames):
 
 def test_numpy_fallback_gives_the_same_traces(recording, monkeypatch):
     _, data, rois = recording
-    compiled = {how: rt.extract(data, rois, how=how, neuropil=NEUROPIL) for how in EXACT_HOWS}
+    compiled = {how: rt.extract(data, rois, method=how, neuropil=NEUROPIL) for how in EXACT_HOWS}
     monkeypatch.setattr(kernels, "_nb", None)
     assert not kernels.available()
     for how, ds in compiled.items():
-        plain = rt.extract(data, rois, how=how, neuropil=NEUROPIL)
+        plain = rt.extract(data, rois, method=how, neuropil=NEUROPIL)
         assert_array_equal(plain["F"].values, ds["F"].values)
         assert_array_equal(plain["Fneu"].values, ds["Fneu"].values)
 
@@ -249,13 +248,13 @@ def test_crowded_rings_take_the_running_sums():
     rois = rt.RoiSet.from_labels(crowded_disks(128, 120, 0, margin=3))
     movie = np.random.default_rng(0).integers(0, 4000, (19, 128, 128)).astype(np.uint16)
     npil = {"gap": 2, "width": 3, "exclude_gap": 1, "min_pixels": 350}
-    cells, rings = _cells(rois, "keep"), _rings(rois, **npil)
-    groups = kernels.Groups([c.flat for c in cells + rings], ["mean"] * (2 * len(cells)))
+    plan = rt.plan_extraction(rois, rois.frame_shape, neuropil=npil)
+    groups = kernels.Groups(*plan.groups()[:2])
     assert groups.stripes[:, 4].all()
-    ds = rt.extract(movie, rois, neuropil=npil)
+    ds = rt.extract(movie, plan)
     flat = movie.reshape(19, -1)
-    assert_array_equal(ds["Fneu"].values, [flat[:, r.flat].mean(axis=1) for r in rings])
-    assert_array_equal(ds["F"].values, [flat[:, c.flat].mean(axis=1) for c in cells])
+    assert_array_equal(ds["Fneu"].values, [flat[:, r].mean(axis=1) for r in plan.rings])
+    assert_array_equal(ds["F"].values, [flat[:, c].mean(axis=1) for c in plan.cells])
 
 
 def test_correlation_without_the_global_signal():
@@ -286,7 +285,7 @@ def test_correlation_without_the_global_signal():
     assert_allclose(both["correlation"], clean, atol=1e-12)
     assert_array_equal(both["mean"], movie.mean(axis=0))  # of the movie, not the residuals
     assert_allclose(both["std"], movie.std(axis=0), rtol=1e-12)
-    with pytest.raises(rt.ParameterError, match="only for kind='correlation'"):
+    with pytest.raises(rt.ParameterError, match="only for method='correlation'"):
         rt.projection(movie, "mean", subtract_global=True)
 
 

@@ -17,8 +17,9 @@ from numpy.testing import assert_array_equal
 
 import roitrace as rt
 from roitrace import kernels
-from roitrace.aggregate import HOWS, GroupAggregator
+from roitrace.aggregate import GroupAggregator
 from roitrace.engine import stream
+from roitrace.options import AGGREGATION_METHODS as HOWS
 
 needs_numba = pytest.mark.skipif(
     not kernels.available(),

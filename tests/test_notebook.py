@@ -174,7 +174,7 @@ def _traces(data, mask):
 )
 def test_cell_trace(movie, data, masks, i, how, fn):
     expected = fn(_traces(data, masks[i]))
-    ds = rt.extract(movie, masks[i], how=how)
+    ds = rt.extract(movie, masks[i], method=how)
     assert_allclose(ds["F"].sel(roi=1).values, expected, rtol=1e-12)
     assert_allclose(rt.aggregate(rt.pixel_traces(movie, masks[i]), how), expected, rtol=1e-12)
 
@@ -187,7 +187,7 @@ def test_neuropil_trace(movie, data, masks, i, gap, width):
     npil = outer & ~inner
     y_npil, x_npil = np.where(npil)
     npil_traces = data[:, y_npil, x_npil]
-    ds = rt.extract(movie, mask, how="median", neuropil={"gap": gap, "width": width})
+    ds = rt.extract(movie, mask, method="median", neuropil={"gap": gap, "width": width})
     assert_allclose(ds["F"][0], np.median(_traces(data, mask), axis=1), rtol=1e-12)
     assert_allclose(ds["Fneu"][0], np.median(npil_traces, axis=1), rtol=1e-12)
     assert_allclose(ds["F_corrected"][0], ds["F"][0] - 0.7 * ds["Fneu"][0], rtol=1e-12)
@@ -214,7 +214,7 @@ def test_weighted_average(movie, data, masks, i):
     means = np.mean(traces, axis=0)
     weights = means / np.sum(means)
     expected = np.average(traces, axis=1, weights=weights)
-    ds = rt.extract(movie, masks[i], how="weighted")
+    ds = rt.extract(movie, masks[i], method="weighted")
     assert_allclose(ds["F"][0], expected, rtol=1e-12)
     w = rt.pixel_weights(movie, masks[i])
     assert_allclose(
@@ -225,13 +225,13 @@ def test_weighted_average(movie, data, masks, i):
 def test_trimmed_mean(movie, data, masks):
     traces = _traces(data, masks[2])
     expected = scipy.stats.trim_mean(traces, 0.1, axis=1)
-    ds = rt.extract(movie, masks[2], how="trimmed_mean", proportion=0.1)
+    ds = rt.extract(movie, masks[2], method="trimmed_mean", proportion=0.1)
     assert_allclose(ds["F"][0], expected, rtol=1e-12)
 
 
 def test_weighted_differs_from_plain_mean(data, masks):
     """The bonus: weighted and plain means are close but not identical."""
-    plain = rt.extract(data, masks[2], how="mean")["F"][0].values
-    weighted = rt.extract(data, masks[2], how="weighted")["F"][0].values
+    plain = rt.extract(data, masks[2], method="mean")["F"][0].values
+    weighted = rt.extract(data, masks[2], method="weighted")["F"][0].values
     assert not np.allclose(plain, weighted)
     assert np.corrcoef(plain, weighted)[0, 1] > 0.95

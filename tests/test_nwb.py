@@ -182,8 +182,8 @@ def test_segmentation_alone_round_trip_and_passes_nwbinspector(rois, tmp_path):
     assert worse_than_suggestion(inspect(path), ignore=SUBJECT_CHECKS) == []
     # extraction from the NWB segmentation gives the same traces as from the RoiSet
     movie = np.random.default_rng(2).poisson(80, (10, *rois.frame_shape)).astype(np.uint16)
-    a = roitrace.extract(movie, path, how="weighted", weights="roi")
-    b = roitrace.extract(movie, weighted, how="weighted", weights="roi")
+    a = roitrace.extract(movie, path, method="weighted", weights="roi")
+    b = roitrace.extract(movie, weighted, method="weighted", weights="roi")
     np.testing.assert_array_equal(a["F"].values, b["F"].values)
 
 

@@ -14,6 +14,7 @@ from skimage.filters import threshold_li, threshold_local, threshold_otsu, thres
 
 import roitrace as rt
 from roitrace.engine import iter_chunks, resolve_frames
+from roitrace.options import AGGREGATION_METHODS
 
 
 @pytest.fixture
@@ -69,7 +70,9 @@ def test_frames_outside_the_movie(movie, frames):
 
 
 def test_projection_bad_kind(movie):
-    with pytest.raises(rt.ParameterError, match="not a projection"):
+    with pytest.raises(
+        rt.ParameterError, match="method='average' is unknown; use one of mean, max"
+    ):
         rt.projection(movie, "average")
     with pytest.raises(rt.ParameterError, match="needs q"):
         rt.projection(movie, "percentile")
@@ -168,7 +171,7 @@ def test_weights_summing_to_zero():
     with pytest.raises(rt.WeightsError, match="sum to 0"):
         rt.pixel_weights(data, mask)
     with pytest.raises(rt.WeightsError, match="sum to 0"):
-        rt.extract(data, mask, how="weighted")
+        rt.extract(data, mask, method="weighted")
     with pytest.raises(rt.WeightsError):
         rt.aggregate(np.ones((2, 3)), "weighted", weights=[1, -1, 0])
 
@@ -182,7 +185,7 @@ def test_proportion_outside_range(p):
 def test_proximity_weights():
     mask = np.zeros((9, 9), bool)
     mask[2:7, 2:7] = True
-    w = rt.pixel_weights(None, mask, by="proximity")
+    w = rt.pixel_weights(None, mask, method="proximity")
     img = rt.weights_image(w, mask)
     assert_allclose(w.sum(), 1)
     assert img[4, 4] == w.max() and img[2, 2] == w.min()
@@ -220,7 +223,7 @@ def test_equal_weights_give_the_mean(x):
     st.floats(-1e6, 1e6),
     st.integers(1, 5),
     st.integers(1, 9),
-    st.sampled_from(rt.aggregate.__globals__["HOWS"]),
+    st.sampled_from(AGGREGATION_METHODS),
     st.floats(0, 0.49),
 )
 def test_constant_movie_gives_the_constant(c, t, p, how, proportion):
@@ -261,7 +264,7 @@ def test_extract_label_image_with_rings_excluding_every_cell(movie):
     labels = np.zeros((12, 14), np.int32)
     labels[2:5, 2:5] = 3
     labels[2:5, 7:10] = 8
-    ds = rt.extract(movie, labels, how="mean", neuropil={"gap": 0, "width": 2}, chunk_frames=6)
+    ds = rt.extract(movie, labels, method="mean", neuropil={"gap": 0, "width": 2}, chunk_frames=6)
     assert ds["roi"].values.tolist() == [3, 8]
     assert ds["F"].dims == ("roi", "time")
     every = labels > 0
@@ -290,11 +293,11 @@ def test_extract_array_weights_and_errors(movie):
     mask = np.zeros((12, 14), bool)
     mask[3:6, 3:6] = True
     w = np.arange(1, 10, dtype=float)
-    ds = rt.extract(movie, mask, how="weighted", weights=w)
+    ds = rt.extract(movie, mask, method="weighted", weights=w)
     assert_allclose(ds["F"][0], np.average(movie[:, mask], axis=1, weights=w))
     with pytest.raises(rt.ShapeMismatchError, match="9 pixels"):
-        rt.extract(movie, mask, how="weighted", weights=[1, 2])
-    with pytest.raises(rt.ParameterError, match="only used with how='weighted'"):
+        rt.extract(movie, mask, method="weighted", weights=[1, 2])
+    with pytest.raises(rt.ParameterError, match="only used with method='weighted'"):
         rt.extract(movie, mask, weights=w)
     with pytest.raises(rt.ParameterError, match="'gap' and 'width'"):
         rt.extract(movie, mask, neuropil={"gap": 1})

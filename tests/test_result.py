@@ -193,10 +193,10 @@ def test_result_rois_is_the_label_image_roiset(movie, labels):
 
 
 def test_result_rois_is_the_weighted_roiset(movie, weighted):
-    ds = rt.extract(movie, weighted, how="weighted")
+    ds = rt.extract(movie, weighted, method="weighted")
     assert_same_rois(result_rois(ds), weighted)
     # and back through the files that carry ROIs
-    rebuilt = rt.extract(movie, result_rois(ds), how="weighted")
+    rebuilt = rt.extract(movie, result_rois(ds), method="weighted")
     assert_array_equal(rebuilt["F"].values, ds["F"].values)
 
 

@@ -120,10 +120,10 @@ def test_roi_weights_are_used_for_weighted(field):
         w = np.linspace(1, 2, r.npix)
         weighted.append(rt.Roi(r.id, r.y, r.x, w, r.name))
     ws = rt.RoiSet(weighted, (64, 64))
-    ds = rt.extract(field.movie, ws, how="weighted")
+    ds = rt.extract(field.movie, ws, method="weighted")
     r = weighted[2]
     assert_allclose(ds["F"][2], np.average(field.movie[:, r.y, r.x], axis=1, weights=r.weights))
-    bright = rt.extract(field.movie, ws, how="weighted", weights="brightness")
+    bright = rt.extract(field.movie, ws, method="weighted", weights="brightness")
     assert not np.allclose(bright["F"][2], ds["F"][2])
 
 

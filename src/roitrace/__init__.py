@@ -2,8 +2,9 @@
 
 The pipeline, one module per stage::
 
-    open_movie -> projection -> threshold (mask) -> neuropil_ring
-               -> pixel_traces / pixel_weights -> aggregate -> extract -> dff
+    open_movie -> projection -> threshold (mask) -> find_rois
+               -> plan_extraction (cells, neuropil rings, weights)
+               -> extract (one pass: aggregate) -> measure -> dff
 
 Every stage that reads pixels streams the movie through :mod:`roitrace.engine`.
 """
@@ -35,6 +36,8 @@ from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
+from .options import Baseline, Execution, Neuropil
+from .plan import ExtractionPlan, plan_extraction
 from .projection import projection, projections
 from .rois import Roi, RoiSet, label, read_rois
 from .save import load, save
@@ -43,9 +46,12 @@ from .simulate import Simulation, simulate
 from .traces import pixel_traces, pixel_weights, weights_image
 
 __all__ = [
+    "Baseline",
     "BaselineError",
     "DiskFullError",
     "EmptyMaskError",
+    "Execution",
+    "ExtractionPlan",
     "FetchError",
     "FrameRangeError",
     "MissingDependencyError",
@@ -53,6 +59,7 @@ __all__ = [
     "MovieError",
     "MovieFormatError",
     "MovieNotFoundError",
+    "Neuropil",
     "NonFiniteError",
     "NotAMovieError",
     "OutputError",
@@ -80,6 +87,7 @@ __all__ = [
     "pixel_traces",
     "pixel_weights",
     "pixels",
+    "plan_extraction",
     "projection",
     "projections",
     "read_rois",

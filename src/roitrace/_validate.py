@@ -15,7 +15,7 @@ import numpy as np
 
 from .errors import ParameterError
 
-__all__ = ["check_subject", "frame_rate", "integer", "number", "size_range"]
+__all__ = ["check_subject", "choice", "frame_rate", "integer", "number", "pixels", "size_range"]
 
 
 def number(
@@ -138,3 +138,37 @@ def check_subject(subject: Mapping[str, Any] | None) -> dict[str, Any] | None:
             + (f"; for {species} write {hint!r}" if hint else "")
         )
     return out
+
+
+def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+    """Return ``value`` if it is one of ``choices``, else raise ParameterError listing them.
+
+    Examples
+    --------
+    >>> choice("method", "mean", ("mean", "median"))
+    'mean'
+    >>> choice("method", "mena", ("mean", "median"))
+    Traceback (most recent call last):
+    ...
+    roitrace.errors.ParameterError: method='mena' is unknown; use one of mean, median
+    """
+    if not isinstance(value, str) or value not in choices:
+        raise ParameterError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}")
+    return value
+
+
+def pixels(name: str, value: Any, *, low: int = 0) -> int:
+    """A distance or size in whole pixels (``2`` or ``2.0``), at least ``low``.
+
+    Examples
+    --------
+    >>> pixels("gap", 2.0)
+    2
+    """
+    try:
+        ok = not isinstance(value, bool) and int(value) == value and value >= low
+    except (TypeError, ValueError, OverflowError):
+        ok = False
+    if not ok:
+        raise ParameterError(f"{name}={value!r}: use a whole number of pixels, {low} or more")
+    return int(value)

@@ -7,11 +7,18 @@ number of roitrace frames deep. :func:`warn_user` counts them instead.
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-__all__ = ["warn_user"]
+from .errors import ParameterError
+
+__all__ = ["renamed_keywords", "warn_user"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 #: This package's folder; every frame whose code lives under it is roitrace's.
 _PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
@@ -36,3 +43,36 @@ def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
 def _inside(filename: str) -> bool:
     # "<frozen runpy>", "<stdin>", "<ipython-input-...>": not a file of ours
     return not filename.startswith("<") and os.path.abspath(filename).startswith(_PACKAGE)
+
+
+def renamed_keywords(**renamed: str | Callable[[Any], tuple[str, Any]]) -> Callable[[F], F]:
+    """Keep old keyword names working, with a DeprecationWarning naming the new one.
+
+    ``@renamed_keywords(how="method")`` passes ``how=x`` on as ``method=x``; a
+    callable maps an old value onto ``(new name, new value)`` (e.g.
+    ``dff_q=lambda q: ("baseline", {"q": q})``). Giving both names is an error.
+    """
+
+    def decorate(fn: F) -> F:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            for old, new in renamed.items():
+                if old not in kwargs:
+                    continue
+                value = kwargs.pop(old)
+                name, value = new(value) if callable(new) else (new, value)
+                if name in kwargs:
+                    raise ParameterError(
+                        f"{fn.__name__}(): give {name}= only ({old}= is its old name)"
+                    )
+                shown = f"{name}={value!r}" if callable(new) else f"{name}="
+                warn_user(
+                    f"{fn.__name__}({old}=...) is deprecated; use {shown} instead",
+                    DeprecationWarning,
+                )
+                kwargs[name] = value
+            return fn(*args, **kwargs)
+
+        return wrapper  # type: ignore[return-value]
+
+    return decorate

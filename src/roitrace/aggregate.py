@@ -6,17 +6,22 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import choice
+from ._warnings import renamed_keywords
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
 from .kernels import Groups, reduce_groups
+from .options import AGGREGATION_METHODS
 
 __all__ = ["HOWS", "GroupAggregator", "aggregate", "check_weights"]
 
-HOWS = ("mean", "median", "weighted", "trimmed_mean")
+#: Deprecated name of :data:`roitrace.options.AGGREGATION_METHODS`.
+HOWS = AGGREGATION_METHODS
 
 
+@renamed_keywords(how="method")
 def aggregate(
     pixel_traces: Any,
-    how: str = "mean",
+    method: str = "mean",
     *,
     weights: Any = None,
     proportion: float = 0.1,
@@ -27,16 +32,16 @@ def aggregate(
     ----------
     pixel_traces : (T, P) array_like
         One column per pixel, as returned by :func:`roitrace.pixel_traces`.
-    how : {"mean", "median", "weighted", "trimmed_mean"}
+    method : {"mean", "median", "weighted", "trimmed_mean"}
         ``mean``: ``np.mean(x, axis=1)``. ``median``: ``np.median(x, axis=1)``,
         robust to a few outlying pixels. ``weighted``: ``np.average(x, axis=1,
         weights=weights)``. ``trimmed_mean``: ``scipy.stats.trim_mean(x,
         proportion, axis=1)``, the mean after cutting ``proportion`` of the pixels
         from each end at every time point.
     weights : (P,) array_like, optional
-        Pixel weights for ``how="weighted"`` (see :func:`roitrace.pixel_weights`).
+        Pixel weights for ``method="weighted"`` (see :func:`roitrace.pixel_weights`).
     proportion : float
-        Fraction cut from each end for ``how="trimmed_mean"``, in [0, 0.5).
+        Fraction cut from each end for ``method="trimmed_mean"``, in [0, 0.5).
 
     Returns
     -------
@@ -61,27 +66,24 @@ def aggregate(
         )
     if x.shape[1] == 0:
         raise EmptyMaskError("there are no pixel traces to combine (the mask holds no pixel)")
-    check_how(how)
+    choice("method", method, AGGREGATION_METHODS)
     if x.dtype.kind == "f" and x.dtype.itemsize < 8:
         x = x.astype(np.float64)  # float64 accumulation, as the engine's kernels
-    if how == "mean":
+    if method == "mean":
         return np.mean(x, axis=1)
-    if how == "median":
+    if method == "median":
         return np.median(x, axis=1)
-    if how == "weighted":
+    if method == "weighted":
         if weights is None:
-            raise ParameterError("how='weighted' needs weights=, e.g. pixel_weights(movie, mask)")
+            raise ParameterError(
+                "method='weighted' needs weights=, e.g. pixel_weights(movie, mask)"
+            )
         w = check_weights(weights, x.shape[1])
         return np.average(x, axis=1, weights=w)
     check_proportion(proportion)
     from scipy.stats import trim_mean
 
     return trim_mean(x, proportion, axis=1)
-
-
-def check_how(how: str) -> None:
-    if how not in HOWS:
-        raise ParameterError(f"how={how!r} is unknown; use one of {', '.join(HOWS)}")
 
 
 def check_proportion(proportion: float) -> None:
@@ -106,7 +108,7 @@ def check_weights(weights: Any, n_pixels: int) -> np.ndarray:
     if total == 0 or not np.isfinite(total):
         raise WeightsError(
             f"weights sum to {total:g}, so the weighted mean is undefined; for brightness "
-            "weights this means the pixels' mean fluorescence is 0: use how='mean'"
+            "weights this means the pixels' mean fluorescence is 0: use method='mean'"
         )
     return w
 
@@ -123,7 +125,7 @@ class GroupAggregator:
     flats : list of (P_g,) int arrays
         Flat pixel indices (``y * X + x``) of each group.
     methods : list of str
-        One of :data:`HOWS` per group.
+        One of :data:`roitrace.options.AGGREGATION_METHODS` per group.
     n_frames : int
         Frames the engine will feed.
     weights : list of (P_g,) arrays or None, optional
@@ -142,7 +144,7 @@ class GroupAggregator:
         proportion: float = 0.1,
     ) -> None:
         for m in methods:
-            check_how(m)
+            choice("method", m, AGGREGATION_METHODS)
         self.groups = Groups(flats, methods, weights, proportion)
         # (groups, frames), filled through a transposed view: no copy at the end
         self.out = np.empty((len(flats), n_frames), np.float64)

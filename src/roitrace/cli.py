@@ -13,7 +13,8 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -23,6 +24,7 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import ParameterError, RoitraceError
+from .options import AGGREGATION_METHODS, OVERLAP_MODES, PROJECTION_METHODS, THRESHOLD_METHODS
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
@@ -37,31 +39,15 @@ app = typer.Typer(
 )
 
 
-class Kind(StrEnum):
-    mean = "mean"
-    max = "max"
-    min = "min"
-    std = "std"
-    median = "median"
-    percentile = "percentile"
-    correlation = "correlation"
+def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
+    """A command-line choice type from one of roitrace.options' tuples of choices."""
+    return StrEnum(name, {v: v for v in values})  # type: ignore[return-value]
 
 
-class Method(StrEnum):
-    absolute = "absolute"
-    percentile = "percentile"
-    sigma = "sigma"
-    otsu = "otsu"
-    li = "li"
-    triangle = "triangle"
-    local = "local"
-
-
-class How(StrEnum):
-    mean = "mean"
-    median = "median"
-    weighted = "weighted"
-    trimmed_mean = "trimmed_mean"
+Kind = _choices("Kind", PROJECTION_METHODS)
+Method = _choices("Method", THRESHOLD_METHODS)
+How = _choices("How", AGGREGATION_METHODS)
+Overlap = _choices("Overlap", OVERLAP_MODES)
 
 
 def _fail(message: str) -> None:
@@ -97,7 +83,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    err.print(f"roitrace: warning: {cli_words(' '.join(str(message).split()))}", markup=False)
+    text = cli_words(" ".join(str(message).split()), _stage_flags)
+    err.print(f"roitrace: warning: {text}", markup=False)
 
 
 class _CliFormatter(logging.Formatter):
@@ -296,11 +283,13 @@ _KEYWORD = re.compile(
 )
 
 
-def cli_words(message: str) -> str:
+def cli_words(message: str, flags: dict[str, str] | None = None) -> str:
     """Rewrite a library message's Python keywords into command-line options.
 
     ``name=value`` becomes ``--name value``; a bare keyword is rewritten when it
     cannot be an ordinary word (it has an underscore, or starts "... must be").
+    ``flags`` overrides the options of some keywords: ``method`` is ``--method``
+    for a threshold, but ``--how`` for the extraction and ``--kind`` for a projection.
 
     Examples
     --------
@@ -308,13 +297,16 @@ def cli_words(message: str) -> str:
     '--q 120 is outside; use --method percentile'
     >>> cli_words("neuropil_factor must be >= 0, got nan")
     '--neuropil-factor must be >= 0, got nan'
+    >>> cli_words("proportion=0.2 is only for method='trimmed_mean'", {"method": "--how"})
+    '--proportion 0.2 is only for --how trimmed_mean'
     """
     for pattern, text in _PHRASES:
         message = pattern.sub(text, message)
+    names = {**_OPTION_OF, **(flags or {})}
 
     def option(m: re.Match) -> str:
         name, eq, value = m.group(1), m.group(2), m.group(3)
-        flag = _OPTION_OF[name]
+        flag = names[name]
         if eq:
             return f"{flag} {value.strip(chr(39) + chr(34))}" if value else flag
         if "_" in name or m.string.startswith(" must be", m.end()):
@@ -322,6 +314,25 @@ def cli_words(message: str) -> str:
         return m.group(0)
 
     return _KEYWORD.sub(option, message)
+
+
+#: Keyword -> option overrides of the stage running now (see _speaking).
+_stage_flags: dict[str, str] = {}
+
+
+@contextmanager
+def _speaking(**flags: str) -> Iterator[None]:
+    """Inside the block, errors and warnings name these options for some keywords
+    (``_speaking(method="--how")`` around the extraction)."""
+    global _stage_flags
+    before, _stage_flags = _stage_flags, flags
+    try:
+        yield
+    except RoitraceError as exc:
+        exc.args = (cli_words(str(exc), flags), *exc.args[1:])
+        raise
+    finally:
+        _stage_flags = before
 
 
 def _check_outputs(movie: Path, outputs: list[tuple[str, Path | None, str]], rois=None) -> None:
@@ -444,15 +455,16 @@ def project(
     _check_outputs(movie, [("-o/--output", output, "image")])
     m = _open(movie, dataset, axes, channel, None, keep_truncated)
     sel = _frames(frames)
-    image = projection(
-        m,
-        kind.value,
-        q=q,
-        frames=sel,
-        chunk_frames=chunk_frames,
-        subtract_global=subtract_global,
-        progress=not no_progress,
-    )
+    with _speaking(method="--kind"):
+        image = projection(
+            m,
+            kind.value,
+            q=q,
+            frames=sel,
+            chunk_frames=chunk_frames,
+            subtract_global=subtract_global,
+            progress=not no_progress,
+        )
     params = {
         "command": "project",
         "movie": str(movie),
@@ -475,11 +487,6 @@ def project(
     else:
         write_image(image, output, metadata=params)
     out.print(f"{kind.value} projection of {_count(_n_frames(m, sel), 'frame')} -> {output}")
-
-
-class Overlap(StrEnum):
-    keep = "keep"
-    drop = "drop"
 
 
 ThresholdOpt = Annotated[
@@ -748,7 +755,10 @@ def extract(
         roi_input: Any = _read_rois_for(m, rois, axes, trust_pickle, all_rois, plane_segmentation)
         extra["rois"] = str(rois)
     else:
-        proj = projection(m, kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress)
+        with _speaking(method="--projection"):
+            proj = projection(
+                m, kind.value, frames=sel, chunk_frames=chunk_frames, progress=progress
+            )
         extra.update(projection=kind.value, auto=auto)
         if auto:
             roi_input, chosen = _find_rois(proj, tparams, min_size, max_size)
@@ -758,18 +768,19 @@ def extract(
         else:
             roi_input = _threshold_mask(proj, tparams)
         extra["threshold"] = json.dumps(tparams)
-    ds = run_extract(
-        m,
-        roi_input,
-        how=how.value,
-        neuropil=rings["neuropil"],
-        neuropil_factor=rings["factor"],
-        proportion=proportion,
-        overlap=overlap.value,
-        frames=sel,
-        chunk_frames=chunk_frames,
-        progress=progress,
-    )
+    with _speaking(method="--how"):
+        ds = run_extract(
+            m,
+            roi_input,
+            method=how.value,
+            neuropil=rings["neuropil"],
+            neuropil_factor=rings["factor"],
+            proportion=proportion,
+            overlap=overlap.value,
+            frames=sel,
+            chunk_frames=chunk_frames,
+            progress=progress,
+        )
     ds.attrs.update(extra)
     save(ds, target, **nwb)
     out.print(

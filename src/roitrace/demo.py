@@ -60,7 +60,7 @@ def run_demo(
 
     results = {
         how: extract(
-            movie, mask, how=how, neuropil={"gap": GAP, "width": WIDTH}, progress=progress
+            movie, mask, method=how, neuropil={"gap": GAP, "width": WIDTH}, progress=progress
         )
         for how in HOWS
     }
@@ -71,7 +71,7 @@ def run_demo(
     }
     # A bad choice for contrast: the notebook's loose "above the 10th percentile" mask
     # takes in background pixels and dilutes the cell's signal.
-    loose = extract(movie, threshold(proj, method="percentile", q=10), how="mean")
+    loose = extract(movie, threshold(proj, method="percentile", q=10), method="mean")
     correlations["mean, loose mask (std > 10th pct)"] = (
         _r(loose["F"].values[0], truth),
         float("nan"),

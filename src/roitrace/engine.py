@@ -16,12 +16,14 @@ import logging
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import numpy as np
 
 from .errors import FrameRangeError, MovieError, ParameterError
 from .movie import Movie, as_movie
+from .options import Execution
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +151,7 @@ def _check_chunk_memory(movie: Movie, n: int, given: bool) -> None:
 def iter_chunks(
     movie: Any,
     *,
+    execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -157,17 +160,17 @@ def iter_chunks(
     """Yield ``(offset, block)`` over the selected frames, ``block`` (n, Y, X).
 
     ``offset`` counts frames of the selection (0 for the first selected frame),
-    not frames of the file.
+    not frames of the file. ``execution`` and the keywords: see
+    :class:`roitrace.Execution`.
     """
+    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
     movie = as_movie(movie)
-    sel = resolve_frames(movie.n_frames, frames)
+    sel = resolve_frames(movie.n_frames, ex.frames)
     total = n_selected(sel)
-    given = chunk_frames is not None
-    if chunk_frames is None:
-        chunk_frames = default_chunk_frames(movie)
-    if chunk_frames < 1:
-        raise ParameterError(f"chunk_frames={chunk_frames}: use 1 or more frames per chunk")
+    given = ex.chunk_frames is not None
+    chunk_frames = ex.chunk_frames or default_chunk_frames(movie, ex.chunk_memory)
     _check_chunk_memory(movie, min(chunk_frames, total), given)
+    progress = ex.progress
 
     def read(off: int) -> np.ndarray:
         n = min(chunk_frames, total - off)
@@ -204,6 +207,7 @@ def stream(
     movie: Any,
     consumers: Sequence[Consumer],
     *,
+    execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -211,14 +215,40 @@ def stream(
 ) -> list[Any]:
     """Read the movie once and feed every chunk to every consumer.
 
-    Returns the consumers' results, in order.
+    Returns the consumers' results, in order. ``execution`` and the keywords: see
+    :class:`roitrace.Execution` (its ``threads`` apply to the compiled kernels
+    while the movie is streamed).
     """
-    for off, block in iter_chunks(
-        movie, frames=frames, chunk_frames=chunk_frames, progress=progress, desc=desc
-    ):
-        for c in consumers:
-            c.update(off, block)
+    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    with kernel_threads(ex.threads):
+        for off, block in iter_chunks(movie, execution=ex, desc=desc):
+            for c in consumers:
+                c.update(off, block)
     return [c.result() for c in consumers]
+
+
+@contextmanager
+def kernel_threads(n: int | None) -> Iterator[None]:
+    """Run the compiled kernels on ``n`` threads inside the block (None: as they are)."""
+    from . import kernels
+
+    if n is None or not kernels.available():
+        yield
+        return
+    import numba
+
+    most = numba.config.NUMBA_NUM_THREADS
+    if n > most:
+        raise ParameterError(
+            f"threads={n}: the compiled kernels can use at most {most} threads here "
+            "(NUMBA_NUM_THREADS); give a smaller number"
+        )
+    before = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        yield
+    finally:
+        numba.set_num_threads(before)
 
 
 # -- progress bar -------------------------------------------------------------------

@@ -6,13 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import number
+from ._validate import choice, number
 from ._warnings import warn_user
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
+from .options import THRESHOLD_METHODS
 
 __all__ = ["METHODS", "check_mask", "pixels", "threshold", "threshold_value"]
 
-METHODS = ("absolute", "percentile", "sigma", "otsu", "li", "triangle", "local")
+#: Deprecated name of :data:`roitrace.options.THRESHOLD_METHODS`.
+METHODS = THRESHOLD_METHODS
 
 
 #: The options each method uses; any other option given with it is an error.
@@ -93,8 +95,7 @@ def threshold_value(
 
 
 def _check_options(method: str, **given: Any) -> None:
-    if method not in METHODS:
-        raise ParameterError(f"method={method!r} is unknown; use one of {', '.join(METHODS)}")
+    choice("method", method, THRESHOLD_METHODS)
     if method == "absolute" and given["value"] is None:
         raise ParameterError(
             "method='absolute' needs a value: threshold(image, 1000) keeps pixels > 1000"

@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import kernels
+from ._validate import pixels
 from ._warnings import warn_user
-from .errors import EmptyMaskError, ParameterError
+from .errors import EmptyMaskError
 from .masks import check_mask
 
 if TYPE_CHECKING:
@@ -90,10 +91,7 @@ def neuropil_ring(
     (16, False, True)
     """
     mask = check_mask(mask, allow_empty=False)
-    for name, v, lo in (("gap", gap, 0), ("width", width, 1)):
-        if int(v) != v or v < lo:
-            raise ParameterError(f"{name}={v}: use a whole number of pixels, {lo} or more")
-    gap, width = int(gap), int(width)
+    gap, width = pixels("gap", gap), pixels("width", width, low=1)
     ring = dilate(mask, gap + width) & ~dilate(mask, gap)
     if exclude is not None:
         ring &= ~check_mask(exclude, mask.shape, name="exclude")
@@ -153,10 +151,8 @@ def neuropil_rings(
     >>> bool(np.array_equal(ring, np.flatnonzero(neuropil_ring(cell, gap=2, width=1))))
     True
     """
-    for name, v, lo in (("gap", gap, 0), ("width", width, 1), ("exclude_gap", exclude_gap, 0)):
-        if int(v) != v or v < lo:
-            raise ParameterError(f"{name}={v}: use a whole number of pixels, {lo} or more")
-    gap, width, exclude_gap = int(gap), int(width), int(exclude_gap)
+    gap, width = pixels("gap", gap), pixels("width", width, low=1)
+    exclude_gap = pixels("exclude_gap", exclude_gap)
     every_cell = rois.coverage() > 0
     exclude = dilate(every_cell, exclude_gap) if exclude_gap else every_cell
     need = int(min_pixels or 0)

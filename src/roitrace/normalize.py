@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
+from ._parallel import by_rows
+from ._validate import choice
+from ._warnings import renamed_keywords
 from .errors import BaselineError, ParameterError
+from .options import BASELINE_METHODS
 
 __all__ = ["baseline", "dff", "minmax", "zscore"]
 
@@ -55,11 +59,12 @@ def baseline(
 
 
 def _baseline(x: np.ndarray, axis: int, method: str, q: float, window: int | None):
-    if method != "percentile":
-        raise ParameterError(f"baseline method={method!r} is unknown; use 'percentile'")
+    choice("method", method, BASELINE_METHODS)
     if not 0 <= q <= 100:
         raise ParameterError(f"q={q}: a percentile is between 0 and 100")
     if window is None:
+        if x.ndim == 2 and axis in (1, -1):  # many traces: row blocks in threads
+            return by_rows(lambda rows: np.percentile(rows, q, axis=1, keepdims=True), x)
         return np.percentile(x, q, axis=axis, keepdims=True)
     from scipy.ndimage import percentile_filter
 
@@ -71,13 +76,15 @@ def _baseline(x: np.ndarray, axis: int, method: str, q: float, window: int | Non
     return percentile_filter(np.asarray(x, np.float64), q, size=size, mode="nearest")
 
 
+@renamed_keywords(baseline="method")
 def dff(
     trace: Any,
     *,
-    baseline: str = "percentile",
+    method: str = "percentile",
     q: float = 8.0,
     window: int | None = None,
     axis: int = -1,
+    nonpositive: str = "raise",
 ) -> Any:
     """dF/F0: the change of fluorescence relative to its baseline, ``(F - F0) / F0``.
 
@@ -85,7 +92,7 @@ def dff(
     ----------
     trace : (..., T) array_like or xarray.DataArray
         Fluorescence, e.g. ``extract(...)["F_corrected"]``.
-    baseline : {"percentile"}
+    method : {"percentile"}
         F0 is the ``q``-th percentile of the trace (see :func:`roitrace.baseline`).
     q : float
         The percentile for F0 (default 8).
@@ -93,6 +100,10 @@ def dff(
         Sliding window in frames for a running F0 (default: the whole trace).
     axis : int
         The time axis of an ndarray.
+    nonpositive : {"raise", "nan"}
+        Where F0 is zero or negative, dF/F0 is meaningless: raise
+        :class:`BaselineError` (default), or give NaN there (what :func:`extract`
+        does, with a warning that lists the ROIs).
 
     Returns
     -------
@@ -102,7 +113,7 @@ def dff(
     ------
     BaselineError
         When F0 is zero or negative for any trace (e.g. after a strong neuropil
-        subtraction): dF/F would be meaningless. Add an offset or use
+        subtraction) and ``nonpositive="raise"``. Add an offset or use
         :func:`zscore`.
 
     Examples
@@ -110,17 +121,27 @@ def dff(
     >>> import numpy as np
     >>> dff(np.array([100.0, 100.0, 150.0, 100.0]), q=0)
     array([0. , 0. , 0.5, 0. ])
+    >>> dff(np.array([[1.0, 2.0], [-1.0, 1.0]]), q=0, nonpositive="nan")
+    array([[ 0.,  1.],
+           [nan, nan]])
     """
+    choice("nonpositive", nonpositive, ("raise", "nan"))
 
     def fn(x: np.ndarray, ax: int) -> np.ndarray:
-        f0 = _baseline(x, ax, baseline, q, window)
-        if np.any(~np.isfinite(f0)) or np.any(f0 <= 0):
+        f0 = _baseline(x, ax, method, q, window)
+        bad = ~(f0 > 0)  # NaN too
+        if nonpositive == "raise" and bad.any():
             raise BaselineError(
                 f"the baseline F0 ({q}th percentile) is {float(np.min(f0)):.4g} <= 0 for some "
                 "trace, so dF/F0 is undefined; neuropil subtraction can do this: lower "
                 "neuropil_factor, normalise F instead, or use zscore()"
             )
-        return (x - f0) / f0
+        out = x - f0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out /= np.where(bad, 1.0, f0)
+        if bad.any():
+            out[np.broadcast_to(bad, out.shape)] = np.nan
+        return out
 
     return _apply(trace, axis, fn)
 

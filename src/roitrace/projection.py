@@ -7,12 +7,15 @@ percentiles bright transient pixels.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Any
 
 import numpy as np
 
 from . import kernels
+from ._validate import choice
+from ._warnings import renamed_keywords
 from .engine import (
     FramesLike,
     available_memory,
@@ -24,12 +27,14 @@ from .engine import (
 )
 from .errors import MovieError, ParameterError
 from .movie import _human, as_movie
+from .options import PROJECTION_METHODS, Execution
 
 log = logging.getLogger(__name__)
 
-__all__ = ["KINDS", "projection"]
+__all__ = ["KINDS", "projection", "projections"]
 
-KINDS = ("mean", "max", "min", "std", "median", "percentile", "correlation")
+#: Deprecated name of :data:`roitrace.options.PROJECTION_METHODS`.
+KINDS = PROJECTION_METHODS
 #: The kinds one streaming pass computes (median and percentile need all frames of a pixel).
 STREAMED = ("mean", "std", "max", "min", "correlation")
 
@@ -219,15 +224,17 @@ class Extremes:
         return {"max": self.max, "min": self.min}
 
 
+@renamed_keywords(kind="method")
 def projection(
     movie: Any,
-    kind: str = "mean",
+    method: str = "mean",
     *,
     q: float | None = None,
-    frames: FramesLike = None,
-    chunk_frames: int | None = None,
     band_bytes: int | None = None,
     subtract_global: bool = False,
+    execution: Execution | None = None,
+    frames: FramesLike = None,
+    chunk_frames: int | None = None,
     progress: bool = False,
 ) -> np.ndarray:
     """Project a movie over time into one image.
@@ -236,17 +243,13 @@ def projection(
     ----------
     movie : Movie, (T, Y, X) array_like or path
         The movie (see :func:`roitrace.open_movie`).
-    kind : {"mean", "max", "min", "std", "median", "percentile", "correlation"}
+    method : {"mean", "max", "min", "std", "median", "percentile", "correlation"}
         Which statistic of each pixel's time series to take. ``"correlation"``
         is the local correlation image: each pixel's mean temporal correlation
         with its 8 neighbours (fewer at the border), the image suite2p and CaImAn
         find cells in; active cells stand out in it even when they are dim.
     q : float, optional
-        The percentile (0-100), for ``kind="percentile"`` only.
-    frames : slice, (start, stop) or sequence of int, optional
-        Use only these frames.
-    chunk_frames : int, optional
-        Frames read at once (default: about 64 MiB of frames).
+        The percentile (0-100), for ``method="percentile"`` only.
     band_bytes : int, optional
         For median and percentile: the memory the pixel band may take
         (default 512 MiB); see Notes.
@@ -256,14 +259,16 @@ def projection(
         does together (global brightness changes, neuropil) does not make every
         pixel correlate with its neighbours. Use it when the raw correlation
         image is high everywhere.
-    progress : bool
-        Show a progress bar.
+    execution : Execution, optional
+        Which frames, chunk size, threads, progress bar (see
+        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
+        ``progress`` may also be given as keywords.
 
     Returns
     -------
     image : (Y, X) ndarray
         float64 for mean, std, median, percentile and correlation; the movie's
-        dtype for max and min. Equal to ``np.<kind>(data, axis=0)`` on the
+        dtype for max and min. Equal to ``np.<method>(data, axis=0)`` on the
         in-memory array (``np.std`` with ``ddof=0``); for integer movies the mean,
         and for every movie max, min, median and percentile, to the last bit.
 
@@ -289,39 +294,34 @@ def projection(
     >>> bool(np.allclose(projection(data, "mean"), data.mean(axis=0)))
     True
     """
-    if kind not in KINDS:
-        raise ParameterError(f"kind={kind!r} is not a projection; use one of {', '.join(KINDS)}")
-    if kind == "percentile":
+    choice("method", method, PROJECTION_METHODS)
+    if method == "percentile":
         if q is None or not 0 <= q <= 100:
-            raise ParameterError(f"kind='percentile' needs q between 0 and 100 (got q={q})")
+            raise ParameterError(f"method='percentile' needs q between 0 and 100 (got q={q})")
     elif q is not None:
-        raise ParameterError(f"q={q} is only for kind='percentile'")
-    if subtract_global and kind != "correlation":
-        raise ParameterError("subtract_global=True is only for kind='correlation'")
+        raise ParameterError(f"q={q} is only for method='percentile'")
+    if subtract_global and method != "correlation":
+        raise ParameterError("subtract_global=True is only for method='correlation'")
+    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
     movie = as_movie(movie)
-    if kind in ("median", "percentile"):
-        return _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
-    return projections(
-        movie,
-        (kind,),
-        frames=frames,
-        chunk_frames=chunk_frames,
-        subtract_global=subtract_global,
-        progress=progress,
-    )[kind]
+    if method in ("median", "percentile"):
+        return _order_statistic(movie, method, q, ex, band_bytes)
+    return projections(movie, (method,), subtract_global=subtract_global, execution=ex)[method]
 
 
+@renamed_keywords(kinds="methods")
 def projections(
     movie: Any,
-    kinds: tuple[str, ...] = ("mean", "std", "max"),
+    methods: tuple[str, ...] = ("mean", "std", "max"),
     *,
+    subtract_global: bool = False,
+    execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
-    subtract_global: bool = False,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
     """Several streaming projections (mean, std, max, min, correlation) from one read
-    of the movie. ``subtract_global`` is as in :func:`projection` (correlation only).
+    of the movie. ``subtract_global`` and ``execution`` are as in :func:`projection`.
 
     Examples
     --------
@@ -330,32 +330,32 @@ def projections(
     >>> sorted(p)
     ['max', 'mean']
     """
-    bad = [k for k in kinds if k not in STREAMED]
+    bad = [k for k in methods if k not in STREAMED]
     if bad:
         raise ParameterError(
             f"projections() streams {', '.join(STREAMED)} only, not {bad}; use projection() "
             "for median and percentile"
         )
     movie = as_movie(movie)
-    _check_working_memory(movie, kinds, subtract_global)
+    _check_working_memory(movie, methods, subtract_global)
     consumers: list[Any] = []
-    if "correlation" in kinds:
+    if "correlation" in methods:
         consumers.append(Correlation(movie.frame_shape, subtract_global=subtract_global))
-    elif {"mean", "std"} & set(kinds):
-        consumers.append(Moments(movie.frame_shape, with_var="std" in kinds))
-    if {"max", "min"} & set(kinds):
+    elif {"mean", "std"} & set(methods):
+        consumers.append(Moments(movie.frame_shape, with_var="std" in methods))
+    if {"max", "min"} & set(methods):
         consumers.append(Extremes())
-    name = kinds[0] if len(kinds) == 1 else "projections"
+    name = methods[0] if len(methods) == 1 else "projections"
     results = stream(
         movie,
         consumers,
-        frames=frames,
-        chunk_frames=chunk_frames,
-        progress=progress,
-        desc=f"{name} projection" if len(kinds) == 1 else name,
+        execution=Execution.of(
+            execution, frames=frames, chunk_frames=chunk_frames, progress=progress
+        ),
+        desc=f"{name} projection" if len(methods) == 1 else name,
     )
     out = {k: v for r in results for k, v in r.items()}
-    return {k: out[k] for k in kinds}
+    return {k: out[k] for k in methods}
 
 
 #: Frame-sized float64 images each streamed projection holds at its peak (the
@@ -388,13 +388,14 @@ def _check_working_memory(movie: Any, kinds: tuple[str, ...], subtract_global: b
         )
 
 
-def _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress) -> np.ndarray:
-    sel = resolve_frames(movie.n_frames, frames)
+def _order_statistic(
+    movie: Any, kind: str, q: float | None, ex: Execution, band_bytes: int | None
+) -> np.ndarray:
+    sel = resolve_frames(movie.n_frames, ex.frames)
     t = n_selected(sel)
     ny, nx = movie.frame_shape
     row_bytes = t * nx * movie.dtype.itemsize
-    if chunk_frames is None:
-        chunk_frames = default_chunk_frames(movie)
+    chunk_frames = ex.chunk_frames or default_chunk_frames(movie, ex.chunk_memory)
     # Per band row: the row of every frame, np.median's partitioned copy of it and
     # the float64 middle values it averages; besides the bands: the image and two chunks.
     row_cost = 2 * row_bytes + 16 * nx
@@ -429,13 +430,8 @@ def _order_statistic(movie, kind, q, frames, chunk_frames, band_bytes, progress)
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
         band = np.empty((t, r1 - r0, nx), movie.dtype)
-        for off, block in iter_chunks(
-            movie,
-            frames=frames,
-            chunk_frames=chunk_frames,
-            progress=progress,
-            desc=f"{kind} rows {r0}-{r1 - 1}",
-        ):
+        rows_ex = dataclasses.replace(ex, chunk_frames=chunk_frames, chunk_memory=None)
+        for off, block in iter_chunks(movie, execution=rows_ex, desc=f"{kind} rows {r0}-{r1 - 1}"):
             band[off : off + block.shape[0]] = block[:, r0:r1]
         if kind == "median":
             out[r0:r1] = np.median(band, axis=0)

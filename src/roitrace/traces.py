@@ -6,11 +6,14 @@ from typing import Any
 
 import numpy as np
 
+from ._validate import choice
+from ._warnings import renamed_keywords
 from .aggregate import check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, ParameterError
 from .masks import check_mask
 from .movie import as_movie
+from .options import Execution
 
 __all__ = ["PixelGather", "PixelMeans", "pixel_traces", "pixel_weights", "weights_image"]
 
@@ -51,6 +54,7 @@ def pixel_traces(
     movie: Any,
     mask: Any,
     *,
+    execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -64,12 +68,10 @@ def pixel_traces(
     ----------
     movie : Movie, (T, Y, X) array_like or path
     mask : (Y, X) array_like of bool
-    frames : slice, (start, stop) or sequence of int, optional
-        Only these frames (default all).
-    chunk_frames : int, optional
-        Frames read at once.
-    progress : bool
-        Show a progress bar.
+    execution : Execution, optional
+        Which frames, chunk size, threads, progress bar (see
+        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
+        ``progress`` may also be given as keywords.
 
     Returns
     -------
@@ -88,25 +90,21 @@ def pixel_traces(
     movie = as_movie(movie)
     mask = check_mask(mask, movie.frame_shape, allow_empty=False)
     flat = np.flatnonzero(mask)
-    sel = resolve_frames(movie.n_frames, frames)
+    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    sel = resolve_frames(movie.n_frames, ex.frames)
     gather = PixelGather(flat, n_selected(sel), movie.dtype)
-    (out,) = stream(
-        movie,
-        [gather],
-        frames=sel,
-        chunk_frames=chunk_frames,
-        progress=progress,
-        desc="pixel traces",
-    )
+    (out,) = stream(movie, [gather], execution=ex, desc="pixel traces")
     return out
 
 
+@renamed_keywords(by="method")
 def pixel_weights(
     movie: Any,
     mask: Any,
     *,
-    by: str = "brightness",
+    method: str = "brightness",
     sigma: float | None = None,
+    execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -116,9 +114,9 @@ def pixel_weights(
     Parameters
     ----------
     movie : Movie, (T, Y, X) array_like or path
-        Needed for ``by="brightness"``; unused (may be None) for ``"proximity"``.
+        Needed for ``method="brightness"``; unused (may be None) for ``"proximity"``.
     mask : (Y, X) array_like of bool
-    by : {"brightness", "proximity"}
+    method : {"brightness", "proximity"}
         ``brightness`` (the notebook's): each pixel's mean over time divided by
         their sum, ``means / means.sum()``; bright pixels count more.
         ``proximity``: a Gaussian fall-off with the distance ``d`` from the mask's
@@ -127,8 +125,10 @@ def pixel_weights(
     sigma : float, optional
         Width of the proximity fall-off in pixels. Default: the radius of a disk
         with the mask's area, ``sqrt(P / pi)``.
-    frames : slice, (start, stop) or sequence of int, optional
-        Frames the brightness is averaged over (default all).
+    execution : Execution, optional
+        Which frames the brightness is averaged over, chunk size, threads, progress bar (see
+        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
+        ``progress`` may also be given as keywords.
 
     Returns
     -------
@@ -147,21 +147,14 @@ def pixel_weights(
     >>> pixel_weights(data, mask)
     array([0.2, 0.6, 0.2])
     """
-    if by not in ("brightness", "proximity"):
-        raise ParameterError(f"by={by!r} is unknown; use 'brightness' or 'proximity'")
-    if by == "proximity":
+    choice("method", method, ("brightness", "proximity"))
+    if method == "proximity":
         mask = check_mask(mask, allow_empty=False)
         return proximity_weights(mask, sigma=sigma)
     movie = as_movie(movie)
     mask = check_mask(mask, movie.frame_shape, allow_empty=False)
-    (means,) = stream(
-        movie,
-        [PixelMeans(np.flatnonzero(mask))],
-        frames=frames,
-        chunk_frames=chunk_frames,
-        progress=progress,
-        desc="pixel means",
-    )
+    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    (means,) = stream(movie, [PixelMeans(np.flatnonzero(mask))], execution=ex, desc="pixel means")
     return brightness_weights(means)
 
 

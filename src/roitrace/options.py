@@ -1,0 +1,293 @@
+"""Options shared by the pipeline's functions: each list of choices and each option
+object is defined, checked and documented here, once.
+
+* The choices of every ``method=`` (projections, thresholds, aggregations, pixel
+  weights, baselines) and of ``overlap=``; the command line's choices derive from
+  these tuples.
+* :class:`Neuropil`: the ring around each cell (``extract(neuropil=...)``).
+* :class:`Baseline`: how F0 is found for dF/F (``extract(baseline=...)``; the same
+  keywords as :func:`roitrace.baseline`).
+* :class:`Execution`: which frames are read, in chunks of what size, on how many
+  threads, with or without a progress bar. Every function that streams a movie
+  takes ``execution=`` or the same names as keywords (``frames=``...).
+
+A plain dict with the same keys is accepted wherever an option object is.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from ._validate import choice, integer, number, pixels
+from .errors import ParameterError
+
+__all__ = [
+    "AGGREGATION_METHODS",
+    "BASELINE_METHODS",
+    "OVERLAP_MODES",
+    "PROJECTION_METHODS",
+    "THRESHOLD_METHODS",
+    "WEIGHT_METHODS",
+    "Baseline",
+    "Execution",
+    "Neuropil",
+]
+
+#: ``projection(method=)``: a statistic of each pixel over time.
+PROJECTION_METHODS = ("mean", "max", "min", "std", "median", "percentile", "correlation")
+#: ``threshold(method=)``.
+THRESHOLD_METHODS = ("absolute", "percentile", "sigma", "otsu", "li", "triangle", "local")
+#: ``aggregate(method=)`` / ``extract(method=)``: how a cell's pixels are combined.
+AGGREGATION_METHODS = ("mean", "median", "weighted", "trimmed_mean")
+#: ``pixel_weights(method=)`` / ``extract(weights=)``.
+WEIGHT_METHODS = ("brightness", "proximity", "roi")
+#: ``baseline(method=)`` / ``dff(method=)``.
+BASELINE_METHODS = ("percentile",)
+#: ``extract(overlap=)``: pixels shared by several ROIs.
+OVERLAP_MODES = ("keep", "drop")
+
+Opt = TypeVar("Opt", bound="_Option")
+
+
+class _Option:
+    """Shared by the option objects: built from a dict, checked once, shown as a dict."""
+
+    #: The keyword under which functions take this object (for messages).
+    keyword: ClassVar[str] = ""
+
+    @classmethod
+    def coerce(cls: type[Opt], value: Any) -> Opt | None:
+        """``value`` as this option object: None stays None; a dict gives its keys."""
+        if value is None or isinstance(value, cls):
+            return value
+        if isinstance(value, Mapping):
+            names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
+            unknown = sorted(set(value) - set(names))
+            if unknown:
+                raise ParameterError(
+                    f"{cls.keyword}: unknown key{'s' if len(unknown) > 1 else ''} "
+                    f"{', '.join(map(repr, unknown))}; the keys are {', '.join(names)}"
+                )
+            need = [f.name for f in dataclasses.fields(cls) if _required(f)]  # type: ignore[arg-type]
+            missing = [n for n in need if n not in value]
+            if missing:
+                raise ParameterError(
+                    f"{cls.keyword}={dict(value)!r} lacks {' and '.join(map(repr, missing))}: "
+                    f"give {' and '.join(map(repr, need))}, e.g. {cls.keyword}={cls._example()}"
+                )
+            return cls(**value)
+        raise ParameterError(
+            f"{cls.keyword}={value!r}: give a roitrace.{cls.__name__} or a dict, "
+            f"e.g. {cls.keyword}={cls._example()}"
+        )
+
+    @classmethod
+    def _example(cls) -> str:
+        return "{...}"
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a plain dict (what result files record)."""
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+
+def _required(f: dataclasses.Field) -> bool:
+    return f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+
+
+@dataclass(frozen=True)
+class Neuropil(_Option):
+    """A neuropil ring around each cell, subtracted from its trace.
+
+    Parameters
+    ----------
+    gap : int
+        The ring starts this many pixels away from the cell.
+    width : int
+        Ring width in pixels.
+    exclude_gap : int
+        Every ring leaves out the pixels of every cell, dilated by this many
+        pixels (default 0: just the cells).
+    min_pixels : int, optional
+        Grow each ring outward, one pixel of width at a time, until it holds this
+        many pixels (suite2p uses 350).
+
+    Examples
+    --------
+    >>> Neuropil(gap=2, width=3)
+    Neuropil(gap=2, width=3, exclude_gap=0, min_pixels=None)
+    >>> Neuropil.coerce({"gap": 2, "width": 3}) == Neuropil(2, 3)
+    True
+    """
+
+    keyword: ClassVar[str] = "neuropil"
+
+    gap: int
+    width: int
+    exclude_gap: int = 0
+    min_pixels: int | None = None
+
+    def __post_init__(self) -> None:
+        # numpy integers or 2.0 in, plain ints out: the object prints, pickles and saves plainly
+        for f, low in (("gap", 0), ("width", 1), ("exclude_gap", 0), ("min_pixels", 0)):
+            v = getattr(self, f)
+            if v is not None:
+                object.__setattr__(self, f, pixels(f"neuropil {f}", v, low=low))
+
+    @classmethod
+    def _example(cls) -> str:
+        return "{'gap': 2, 'width': 1}"
+
+
+@dataclass(frozen=True)
+class Baseline(_Option):
+    """How F0, the resting fluorescence of dF/F, is found (see :func:`roitrace.baseline`).
+
+    Parameters
+    ----------
+    method : {"percentile"}
+        F0 is the ``q``-th percentile of the trace.
+    q : float
+        The percentile, 0 to 100 (default 8: low enough to skip transients).
+    window : int, optional
+        Frames in a sliding window, so that F0 follows slow drifts such as
+        bleaching; default: one F0 over the whole trace.
+
+    Examples
+    --------
+    >>> Baseline(q=10)
+    Baseline(method='percentile', q=10.0, window=None)
+    """
+
+    keyword: ClassVar[str] = "baseline"
+
+    method: str = "percentile"
+    q: float = 8.0
+    window: int | None = None
+
+    def __post_init__(self) -> None:
+        choice("baseline method", self.method, BASELINE_METHODS)
+        object.__setattr__(self, "q", number("q", self.q, low=0.0, high=100.0))
+        if self.window is not None:
+            object.__setattr__(self, "window", integer("window", self.window, low=1))
+
+    @classmethod
+    def _example(cls) -> str:
+        return "{'q': 8}"
+
+    def describe(self) -> str:
+        """In words, for the result's attributes."""
+        where = "" if self.window is None else f" in a sliding window of {self.window} frames"
+        return f"{self.q:g}th percentile{where}"
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(?:([kmgt])(i)?)?b?\s*$", re.IGNORECASE)
+
+
+def parse_size(name: str, value: Any) -> int:
+    """Bytes from an int or a text such as ``"256MB"``, ``"1 GiB"`` or ``"500k"``.
+
+    Examples
+    --------
+    >>> parse_size("chunk_memory", "64 MiB"), parse_size("chunk_memory", "1.5GB")
+    (67108864, 1500000000)
+    """
+    if isinstance(value, str):
+        m = _SIZE.match(value)
+        if not m:
+            raise ParameterError(
+                f"{name}={value!r} is not a size; give bytes or a text like '256MB' or '1GiB'"
+            )
+        prefix, binary = m.group(2), m.group(3)
+        scale = (1024 if binary else 1000) ** ("kmgt".index(prefix.lower()) + 1) if prefix else 1
+        value = float(m.group(1)) * scale
+    return integer(name, int(number(name, value, low=1)), low=1)
+
+
+@dataclass(frozen=True, eq=False)
+class Execution(_Option):
+    """How a movie is read: which frames, in chunks of what size, on how many threads.
+
+    Every function that reads a movie (``extract``, ``projection``, ``projections``,
+    ``pixel_traces``, ``pixel_weights``, ``find_rois``) takes ``execution=`` or
+    the same names as keywords (``frames=...``), not both for one option.
+
+    Parameters
+    ----------
+    frames : slice, range, (start, stop) or sequence of int, optional
+        Only these frames of the movie (default: all).
+    chunk_frames : int, optional
+        Frames read at once. Default: as many as fit ``chunk_memory``.
+    chunk_memory : int or str, optional
+        Memory for one chunk, in bytes or as text (``"256MB"``); default 64 MiB or
+        the ``ROITRACE_CHUNK_MB`` environment variable, at most 1/8 of the memory
+        available. One chunk is read ahead while the previous one is used.
+    threads : int, optional
+        Threads of the compiled kernels (default: numba's, i.e. every core, or
+        ``NUMBA_NUM_THREADS``).
+    progress : bool
+        Show a progress bar (frames and frames/s).
+
+    Examples
+    --------
+    >>> Execution(frames=(0, 100), chunk_memory="16MB").chunk_memory
+    16000000
+    """
+
+    keyword: ClassVar[str] = "execution"
+
+    frames: Any = None
+    chunk_frames: int | None = None
+    chunk_memory: int | str | None = None
+    threads: int | None = None
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        if self.chunk_frames is not None:
+            object.__setattr__(
+                self, "chunk_frames", integer("chunk_frames", self.chunk_frames, low=1)
+            )
+        if self.chunk_memory is not None:
+            if self.chunk_frames is not None:
+                raise ParameterError(
+                    "give chunk_frames or chunk_memory, not both: they set the same chunk size"
+                )
+            object.__setattr__(self, "chunk_memory", parse_size("chunk_memory", self.chunk_memory))
+        if self.threads is not None:
+            object.__setattr__(self, "threads", integer("threads", self.threads, low=1))
+        if not isinstance(self.progress, bool):
+            raise ParameterError(f"progress must be True or False, got {self.progress!r}")
+
+    @classmethod
+    def of(cls, execution: Any = None, /, **given: Any) -> Execution:
+        """The options of a call: ``execution=`` merged with the same options given
+        as keywords (None and ``progress=False`` mean "not given"); one option given
+        both ways, with different values, is an error."""
+        base = cls.coerce(execution) or cls()
+        given = {k: v for k, v in given.items() if v is not None and v is not False}
+        clash = [
+            k
+            for k, v in given.items()
+            if getattr(base, k) not in (None, False) and not _same(getattr(base, k), v)
+        ]
+        if clash:
+            raise ParameterError(
+                f"{', '.join(clash)} given both as keyword and in execution=; give it once"
+            )
+        return dataclasses.replace(base, **given) if given else base
+
+    def as_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        if d["frames"] is not None and not isinstance(d["frames"], slice | tuple | range):
+            d["frames"] = f"{len(d['frames'])} selected frames"
+        return d
+
+
+def _same(a: Any, b: Any) -> bool:
+    try:
+        return bool(a == b)
+    except ValueError:  # arrays
+        return a is b
