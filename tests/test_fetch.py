@@ -1,4 +1,4 @@
-"""Tests of roitrace.fetch against a local HTTP server (no test touches the internet)."""
+"""Tests of roitrace.datasets.fetch against a local HTTP server (no test touches the internet)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,8 @@ import pooch
 import pytest
 import tifffile
 
+from roitrace.datasets.fetch import DATASETS, Dataset, cache_dir, fetch
 from roitrace.errors import FetchError, ParameterError
-from roitrace.fetch import DATASETS, Dataset, cache_dir, fetch
 
 FNAME = "single_cell.tif"
 ENV_URL = "ROITRACE_FETCH_URL_SINGLE_CELL"
@@ -194,7 +194,7 @@ def test_progress_without_tqdm_does_not_crash(monkeypatch, server, movie, cache,
 
 
 def test_new_download_hash_is_logged_not_printed(server, movie, cache, caplog, capfd):
-    with caplog.at_level(logging.INFO, logger="roitrace.fetch"):
+    with caplog.at_level(logging.INFO, logger="roitrace.datasets.fetch"):
         fetch(cache_dir=cache, url=server.url())
     assert _sha256(movie) in caplog.text
     out, err = capfd.readouterr()
@@ -260,7 +260,7 @@ def test_tofu_sidecar_written(server, movie, cache):
 def test_tofu_tampered_file_is_downloaded_again(server, movie, cache, caplog):
     path = fetch(cache_dir=cache, url=server.url())
     path.write_bytes(b"tampered")
-    with caplog.at_level(logging.WARNING, logger="roitrace.fetch"):
+    with caplog.at_level(logging.WARNING, logger="roitrace.datasets.fetch"):
         again = fetch(cache_dir=cache, url=server.url())
     assert "does not match" in caplog.text
     assert again.read_bytes() == movie

@@ -219,7 +219,7 @@ def test_compiled_squared_distances_equal_scipy():
         cell = rng.random((h, w)) < rng.uniform(0.001, 0.3)
         cell[rng.integers(h), rng.integers(w)] = True
         ys, xs = np.nonzero(cell)
-        d2 = kernels._sq_distances(ys.astype(np.int64), xs.astype(np.int64), h, w)
+        d2 = kernels._compiled()._sq_distances(ys.astype(np.int64), xs.astype(np.int64), h, w)
         assert_array_equal(d2, np.rint(distance_transform_edt(~cell) ** 2).astype(np.int64))
 
 

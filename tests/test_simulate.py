@@ -12,11 +12,11 @@ import tifffile
 from numpy.testing import assert_allclose, assert_array_equal
 from skimage.morphology import dilation, disk
 
+from roitrace.datasets.simulate import LABEL_THRESHOLD, Simulation, simulate
 from roitrace.errors import ParameterError, RoitraceError
-from roitrace.simulate import LABEL_THRESHOLD, Simulation, simulate
 
 # roitrace/__init__ binds the name `simulate` to the function; this is the module.
-sim_module = importlib.import_module("roitrace.simulate")
+sim_module = importlib.import_module("roitrace.datasets.simulate")
 
 SEED = 0
 

@@ -9,8 +9,15 @@ The pipeline, one module per stage::
 Every stage that reads pixels streams the movie through :mod:`roitrace.engine`.
 """
 
+# The modules' old locations, loaded first: importing one of them later must not
+# replace the function of the same name (roitrace.simulate, roitrace.fetch) by it.
+from . import fetch as _fetch_module  # noqa: F401
+from . import kernels as _kernels_module  # noqa: F401
+from . import masks as _masks_module  # noqa: F401
+from . import simulate as _simulate_module  # noqa: F401
 from ._version import __version__
 from .aggregate import aggregate
+from .datasets import Simulation, fetch, simulate
 from .errors import (
     BaselineError,
     DiskFullError,
@@ -31,8 +38,6 @@ from .errors import (
     WeightsError,
 )
 from .extract import extract
-from .fetch import fetch
-from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
@@ -42,7 +47,7 @@ from .projection import projection, projections
 from .rois import Roi, RoiSet, label, read_rois
 from .save import load, save
 from .segment import find_rois
-from .simulate import Simulation, simulate
+from .threshold import pixels, threshold
 from .traces import pixel_traces, pixel_weights, weights_image
 
 __all__ = [

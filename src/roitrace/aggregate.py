@@ -6,10 +6,10 @@ from typing import Any
 
 import numpy as np
 
+from ._kernels import Groups, reduce_groups
 from ._validate import choice
 from ._warnings import renamed_keywords
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
-from .kernels import Groups, reduce_groups
 from .options import AGGREGATION_METHODS
 
 __all__ = ["HOWS", "GroupAggregator", "aggregate", "check_weights"]
@@ -117,7 +117,7 @@ class GroupAggregator:
     """Engine consumer: one trace per pixel group (cells and their neuropil rings).
 
     All groups are reduced from each chunk in one compiled pass
-    (:func:`roitrace.kernels.reduce_groups`), each by its own method, with the same
+    (:func:`roitrace._kernels.reduce_groups`), each by its own method, with the same
     numbers as :func:`aggregate` on each group's pixel traces.
 
     Parameters

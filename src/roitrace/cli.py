@@ -586,7 +586,7 @@ def _threshold_options(
 
 
 def _threshold_mask(proj, options: dict[str, Any]):
-    from .masks import threshold as make_mask
+    from .threshold import threshold as make_mask
 
     kw = {n: v for n, v in options.items() if n != "threshold"}
     return make_mask(proj, options.get("threshold"), **kw)
@@ -1082,7 +1082,7 @@ def fetch(
     sha256: Annotated[str | None, typer.Option(help="Expected SHA-256 of the file.")] = None,
 ) -> None:
     """Download a dataset (the notebook's single-cell movie) into the local cache."""
-    from .fetch import fetch as do_fetch
+    from .datasets.fetch import fetch as do_fetch
 
     path = do_fetch(name, cache_dir=cache_dir, url=url, known_hash=sha256, progress=True)
     out.print(str(path))

@@ -15,14 +15,14 @@ import numpy as np
 from ._atomic import atomic_path
 from ._version import __version__
 from .aggregate import HOWS
+from .datasets.simulate import simulate
 from .errors import BaselineError
 from .extract import extract
-from .masks import threshold
 from .movie import open_movie
 from .neuropil import neuropil_ring
 from .normalize import dff, zscore
 from .projection import projection
-from .simulate import simulate
+from .threshold import threshold
 from .traces import pixel_weights, weights_image
 
 __all__ = ["run_demo"]

@@ -4,7 +4,7 @@ Every stage that reads pixels (projections, pixel traces, weights, extraction)
 goes through :func:`stream`: it reads the requested frames once, in chunks of
 frames, and hands each chunk to every *consumer* in turn. A reader thread reads
 (and decompresses) the next chunk while the consumers work on the current one;
-the consumers' hot loops are compiled kernels (:mod:`roitrace.kernels`). A consumer is any
+the consumers' hot loops are compiled kernels (:mod:`roitrace._kernels`). A consumer is any
 object with ``update(offset, block)`` (``offset`` is the chunk's position in the
 output's time axis, ``block`` a (n, Y, X) array) and ``result()``. Memory stays at
 one chunk plus what the consumers keep, whatever the movie's length.
@@ -181,7 +181,7 @@ def iter_chunks(
     offsets = range(0, total, chunk_frames)
     bar = None
     if progress:
-        from .kernels import first_compile
+        from ._kernels import first_compile
 
         first = f"{desc} (compiling kernels, once per machine)" if first_compile() else desc
         bar = _progress(total, first)
@@ -230,7 +230,7 @@ def stream(
 @contextmanager
 def kernel_threads(n: int | None) -> Iterator[None]:
     """Run the compiled kernels on ``n`` threads inside the block (None: as they are)."""
-    from . import kernels
+    from . import _kernels as kernels
 
     if n is None or not kernels.available():
         yield

@@ -6,11 +6,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import kernels
+from . import _kernels as kernels
 from ._validate import pixels
 from ._warnings import warn_user
 from .errors import EmptyMaskError
-from .masks import check_mask
+from .threshold import check_mask
 
 if TYPE_CHECKING:
     from .rois import RoiSet

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import _kernels as kernels
 from ._validate import choice
 from ._warnings import renamed_keywords
 from .engine import (
@@ -275,7 +275,7 @@ def projection(
     Notes
     -----
     Mean, std and correlation are accumulated in float64 in one pass by compiled
-    kernels (:mod:`roitrace.kernels`), so their memory is one chunk plus two (six
+    kernels (:mod:`roitrace._kernels`), so their memory is one chunk plus two (six
     for correlation) float64 images, whatever the movie's length. Max and min are
     exact in the movie's dtype.
 

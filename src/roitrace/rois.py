@@ -321,7 +321,7 @@ def label(
     from skimage.measure import label as sk_label
 
     from ._validate import size_range
-    from .masks import check_mask
+    from .threshold import check_mask
 
     m = check_mask(mask)
     min_size, max_size = size_range(min_size, max_size)

@@ -9,8 +9,9 @@ import numpy as np
 from ._validate import size_range
 from ._warnings import warn_user
 from .errors import RoitraceError
-from .masks import threshold
+from .options import Execution
 from .rois import RoiSet, label
+from .threshold import threshold
 
 __all__ = ["DEFAULT_MIN_SIZE", "find_rois"]
 
@@ -31,6 +32,7 @@ def find_rois(
     min_size: int | None = None,
     max_size: int | None = None,
     connectivity: int = 1,
+    execution: Execution | None = None,
     frames: Any = None,
     chunk_frames: int | None = None,
     progress: bool = False,
@@ -53,8 +55,9 @@ def find_rois(
         Largest component kept, in pixels.
     connectivity : {1, 2}
         1: pixels touching by an edge are connected; 2: corners too.
-    frames, chunk_frames, progress
-        How a movie is read for its projection.
+    execution : Execution, optional
+        How a movie is read for its projection (see :class:`roitrace.Execution`);
+        ``frames``, ``chunk_frames`` and ``progress`` may also be given as keywords.
 
     Returns
     -------
@@ -75,7 +78,11 @@ def find_rois(
     image = (
         np.asarray(data)
         if _is_image(data)
-        else _project(data, projection, frames, chunk_frames, progress)
+        else _project(
+            data,
+            projection,
+            Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress),
+        )
     )
     options = {"q": q, "k": k, "block_size": block_size, "offset": offset}
     mask = threshold(image, value, method=method, **options)
@@ -109,7 +116,7 @@ def _is_image(data: Any) -> bool:
     return isinstance(data, np.ndarray) and data.ndim == 2
 
 
-def _project(movie: Any, kind: str, frames: Any, chunk_frames: int | None, progress: bool):
+def _project(movie: Any, method: str, execution: Execution) -> np.ndarray:
     from .projection import projection
 
-    return projection(movie, kind, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    return projection(movie, method, execution=execution)

@@ -11,9 +11,9 @@ from ._warnings import renamed_keywords
 from .aggregate import check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, ParameterError
-from .masks import check_mask
 from .movie import as_movie
 from .options import Execution
+from .threshold import check_mask
 
 __all__ = ["PixelGather", "PixelMeans", "pixel_traces", "pixel_weights", "weights_image"]
 

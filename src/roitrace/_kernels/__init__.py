@@ -1,0 +1,351 @@
+"""Compiled kernels for the engine's hot loops (numba), with numpy equivalents.
+
+The engine (:mod:`roitrace.engine`) hands each chunk of frames to consumers; the
+consumers that touch every pixel of every frame call these kernels:
+
+* :func:`reduce_groups`: gather + reduce. Many pixel *groups* (the cells and their
+  neuropil rings), stored as one CSR table (``indptr``, flat pixel ``indices``,
+  per-pixel ``weights``), are each reduced to one value per frame by their own
+  method (mean, weighted mean, median, trimmed mean), in parallel over frames.
+  Median and trimmed mean use in-place selection (quickselect), not sorting.
+  Plain means of integer movies, where groups overlap a lot (crowded neuropil
+  rings), come from running sums along stripes of the frame: each run of pixels
+  is then the difference of two running sums, whatever its length.
+* :func:`cell_ring`: one cell's neuropil ring from exact squared distances.
+* :func:`moments_update`: per-pixel sum and shifted sum of squares (mean and std).
+* :func:`neighbour_update`: per-pixel sums of products with the 4 forward
+  neighbours, for the local correlation image.
+
+Accumulation is float64. For integer movies the sums are exact, so means equal
+numpy's to the last bit; median and trimmed-mean order statistics are exact for
+any dtype. Kernels are compiled once per input dtype and cached on disk (numba's
+``cache=True``: next to this module, or in the user's cache folder when that is
+read-only), so a new process does not compile again.
+
+Without numba (``pip install numba``) or with ``ROITRACE_NUMBA=0`` every kernel
+runs as plain numpy (and scipy for :func:`cell_ring`), slower but with the same
+results: float64 accumulation in the kernels' order, so the same numbers to the
+bit, except the trimmed mean of a float movie, whose sum follows the kernels'
+selection order (the same to within a few float64 ulps).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import numpy as np
+
+from . import reference
+from .codes import MEAN, MEDIAN, METHOD_CODES, PREFIX_RATIO, STRIPE, TRIMMED, WEIGHTED
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "MEAN",
+    "MEDIAN",
+    "METHOD_CODES",
+    "PREFIX_RATIO",
+    "STRIPE",
+    "TRIMMED",
+    "WEIGHTED",
+    "Groups",
+    "available",
+    "cell_ring",
+    "first_compile",
+    "moments_update",
+    "neighbour_update",
+    "reduce_groups",
+]
+
+#: The numpy twin of the compiled ring (tests compare the two).
+_cell_ring_numpy = reference.cell_ring
+
+
+def _numba():
+    if os.environ.get("ROITRACE_NUMBA", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    try:
+        import numba
+    except ImportError:  # an optional speed-up: numpy does the same, slower
+        return None
+    return numba
+
+
+_UNRESOLVED: Any = object()
+#: numba once looked up (None: not installed or disabled); tests set it to None.
+_nb: Any = _UNRESOLVED
+_kernels: Any = None
+
+
+def _numba_module() -> Any:
+    global _nb
+    if _nb is _UNRESOLVED:
+        _nb = _numba()
+    return _nb
+
+
+def _compiled() -> Any:
+    """The compiled kernels' module (imports numba and defines them, once)."""
+    global _kernels
+    if _kernels is None:
+        from . import compiled
+
+        _kernels = compiled
+    return _kernels
+
+
+def available() -> bool:
+    """Whether the compiled kernels are in use (numba importable, not disabled)."""
+    return _numba_module() is not None
+
+
+def first_compile() -> bool:
+    """Whether the next pass will compile kernels (none in numba's on-disk cache yet).
+
+    Compiling takes tens of seconds once per machine (and numba version); the
+    progress bar says so, instead of seeming to hang.
+    """
+    if not available():
+        return False
+    c = _compiled()
+    try:
+        return any(
+            not os.path.exists(d._cache._cache_file._index_path)  # numba internals: a guess
+            for d in (c._reduce_groups, c._moments_update)
+            if not d.signatures  # compiled in this process already
+        )
+    except AttributeError:  # another numba version: no message rather than a wrong one
+        return False
+
+
+# -- the public entry points ------------------------------------------------------------------
+class Groups:
+    """Pixel groups as one CSR table, ready for :func:`reduce_groups`.
+
+    Parameters
+    ----------
+    flats : list of (P_g,) int arrays
+        Flat pixel indices (``y * X + x``) of each group.
+    methods : list of str
+        ``"mean"``, ``"weighted"``, ``"median"`` or ``"trimmed_mean"`` per group.
+    weights : list of (P_g,) arrays or None, optional
+        Weights for the ``"weighted"`` groups (None elsewhere).
+    proportion : float
+        Fraction cut from each end by ``"trimmed_mean"`` groups.
+    """
+
+    def __init__(
+        self,
+        flats: list[np.ndarray],
+        methods: list[str],
+        weights: list[np.ndarray | None] | None = None,
+        proportion: float = 0.1,
+    ) -> None:
+        sizes = np.array([f.size for f in flats], np.int64)
+        self.indptr = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.indices = np.concatenate(flats).astype(np.int64) if flats else np.zeros(0, np.int64)
+        weights = weights or [None] * len(flats)
+        parts = [
+            np.ones(n) if w is None else np.asarray(w, np.float64)
+            for n, w in zip(sizes, weights, strict=True)
+        ]
+        self.weights = np.concatenate(parts) if parts else np.zeros(0)
+        # np.average divides by numpy's own sum of the weights: take the same number
+        self.wsums = np.array(
+            [1.0 if w is None else float(np.asarray(w, np.float64).sum()) for w in weights]
+        )
+        self.methods = np.array([METHOD_CODES[m] for m in methods], np.int64)
+        # scipy.stats.trim_mean's cut: int(proportion * n) from each end
+        self.cuts = np.array([int(proportion * s) for s in sizes], np.int64)
+        self.proportion = proportion
+        self.sizes = sizes
+        runs = _runs(self.indices, self.indptr)
+        kind = self.methods[runs[:, 2]]
+        self.mean_runs, self.stripes = _stripes(runs[kind == MEAN])
+        self.direct_stripes = self.stripes.copy()
+        self.direct_stripes[:, 4] = 0
+        self.weighted_runs = np.ascontiguousarray(runs[kind == WEIGHTED])
+        self.select_runs = np.ascontiguousarray(runs[kind >= MEDIAN])
+
+    def __len__(self) -> int:
+        return self.sizes.size
+
+
+def _runs(indices: np.ndarray, indptr: np.ndarray) -> np.ndarray:
+    """Each group's pixels as runs of consecutive flat indices, all runs sorted by
+    start: rows ``(start, length, group, offset of the run in indices)``."""
+    if indices.size == 0:
+        return np.zeros((0, 4), np.int64)
+    group = np.repeat(np.arange(indptr.size - 1), np.diff(indptr))
+    # a run breaks where the next pixel is not the next index, or another group begins
+    brk = np.ones(indices.size, bool)
+    brk[1:] = (np.diff(indices) != 1) | (group[1:] != group[:-1])
+    first = np.flatnonzero(brk)
+    length = np.diff(np.append(first, indices.size))
+    runs = np.stack([indices[first], length, group[first], first], axis=1).astype(np.int64)
+    return runs[np.argsort(runs[:, 0], kind="stable")]
+
+
+def _stripes(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Runs cut at every :data:`STRIPE` boundary, sorted by start, and a table of
+    the stripes that hold runs: rows ``(first run, end run, lo, hi, use running
+    sums)``, ``lo:hi`` being the pixels the stripe's runs cover."""
+    if runs.shape[0] == 0:
+        return np.zeros((0, 4), np.int64), np.zeros((0, 5), np.int64)
+    pieces = [runs]
+    while True:
+        last = pieces[-1]
+        start, end = last[:, 0], last[:, 0] + last[:, 1]
+        cut = (start // STRIPE + 1) * STRIPE
+        over = end > cut
+        if not over.any():
+            break
+        head, tail = last.copy(), last[over].copy()
+        head[over, 1] = cut[over] - start[over]
+        tail[:, 0] = cut[over]
+        tail[:, 1] = end[over] - cut[over]
+        tail[:, 3] += head[over, 1]
+        pieces[-1] = head
+        pieces.append(tail)
+    runs = np.concatenate(pieces)
+    runs = np.ascontiguousarray(runs[np.argsort(runs[:, 0], kind="stable")])
+    stripe = runs[:, 0] // STRIPE
+    first = np.flatnonzero(np.diff(stripe, prepend=-1))  # runs are sorted by start
+    bounds = np.append(first, runs.shape[0])
+    end = runs[:, 0] + runs[:, 1]
+    lo = runs[first, 0]
+    hi = np.maximum.reduceat(end, first)
+    pixels = np.add.reduceat(runs[:, 1], first)
+    use = pixels > PREFIX_RATIO * (hi - lo)
+    table = np.stack([bounds[:-1], bounds[1:], lo, hi, use], axis=1).astype(np.int64)
+    return runs, np.ascontiguousarray(table)
+
+
+def _exact_prefix(dtype: np.dtype) -> bool:
+    """Whether running sums of this dtype in a stripe are exact (int32/int64)."""
+    return dtype.kind in "iu" and dtype.itemsize <= 4
+
+
+def _n_parts(n: int) -> int:
+    threads = _numba_module().get_num_threads() if available() else 1
+    return max(1, min(n, threads))
+
+
+def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = None) -> np.ndarray:
+    """Reduce every pixel group of every frame of ``block`` to one value.
+
+    Parameters
+    ----------
+    block : (n, Y, X) or (n, Y * X) ndarray
+        A chunk of frames.
+    groups : Groups
+    out : (n, G) float64 ndarray, optional
+        Where to write (a slice of a bigger output is fine if C-contiguous rows).
+
+    Returns
+    -------
+    values : (n, G) ndarray of float64
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> block = np.arange(2 * 3 * 3, dtype=np.int16).reshape(2, 3, 3)
+    >>> g = Groups([np.array([0, 1, 8]), np.array([0, 1, 8])], ["mean", "median"])
+    >>> reduce_groups(block, g)
+    array([[ 3.,  1.],
+           [12., 10.]])
+    """
+    n = block.shape[0]
+    flat = np.ascontiguousarray(block.reshape(n, -1))
+    if out is None:
+        out = np.empty((n, len(groups)), np.float64)
+    if n == 0 or len(groups) == 0:
+        return out
+    if available():
+        zero = np.zeros(1, np.float64 if flat.dtype.kind in "fc" else np.int64)
+        stripes = groups.stripes if _exact_prefix(flat.dtype) else groups.direct_stripes
+        spans = (stripes[:, 3] - stripes[:, 2])[stripes[:, 4] == 1]
+        _compiled()._reduce_groups(
+            flat,
+            groups.mean_runs,
+            stripes,
+            np.zeros(1, np.int32 if flat.dtype.itemsize <= 2 else np.int64),
+            int(np.max(spans, initial=0)),
+            groups.weighted_runs,
+            groups.select_runs,
+            groups.methods,
+            groups.sizes.astype(np.float64),
+            groups.wsums,
+            groups.cuts,
+            groups.indptr,
+            groups.weights,
+            zero,
+            int(groups.sizes.max()),
+            _n_parts((n + 7) // 8),
+            out,
+        )
+        return out
+    return reference.reduce_groups(flat, groups, out)
+
+
+def cell_ring(
+    ys: np.ndarray,
+    xs: np.ndarray,
+    exclude: np.ndarray,
+    gap: int,
+    width: int,
+    need: int,
+    margin: int,
+) -> np.ndarray:
+    """One cell's neuropil ring as flat indices, ascending (compiled; see
+    :func:`roitrace.neuropil.neuropil_rings` for the rule and its scipy twin).
+
+    ``ys, xs`` are the cell's pixels, ``exclude`` the (Y, X) pixels no ring may
+    hold, ``need`` the fewest pixels wanted (0: none) and ``margin`` the first
+    window's reach around the cell's bounding box. Without numba, the scipy twin.
+    """
+    args = (
+        np.ascontiguousarray(ys, np.int64),
+        np.ascontiguousarray(xs, np.int64),
+        np.ascontiguousarray(exclude, np.bool_),
+        int(gap),
+        int(width),
+        int(need),
+        int(margin),
+    )
+    if not available():
+        return reference.cell_ring(*args).astype(np.int64)
+    return _compiled()._cell_ring(*args)
+
+
+def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
+    """Add a chunk's per-pixel sum to ``s1`` and sum of ``(x - shift)**2`` to ``s2``.
+
+    ``s1`` is exact for integer movies, so ``s1 / n`` is numpy's mean to the bit;
+    the shift (a per-pixel value near the mean) keeps the variance free of
+    cancellation: ``var = s2 / n - (s1 / n - shift)**2``.
+    """
+    if available():
+        _compiled()._moments_update(np.ascontiguousarray(block), shift, s1, s2)
+    else:
+        reference.moments_update(block, shift, s1, s2)
+
+
+def neighbour_update(
+    block: np.ndarray,
+    shift: np.ndarray,
+    right: np.ndarray,
+    down: np.ndarray,
+    down_right: np.ndarray,
+    down_left: np.ndarray,
+) -> None:
+    """Add each pixel's shifted products with its right, down, down-right and
+    down-left neighbours (the other 4 of the 8 are these, seen from the neighbour)."""
+    if available():
+        _compiled()._neighbour_update(
+            np.ascontiguousarray(block), shift, right, down, down_right, down_left
+        )
+    else:
+        reference.neighbour_update(block, shift, right, down, down_right, down_left)
