@@ -210,7 +210,7 @@ def many_cells():
 
 
 def captured_figures(monkeypatch) -> dict:
-    """Record each figure's first Axes as _extract_figures saves it."""
+    """Record each figure's first Axes as plot.extraction_figures saves it."""
     seen: dict = {}
     original = plot.save
 
@@ -231,12 +231,11 @@ def captured_figures(monkeypatch) -> dict:
 def test_extract_figures_show_the_most_active_cells_and_the_rings(
     many_cells, tmp_path, monkeypatch
 ):
-    from roitrace.cli import _extract_figures
 
     ds, proj = many_cells
     seen = captured_figures(monkeypatch)
     npil = json.loads(ds.attrs["parameters"])["neuropil"]
-    written = _extract_figures(ds, proj, npil, tmp_path, max_traces=10)
+    written = plot.extraction_figures(ds, proj, tmp_path, neuropil=npil, max_traces=10)
     assert sorted(p.name for p in written) == ["dff_heatmap.png", "rois.png", "traces.png"]
     n = ds.sizes["roi"]
     assert seen["traces.png"]["title"] == f"10 most active of {n} cells (by skewness)"
@@ -247,19 +246,18 @@ def test_extract_figures_show_the_most_active_cells_and_the_rings(
     assert seen["rois.png"]["collections"] == 2  # outlines and neuropil rings
     # a result made elsewhere: the rings come from its recorded parameters
     seen.clear()
-    _extract_figures(ds, proj, None, tmp_path, projection_name="max")
+    plot.extraction_figures(ds, proj, tmp_path, projection_name="max")
     assert seen["rois.png"]["collections"] == 2
     assert seen["rois.png"]["title"].startswith(f"{n} ROIs on the max projection")
 
 
 def test_extract_figures_survive_a_constant_trace(many_cells, tmp_path, monkeypatch):
-    from roitrace.cli import _extract_figures
 
     ds, proj = many_cells
     flat = ds.copy(deep=True)
     flat["F_corrected"][0] = 5.0  # no z-score: drawn flat instead of failing the command
     seen = captured_figures(monkeypatch)
-    _extract_figures(flat, proj, None, tmp_path)
+    plot.extraction_figures(flat, proj, tmp_path)
     assert (
         seen["traces.png"]["title"] == f"30 most active of {ds.sizes['roi']} cells (by skewness)"
     )

@@ -45,6 +45,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "dff",
+    "extraction_figures",
     "heatmap",
     "pixels_scatter",
     "projection_contour",
@@ -1216,3 +1217,140 @@ def save(
     with atomic_path(final) as tmp:
         figure.savefig(tmp, **kwargs)
     return final
+
+
+def extraction_figures(
+    ds: Any,
+    projection: Any,
+    folder: str | os.PathLike,
+    *,
+    neuropil: Mapping[str, Any] | None = None,
+    projection_name: str | None = None,
+    max_traces: int = 30,
+) -> list[Path]:
+    """The figures of an extraction, as PNG files in ``folder`` (what
+    ``roitrace extract --figures`` writes).
+
+    One cell: ``mask.png`` (the mask's outline on the projection), ``pixels.png``
+    and ``traces.png`` (F, Fneu, F_corrected). Several cells: ``rois.png`` (ROIs
+    and neuropil rings on the projection), ``traces.png`` (stacked z-scored
+    traces) and ``dff_heatmap.png`` (dF/F0 of every cell).
+
+    Parameters
+    ----------
+    ds : xarray.Dataset
+        A result of :func:`roitrace.extract` (or :func:`roitrace.load`).
+    projection : (Y, X) array_like
+        The background image.
+    folder : path
+        Where the PNGs go (created if needed; each written atomically).
+    neuropil : Neuropil or dict, optional
+        The rings to draw; by default those recorded in the result's parameters.
+    projection_name : str, optional
+        Names the background in the titles ("std"...); by default the projection
+        the cells were thresholded on (``ds.attrs["projection"]``).
+    max_traces : int
+        With more cells, the stacked traces are the most active ones (by
+        skewness, else SNR), as the title says: a thousand stacked traces are a
+        solid block. The heatmap shows every cell.
+
+    Returns
+    -------
+    paths : list of pathlib.Path
+        The files written.
+    """
+    import warnings
+
+    from .neuropil import neuropil_rings
+    from .options import Neuropil
+    from .result import (
+        FLUORESCENCE_VARS,
+        SKEWNESS,
+        SNR,
+        VAR_DFF,
+        VAR_F,
+        VAR_F_CORRECTED,
+        result_frame_rate,
+        result_parameters,
+        result_rois,
+    )
+
+    folder = Path(folder)
+    proj = projection
+    meta = {"Software": f"roitrace {__version__}", "Description": json.dumps(dict(ds.attrs))}
+    rate = result_frame_rate(ds)
+    rois = result_rois(ds)
+    kind = projection_name or ds.attrs.get("projection")
+    background = f"{kind} projection" if kind else "projection"
+    # a result made elsewhere: its parameters say which rings it used
+    npil = Neuropil.coerce(neuropil or result_parameters(ds).get("neuropil"))
+    rings = None
+    if npil is not None:
+        # the result keeps no ring pixels: recompute them exactly as extract() made
+        # them (same parameters, every ROI excluded); it already warned about them
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            rings = neuropil_rings(rois, **npil.as_dict())
+    written = []
+
+    def write(ax_or_fig, name):
+        fig = getattr(ax_or_fig, "figure", ax_or_fig)
+        written.append(save(fig, folder / name, metadata=meta))
+        plt.close(fig)
+
+    if len(rois) == 1:
+        mask = rois[0].mask(rois.frame_shape)
+        write(
+            projection_contour(proj, mask, title=f"{background} and cell mask"),
+            "mask.png",
+        )
+        ring = None
+        if rings is not None:
+            ring = np.zeros(mask.size, bool)
+            ring[rings[0]] = True
+            ring = ring.reshape(mask.shape)
+        ax = pixels_scatter(proj, mask, ring)
+        ax.set_title(f"{ax.get_title()} on the {background}")
+        write(ax, "pixels.png")
+        names = [v for v in FLUORESCENCE_VARS if v in ds]
+        write(traces({v: ds[v].values[0] for v in names}, frame_rate=rate), "traces.png")
+        return written
+    write(roi_contours(proj, rois, rings=rings, projection_name=kind), "rois.png")
+
+    signal = ds[VAR_F_CORRECTED] if VAR_F_CORRECTED in ds else ds[VAR_F]
+    n = signal.sizes["roi"]
+    chosen = np.arange(n)
+    title = f"{n} cells"
+    if n > max_traces:
+        by = next((v for v in (SKEWNESS, SNR) if v in ds.coords or v in ds), None)
+        if by is None:
+            chosen, title = chosen[:max_traces], f"the first {max_traces} of {n} cells"
+        else:
+            score = np.asarray(ds[by].values, np.float64)
+            score = np.where(np.isfinite(score), score, -np.inf)
+            # ascending, so that the most active cell is stacked on top
+            chosen = np.argsort(-score, kind="stable")[:max_traces][::-1]
+            title = f"{max_traces} most active of {n} cells (by {by})"
+    picked = signal.isel(roi=chosen)
+    x = np.asarray(picked.values, np.float64)
+    sd = x.std(axis=1, keepdims=True)
+    # a constant trace has no z-score: draw it flat rather than fail the command
+    z = picked.copy(data=(x - x.mean(axis=1, keepdims=True)) / np.where(sd > 0, sd, 1.0))
+    step = 4.0
+    _fig, ax = plt.subplots(figsize=(10, max(4.8, 0.22 * len(chosen) + 1.5)), layout="constrained")
+    traces(z, offset=step, frame_rate=rate, title=title, ax=ax)
+    if ax.get_legend() is not None:
+        ax.get_legend().remove()  # the y ticks name the cells
+    rows = [rois[int(k)] for k in chosen]
+    ax.set_yticks(
+        np.arange(len(chosen)) * step,
+        [r.name if r.name and r.name != f"roi {r.id}" else str(r.id) for r in rows],
+        fontsize="small" if len(chosen) <= 20 else "x-small",
+    )
+    ax.set_ylabel(f"ROI (each trace z-scored, stacked {step:g} apart)")
+    write(ax, "traces.png")
+    write(
+        heatmap(ds[VAR_DFF], frame_rate=rate, title=f"dF/F0 of all {n} cells"),
+        "dff_heatmap.png",
+    )
+    return written
