@@ -69,3 +69,21 @@ def test_readme_examples_run_as_written(demo_folder):
         assert (demo_folder / name).is_file(), name
     assert (demo_folder / "suite2p_out" / "F.npy").is_file()
     assert sorted(p.name for p in (demo_folder / "figs").glob("*.png"))
+
+
+def test_readme_python_examples_run_in_the_demo_folder(demo_folder):
+    """Every ```python block of the README runs as written in the demo's folder,
+    after the command-line examples (which write the files it reads)."""
+    if not (demo_folder / "labels.tif").is_file():
+        test_readme_examples_run_as_written(demo_folder)
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+    assert blocks
+    for code in blocks:
+        proc = subprocess.run(
+            [sys.executable, "-W", "error", "-c", code],
+            cwd=demo_folder,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 0, f"{code}\n{proc.stdout}\n{proc.stderr}"

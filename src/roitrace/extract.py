@@ -95,10 +95,8 @@ def extract(
         How F0 of the ``dff`` variable is found: by default the 8th percentile of
         the whole trace; e.g. ``{"q": 10, "window": 900}`` for a running 10th
         percentile (see :class:`roitrace.Baseline`).
-    execution : Execution, optional
-        Which frames, chunk size, threads, progress bar (see
-        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
-        ``progress`` may also be given as keywords.
+    execution, frames, chunk_frames, progress
+        How the movie is read: see :class:`roitrace.Execution`.
 
     Returns
     -------

@@ -259,10 +259,8 @@ def projection(
         does together (global brightness changes, neuropil) does not make every
         pixel correlate with its neighbours. Use it when the raw correlation
         image is high everywhere.
-    execution : Execution, optional
-        Which frames, chunk size, threads, progress bar (see
-        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
-        ``progress`` may also be given as keywords.
+    execution, frames, chunk_frames, progress
+        How the movie is read: see :class:`roitrace.Execution`.
 
     Returns
     -------

@@ -55,9 +55,8 @@ def find_rois(
         Largest component kept, in pixels.
     connectivity : {1, 2}
         1: pixels touching by an edge are connected; 2: corners too.
-    execution : Execution, optional
-        How a movie is read for its projection (see :class:`roitrace.Execution`);
-        ``frames``, ``chunk_frames`` and ``progress`` may also be given as keywords.
+    execution, frames, chunk_frames, progress
+        How a movie is read for its projection: see :class:`roitrace.Execution`.
 
     Returns
     -------

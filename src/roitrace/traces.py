@@ -68,10 +68,8 @@ def pixel_traces(
     ----------
     movie : Movie, (T, Y, X) array_like or path
     mask : (Y, X) array_like of bool
-    execution : Execution, optional
-        Which frames, chunk size, threads, progress bar (see
-        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
-        ``progress`` may also be given as keywords.
+    execution, frames, chunk_frames, progress
+        How the movie is read: see :class:`roitrace.Execution`.
 
     Returns
     -------
@@ -125,10 +123,8 @@ def pixel_weights(
     sigma : float, optional
         Width of the proximity fall-off in pixels. Default: the radius of a disk
         with the mask's area, ``sqrt(P / pi)``.
-    execution : Execution, optional
-        Which frames the brightness is averaged over, chunk size, threads, progress bar (see
-        :class:`roitrace.Execution`); ``frames``, ``chunk_frames`` and
-        ``progress`` may also be given as keywords.
+    execution, frames, chunk_frames, progress
+        How the movie is read: see :class:`roitrace.Execution`.
 
     Returns
     -------
