@@ -18,8 +18,9 @@ from pynwb.ophys import ImageSegmentation, OpticalChannel, TwoPhotonSeries  # no
 
 import roitrace  # noqa: E402
 from roitrace.errors import (  # noqa: E402
-    MovieFormatError,
     ParameterError,
+    ResultFormatError,
+    RoiFormatError,
     RoitraceError,
     ShapeMismatchError,
 )
@@ -445,10 +446,10 @@ def test_pixel_mask_fitting_neither_order(tmp_path):
 
 def test_no_plane_segmentation(tmp_path):
     path = foreign_nwb(tmp_path / "behaviour.nwb")
-    with pytest.raises(MovieFormatError, match="no PlaneSegmentation") as info:
+    with pytest.raises(RoiFormatError, match="no PlaneSegmentation") as info:
         read_nwb_rois(path)
     assert str(path) in str(info.value) and "acquisition/running" in str(info.value)
-    with pytest.raises(MovieFormatError, match="no RoiResponseSeries 'F'"):
+    with pytest.raises(ResultFormatError, match="no RoiResponseSeries 'F'"):
         read_nwb_result(path)
 
 
@@ -467,14 +468,14 @@ def test_several_plane_segmentations_need_a_name(tmp_path):
 
 def test_voxel_mask_refused(tmp_path):
     path = foreign_nwb(tmp_path / "vox.nwb", voxel=True)
-    with pytest.raises(MovieFormatError, match="3-D voxel_mask"):
+    with pytest.raises(RoiFormatError, match="3-D voxel_mask"):
         read_nwb_rois(path)
 
 
 def test_unreadable_files(tmp_path):
     junk = tmp_path / "junk.nwb"
     junk.write_text("not hdf5")
-    with pytest.raises(MovieFormatError, match=r"junk\.nwb"):
+    with pytest.raises(RoiFormatError, match=r"junk\.nwb"):
         read_nwb_rois(junk)
     with pytest.raises(FileNotFoundError):
         read_nwb_result(tmp_path / "missing.nwb")

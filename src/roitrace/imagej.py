@@ -59,7 +59,7 @@ from typing import Any
 import numpy as np
 
 from ._atomic import atomic_path
-from .errors import EmptyMaskError, MovieFormatError, MovieNotFoundError, ParameterError
+from .errors import EmptyMaskError, ParameterError, RoiFormatError, RoiNotFoundError
 from .rois import Roi, RoiSet
 
 __all__ = ["read_imagej", "write_imagej"]
@@ -132,9 +132,9 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
     EmptyMaskError
         An ROI holds no pixel: it lies wholly outside the frame, or is thinner
         than a pixel.
-    MovieFormatError
+    RoiFormatError
         The file (or a zip entry) is not an ImageJ ROI, or is truncated or corrupt.
-    MovieNotFoundError
+    RoiNotFoundError
         ``path`` does not exist.
 
     Warns
@@ -161,9 +161,9 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
     p = Path(path)
     frame = _check_shape(shape, p)
     if not p.exists():
-        raise MovieNotFoundError(f"{p}: no such ImageJ ROI file; check the path")
+        raise RoiNotFoundError(f"{p}: no such ImageJ ROI file; check the path")
     if p.is_dir():
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{p} is a folder, not an ImageJ ROI file: pass a .roi file or a RoiSet.zip"
         )
     with _collector_paused():
@@ -215,7 +215,7 @@ def _read_rois(
             try:
                 roi = roifile.ImagejRoi.frombytes(data)
             except Exception as exc:
-                raise MovieFormatError(
+                raise RoiFormatError(
                     f"{_where(p, entry)} is not a readable ImageJ ROI ({_one_line(exc)}); "
                     "save it again from ImageJ's ROI Manager (More > Save...)"
                 ) from exc
@@ -305,8 +305,8 @@ def _read_rois(
     return rois, infos, clipped
 
 
-def _corrupt(p: Path, entry: str, name: str, kind: str, exc: BaseException) -> MovieFormatError:
-    return MovieFormatError(
+def _corrupt(p: Path, entry: str, name: str, kind: str, exc: BaseException) -> RoiFormatError:
+    return RoiFormatError(
         f"{_where(p, entry)}: ImageJ ROI {name!r} ({kind}) is corrupt "
         f"({_one_line(exc)}); save it again from ImageJ"
     )
@@ -353,13 +353,13 @@ def _read_entries(p: Path) -> Iterator[tuple[str, bytes]]:
     try:
         size = p.stat().st_size
         if size > _MAX_ROI_BYTES:
-            raise MovieFormatError(_too_big(p, p.name, size))
+            raise RoiFormatError(_too_big(p, p.name, size))
         with open(p, "rb") as fh:
             data = fh.read(_MAX_ROI_BYTES + 1)  # it may have grown since, or be a pipe
     except OSError as exc:
-        raise MovieFormatError(f"{p}: cannot be read ({_one_line(exc)})") from exc
+        raise RoiFormatError(f"{p}: cannot be read ({_one_line(exc)})") from exc
     if len(data) > _MAX_ROI_BYTES:
-        raise MovieFormatError(_too_big(p, p.name, len(data)))
+        raise RoiFormatError(_too_big(p, p.name, len(data)))
     yield p.name, data
 
 
@@ -396,7 +396,7 @@ def _zip_entries(p: Path) -> Iterator[tuple[str, bytes]]:
     try:
         zf = zipfile.ZipFile(p)
     except _ZIP_ERRORS as exc:
-        raise MovieFormatError(_not_a_roi_zip(p, _one_line(exc))) from exc
+        raise RoiFormatError(_not_a_roi_zip(p, _one_line(exc))) from exc
     with zf:
         infos = [
             info
@@ -404,19 +404,19 @@ def _zip_entries(p: Path) -> Iterator[tuple[str, bytes]]:
             if not info.is_dir() and info.filename.lower().endswith(".roi")
         ]
         if not infos:
-            raise MovieFormatError(
+            raise RoiFormatError(
                 f"{p} holds no .roi entry; is it a RoiSet.zip saved by ImageJ's ROI Manager?"
             )
         if len(infos) > _MAX_ENTRIES:
-            raise MovieFormatError(
+            raise RoiFormatError(
                 _not_a_roi_zip(p, f"{len(infos)} .roi entries, more than {_MAX_ENTRIES}")
             )
         for info in infos:  # every declared size, before anything is unpacked
             if info.file_size > _MAX_ROI_BYTES:
-                raise MovieFormatError(_too_big(p, info.filename, info.file_size))
+                raise RoiFormatError(_too_big(p, info.filename, info.file_size))
         declared = sum(info.file_size for info in infos)
         if declared > _MAX_TOTAL_BYTES:
-            raise MovieFormatError(
+            raise RoiFormatError(
                 _not_a_roi_zip(
                     p,
                     f"its entries unpack to {_human(declared)}, more than the "
@@ -429,7 +429,7 @@ def _zip_entries(p: Path) -> Iterator[tuple[str, bytes]]:
             # the declared sizes are checked above, but they may lie: count what came
             total += len(data)
             if total > _MAX_TOTAL_BYTES:
-                raise MovieFormatError(
+                raise RoiFormatError(
                     _not_a_roi_zip(
                         p, f"its entries unpack to more than {_human(_MAX_TOTAL_BYTES)}"
                     )
@@ -454,12 +454,12 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo, p: Path) -> bytes:
                 if len(piece) < want:
                     break
     except _ZIP_ERRORS as exc:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{_where(p, info.filename)} cannot be unpacked ({_one_line(exc)}); the zip is "
             "damaged: save the ROIs again from ImageJ's ROI Manager (More > Save...)"
         ) from exc
     if n > _MAX_ROI_BYTES:
-        raise MovieFormatError(_too_big(p, info.filename, n))
+        raise RoiFormatError(_too_big(p, info.filename, n))
     return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
 
@@ -474,13 +474,13 @@ def _check_zip_directory(p: Path) -> None:
         with open(p, "rb") as fh:
             rec = end_record(fh)
     except OSError as exc:
-        raise MovieFormatError(f"{p}: cannot be read ({_one_line(exc)})") from exc
+        raise RoiFormatError(f"{p}: cannot be read ({_one_line(exc)})") from exc
     if not rec:
         return  # not a zip: zipfile.ZipFile says so
     entries = rec[getattr(zipfile, "_ECD_ENTRIES_TOTAL", 4)]
     size = rec[getattr(zipfile, "_ECD_SIZE", 5)]
     if entries > _MAX_ENTRIES or size > _MAX_DIRECTORY_BYTES:
-        raise MovieFormatError(
+        raise RoiFormatError(
             _not_a_roi_zip(
                 p,
                 f"its directory lists {entries} entries in {_human(size)}; roitrace reads "

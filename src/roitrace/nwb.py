@@ -46,7 +46,16 @@ from ._optional import require
 from ._validate import check_subject
 from ._version import __version__
 from ._warnings import warn_user
-from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
+from .errors import (
+    InputFormatError,
+    InputNotFoundError,
+    ParameterError,
+    ResultFormatError,
+    ResultNotFoundError,
+    RoiFormatError,
+    RoiNotFoundError,
+    ShapeMismatchError,
+)
 from .result import (
     CENTROID_X,
     CENTROID_Y,
@@ -101,6 +110,11 @@ _IMAGE_MASK_BLOCK = 64 << 20
 SUMMARY_IMAGES = "SummaryImages"
 COVERAGE_IMAGE = "roi_coverage"
 
+#: What a missing or unreadable file is, by what was read from it: ROIs or a result.
+_Errors = tuple[type[InputNotFoundError], type[InputFormatError]]
+_ROI_ERRORS: _Errors = (RoiNotFoundError, RoiFormatError)
+_RESULT_ERRORS: _Errors = (ResultNotFoundError, ResultFormatError)
+
 
 # -- reading ROIs --------------------------------------------------------------------------
 def _pynwb() -> None:
@@ -142,9 +156,9 @@ def read_nwb_rois(
 
     Raises
     ------
-    MovieNotFoundError
+    RoiNotFoundError
         The file does not exist.
-    MovieFormatError
+    RoiFormatError
         The file is not NWB, holds no PlaneSegmentation, or only 3-D
         ``voxel_mask`` ROIs.
     ParameterError
@@ -172,12 +186,14 @@ def read_nwb_rois(
     """
     _pynwb()
     path = Path(path)
-    with _open_nwb(path) as nwbfile:
+    with _open_nwb(path, _ROI_ERRORS) as nwbfile:
         key, table = _pick_plane_segmentation(nwbfile, path, plane_segmentation)
-        return _rois_from_table(table, key, path, shape)
+        return _rois_from_table(table, key, path, shape, RoiFormatError)
 
 
-def _rois_from_table(table: Any, key: str, path: Path, shape: Any) -> RoiSet:
+def _rois_from_table(
+    table: Any, key: str, path: Path, shape: Any, error: type[InputFormatError]
+) -> RoiSet:
     where = f"PlaneSegmentation {key!r} in {path}"
     if shape is not None:
         shape = _check_shape(shape)
@@ -185,16 +201,16 @@ def _rois_from_table(table: Any, key: str, path: Path, shape: Any) -> RoiSet:
     ids = [int(i) for i in np.asarray(table.id.data[:])]
     names = _roi_names(table, ids)
     if "image_mask" in cols:
-        pixels, frame_shape = _image_mask_pixels(table["image_mask"].data, where, shape)
+        pixels, frame_shape = _image_mask_pixels(table["image_mask"].data, where, shape, error)
     elif "pixel_mask" in cols:
-        pixels, frame_shape = _pixel_mask_pixels(table, where, path, shape)
+        pixels, frame_shape = _pixel_mask_pixels(table, where, path, shape, error)
     elif "voxel_mask" in cols:
-        raise MovieFormatError(
+        raise error(
             f"{where} holds 3-D voxel_mask ROIs, which roitrace does not support: "
             "it extracts 2-D ROIs only; store a 2-D image_mask or pixel_mask per plane"
         )
     else:
-        raise MovieFormatError(
+        raise error(
             f"{where} has no image_mask, pixel_mask or voxel_mask column "
             f"(columns: {', '.join(table.colnames) or 'none'}); it is not a usable ROI table"
         )
@@ -216,16 +232,16 @@ def _roi_names(table: Any, ids: list[int]) -> list[str]:
 
 
 def _image_mask_pixels(
-    data: Any, where: str, shape: tuple[int, int] | None
+    data: Any, where: str, shape: tuple[int, int] | None, error: type[InputFormatError]
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], tuple[int, int]]:
     dshape = tuple(int(n) for n in data.shape)
     if len(dshape) == 4:
-        raise MovieFormatError(
+        raise error(
             f"{where} holds 3-D image_mask ROIs {dshape[1:]}, which roitrace does not "
             "support: it extracts 2-D ROIs only; store one 2-D mask per plane"
         )
     if len(dshape) != 3:
-        raise MovieFormatError(
+        raise error(
             f"{where}: image_mask has shape {dshape}, expected (n_rois, Y, X); "
             "the file is not valid NWB"
         )
@@ -250,7 +266,11 @@ def _image_mask_pixels(
 
 
 def _pixel_mask_pixels(
-    table: Any, where: str, path: Path, shape: tuple[int, int] | None
+    table: Any,
+    where: str,
+    path: Path,
+    shape: tuple[int, int] | None,
+    error: type[InputFormatError],
 ) -> tuple[list[tuple[np.ndarray, np.ndarray, np.ndarray | None]], tuple[int, int]]:
     col = table["pixel_mask"]
     target = getattr(col, "target", col)  # the flat (x, y, weight) rows behind the index
@@ -267,7 +287,7 @@ def _pixel_mask_pixels(
     if ends is None:
         ends = np.array([len(a)], np.int64)
     if a.size and (np.any(a != np.round(a)) or np.any(b != np.round(b))):
-        raise MovieFormatError(
+        raise error(
             f"{where}: pixel_mask holds non-integer pixel coordinates; "
             "it is not a valid pixel mask"
         )
@@ -374,23 +394,25 @@ def _check_shape(shape: Any) -> tuple[int, int]:
 
 # -- finding things in a file --------------------------------------------------------------
 @contextlib.contextmanager
-def _open_nwb(path: Path) -> Iterator[Any]:
-    """Open an NWB file for reading; errors become roitrace errors naming the file."""
+def _open_nwb(path: Path, errors: _Errors) -> Iterator[Any]:
+    """Open an NWB file for reading; errors become roitrace errors naming the file
+    (``errors``: the classes for a missing file and an unreadable one)."""
+    missing, unreadable = errors
     if not path.exists():
-        raise MovieNotFoundError(f"{path}: no such file")
+        raise missing(f"{path}: no such file")
     import pynwb
 
     try:
         io = pynwb.NWBHDF5IO(str(path), "r")
     except Exception as e:  # h5py/hdmf raise OSError, ValueError... for non-NWB files
-        raise MovieFormatError(
+        raise unreadable(
             f"{path}: not a readable NWB (HDF5) file ({e}); check that it is an NWB file"
         ) from e
     with io:
         try:
             nwbfile = io.read()
         except Exception as e:  # corrupt or not NWB: hdmf raises many kinds
-            raise MovieFormatError(
+            raise unreadable(
                 f"{path}: not a readable NWB file ({e}); check that it is complete NWB"
             ) from e
         yield nwbfile
@@ -428,7 +450,7 @@ def _pick_plane_segmentation(nwbfile: Any, path: Path, name: str | None) -> tupl
     }
     tables = dict(sorted(tables.items()))
     if not tables:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"no PlaneSegmentation in {path} (it holds: {_contents(nwbfile)}); "
             "give the ROIs another way, e.g. as a label image"
         )
@@ -1089,7 +1111,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
 
     Raises
     ------
-    MovieNotFoundError, MovieFormatError
+    ResultNotFoundError, ResultFormatError
         No such file, or no RoiResponseSeries ``F`` in it.
 
     Examples
@@ -1109,7 +1131,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
     import xarray as xr
 
     path = Path(path)
-    with _open_nwb(path) as nwbfile:
+    with _open_nwb(path, _RESULT_ERRORS) as nwbfile:
         f_series = _find_f_series(nwbfile, path)
         holder = f_series.parent
         module = holder.parent
@@ -1128,7 +1150,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
         region = f_series.rois
         rows = np.asarray(region.data[:], np.int64)
         table = region.table
-        roiset = _rois_from_table(table, _object_path(table), path, None)
+        roiset = _rois_from_table(table, _object_path(table), path, None, ResultFormatError)
         chosen = [roiset[int(k)] for k in rows]
         n_t = int(f_series.data.shape[0])
         data_vars: dict[str, Any] = {}
@@ -1138,7 +1160,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
             if values.ndim == 1:
                 values = values[:, np.newaxis]
             if values.shape != (n_t, rows.size):
-                raise MovieFormatError(
+                raise ResultFormatError(
                     f"{path}: RoiResponseSeries {var!r} has shape {values.shape}, expected "
                     f"{(n_t, rows.size)} like F; the file is inconsistent"
                 )
@@ -1198,7 +1220,7 @@ def _find_f_series(nwbfile: Any, path: Path) -> Any:
         and isinstance(o.parent, Fluorescence)
     ]
     if not found:
-        raise MovieFormatError(
+        raise ResultFormatError(
             f"no RoiResponseSeries 'F' in a Fluorescence interface in {path} (it holds: "
             f"{_contents(nwbfile)}); read_nwb_result reads files written by write_nwb"
         )

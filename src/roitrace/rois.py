@@ -19,9 +19,9 @@ from ._version import __version__
 from ._warnings import warn_user
 from .errors import (
     EmptyMaskError,
-    MovieFormatError,
-    MovieNotFoundError,
     ParameterError,
+    RoiFormatError,
+    RoiNotFoundError,
     ShapeMismatchError,
 )
 
@@ -396,7 +396,7 @@ def read_rois(
     """
     p = Path(path)
     if not p.exists():
-        raise MovieNotFoundError(f"{p}: no such file or folder; check the path")
+        raise RoiNotFoundError(f"{p}: no such file or folder; check the path")
     suffix = p.suffix.lower()
     if plane_segmentation is not None and suffix != ".nwb":
         raise ParameterError(
@@ -418,7 +418,7 @@ def read_rois(
     elif suffix in (".tif", ".tiff", ".npy"):
         rois = RoiSet.from_labels(_read_label_image(p), source=str(p))
     else:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{p}: unknown ROI format {suffix!r}; roitrace reads ImageJ .roi/.zip, suite2p "
             "plane0 folders, NWB files and label images (.tif, .npy)"
         )
@@ -439,7 +439,7 @@ def _read_label_image(p: Path) -> np.ndarray:
 
             arr = tifffile.imread(p)
     except Exception as exc:
-        raise MovieFormatError(f"{p}: not a readable label image ({exc})") from exc
+        raise RoiFormatError(f"{p}: not a readable label image ({exc})") from exc
     arr = np.squeeze(arr)
     if arr.ndim != 2:
         raise ShapeMismatchError(

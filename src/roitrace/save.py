@@ -19,7 +19,7 @@ import numpy as np
 from ._atomic import atomic_path, check_not_input, check_writable, write_bytes
 from ._optional import available, require
 from ._version import __version__
-from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ResultError
+from .errors import ParameterError, ResultError, ResultFormatError, ResultNotFoundError
 from .result import (
     FRAME,
     NAME,
@@ -197,7 +197,7 @@ def load(path: str | os.PathLike, *, allow_pickle: bool = False):
     """
     path = Path(path)
     if not path.exists():
-        raise MovieNotFoundError(f"{path}: no such file or folder")
+        raise ResultNotFoundError(f"{path}: no such file or folder")
     suffix = path.suffix.lower()
     if path.is_dir():
         return _load_suite2p(path, allow_pickle)
@@ -292,11 +292,11 @@ def _load_csv(path: Path):
     try:
         table = pd.read_csv(path, skiprows=n_comments, dtype={NAME: str}, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
-        raise MovieFormatError(f"{path}: not a readable CSV table ({exc})") from exc
+        raise ResultFormatError(f"{path}: not a readable CSV table ({exc})") from exc
     if table.empty and not len(table.columns):
-        raise MovieFormatError(f"{path}: no table in this CSV file")
+        raise ResultFormatError(f"{path}: no table in this CSV file")
     if not {ROI, FRAME} <= set(table.columns):
-        raise MovieFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
+        raise ResultFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
     rois, roi_idx = np.unique(table[ROI].to_numpy(np.int64), return_inverse=True)
     frames, t_idx = np.unique(table[FRAME].to_numpy(np.int64), return_inverse=True)
     data_vars = {}
@@ -331,12 +331,12 @@ def _load_npy(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise
     except Exception as exc:  # truncated, not a .npy file, a pickle
-        raise MovieFormatError(
+        raise ResultFormatError(
             f"{path} could not be read as a NumPy .npy file ({type(exc).__name__}: {exc}); "
             "is it a complete suite2p output?"
         ) from exc
     if arr.ndim != 2:
-        raise MovieFormatError(
+        raise ResultFormatError(
             f"{path} holds an array of shape {arr.shape}, not (ROIs, frames) traces"
         )
     return arr
@@ -367,9 +367,9 @@ def _load_suite2p(folder: Path, allow_pickle: bool):
                 shapes["ops.npy"] = (shapes["F.npy"][0], int(ops["nframes"]))
         return (data, ops), shapes
 
-    data_vars, ops = read_consistently(folder, read)
+    data_vars, ops = read_consistently(folder, read, error=ResultFormatError)
     if VAR_F not in data_vars:
-        raise MovieFormatError(f"{folder}: no F.npy here; is this a suite2p plane0 folder?")
+        raise ResultFormatError(f"{folder}: no F.npy here; is this a suite2p plane0 folder?")
     n_roi, n_t = data_vars[VAR_F][1].shape
     coords: dict[str, Any] = {ROI: np.arange(1, n_roi + 1), FRAME: (TIME, np.arange(n_t))}
     attrs: dict[str, Any] = {SOURCE: str(folder)}

@@ -26,7 +26,13 @@ import numpy as np
 
 from ._atomic import atomic_folder, read_folder
 from ._version import __version__
-from .errors import MovieFormatError, MovieNotFoundError, ParameterError, ShapeMismatchError
+from .errors import (
+    InputFormatError,
+    ParameterError,
+    RoiFormatError,
+    RoiNotFoundError,
+    ShapeMismatchError,
+)
 from .result import (
     NPIX,
     PARAMETERS,
@@ -95,9 +101,9 @@ def read_suite2p(
     ------
     ParameterError
         ``allow_pickle`` is False; the parent folder holds several planes.
-    MovieNotFoundError
+    RoiNotFoundError
         The folder, ``stat.npy``, or (with ``cells_only``) ``iscell.npy`` is missing.
-    MovieFormatError
+    RoiFormatError
         A file is unreadable, or a ``stat.npy`` entry lacks integer ``ypix``/``xpix``.
     ShapeMismatchError
         ROI pixels fall outside the frame, or ``shape`` disagrees with ``ops.npy``.
@@ -154,7 +160,7 @@ def read_suite2p(
         if cells_only:
             keep = np.flatnonzero(iscell[:, 0] > 0.5)
     elif cells_only:
-        raise MovieNotFoundError(
+        raise RoiNotFoundError(
             f"{iscell_path} is missing: roitrace needs it to keep only the ROIs suite2p "
             "classed as cells; pass cells_only=False to keep all ROIs"
         )
@@ -171,7 +177,7 @@ def read_suite2p(
 def _find_plane(path: Path) -> tuple[Path, Path]:
     """The plane folder and its stat.npy, from the plane folder, its parent or stat.npy."""
     if not path.exists():
-        raise MovieNotFoundError(
+        raise RoiNotFoundError(
             f"{path}: no such file or folder; give suite2p's plane folder "
             "(suite2p/plane0) or its stat.npy"
         )
@@ -195,7 +201,7 @@ def _find_plane(path: Path) -> tuple[Path, Path]:
     where = planes[0] if planes else path
     contents = sorted(p.name + ("/" if p.is_dir() else "") for p in where.iterdir())
     listing = ", ".join(contents[:20]) + (" ..." if len(contents) > 20 else "")
-    raise MovieNotFoundError(
+    raise RoiNotFoundError(
         f"no stat.npy in {where} (it holds: {listing or 'nothing'}); give the suite2p "
         "plane folder that holds stat.npy, e.g. suite2p/plane0"
     )
@@ -205,7 +211,7 @@ def _load_pickled(path: Path) -> Any:
     try:
         return np.load(path, allow_pickle=True)
     except Exception as exc:  # corrupt, truncated, not a .npy file
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{path} could not be read as a NumPy .npy file ({type(exc).__name__}: {exc}); "
             "is it a complete suite2p output?"
         ) from exc
@@ -214,7 +220,7 @@ def _load_pickled(path: Path) -> Any:
 def _load_stat(path: Path) -> np.ndarray:
     stat = _load_pickled(path)
     if not isinstance(stat, np.ndarray) or stat.ndim != 1:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{path} holds {type(stat).__name__} {getattr(stat, 'shape', '')}, not suite2p's "
             "1-D array of one dict per ROI; is it a suite2p stat.npy?"
         )
@@ -231,7 +237,7 @@ def _frame_info(plane: Path, shape: Any) -> tuple[tuple[int, int], float]:
             obj = _load_pickled(p)
             ops = obj.item() if isinstance(obj, np.ndarray) and obj.ndim == 0 else obj
             if not isinstance(ops, dict):
-                raise MovieFormatError(
+                raise RoiFormatError(
                     f"{p} holds {type(ops).__name__}, not suite2p's dict of options"
                 )
             ops_path = p
@@ -279,7 +285,7 @@ def _read_iscell(path: Path) -> np.ndarray:
     try:
         return np.load(path, allow_pickle=False)
     except Exception as exc:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{path} could not be read as a NumPy array ({type(exc).__name__}: {exc}); "
             "pass cells_only=False to keep all ROIs without it"
         ) from exc
@@ -290,7 +296,7 @@ def _check_iscell(iscell: np.ndarray, path: Path, n: int) -> np.ndarray:
         iscell = iscell[:, np.newaxis]
     numeric = np.issubdtype(iscell.dtype, np.number) or iscell.dtype == bool
     if iscell.ndim != 2 or iscell.shape[0] != n or not numeric:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{path} holds a {iscell.dtype} array of shape {iscell.shape}, but stat.npy "
             f"has {n} ROIs: expected ({n}, 2) numbers; pass cells_only=False to ignore it"
         )
@@ -299,7 +305,7 @@ def _check_iscell(iscell: np.ndarray, path: Path, n: int) -> np.ndarray:
 
 def _roi(entry: Any, i: int, stat_path: Path) -> Roi:
     if not isinstance(entry, dict) or "ypix" not in entry or "xpix" not in entry:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{stat_path}: entry {i} has no 'ypix'/'xpix' pixel lists "
             f"(it is a {type(entry).__name__}); is it a suite2p stat.npy?"
         )
@@ -307,12 +313,12 @@ def _roi(entry: Any, i: int, stat_path: Path) -> Roi:
     x = np.asarray(entry["xpix"])
     for name, v in (("ypix", y), ("xpix", x)):
         if v.ndim != 1 or not (np.issubdtype(v.dtype, np.integer) or v.size == 0):
-            raise MovieFormatError(
+            raise RoiFormatError(
                 f"{stat_path}: entry {i} has {name} of dtype {v.dtype} and shape {v.shape}; "
                 "suite2p's pixel lists are 1-D integer arrays"
             )
     if y.size != x.size:
-        raise MovieFormatError(
+        raise RoiFormatError(
             f"{stat_path}: entry {i} has {y.size} ypix but {x.size} xpix; "
             "each pixel needs both coordinates"
         )
@@ -320,22 +326,26 @@ def _roi(entry: Any, i: int, stat_path: Path) -> Roi:
     if entry.get("lam") is not None:
         weights = np.asarray(entry["lam"], dtype=np.float64).reshape(-1)
         if weights.size != y.size:
-            raise MovieFormatError(
+            raise RoiFormatError(
                 f"{stat_path}: entry {i} has {weights.size} lam weights for {y.size} pixels"
             )
     return Roi(i + 1, y.astype(np.int64), x.astype(np.int64), weights, f"suite2p {i}")
 
 
 # -- one run's files ---------------------------------------------------------------------
-def read_consistently(plane: Path, read: Any) -> Any:
+def read_consistently(
+    plane: Path, read: Any, *, error: type[InputFormatError] = RoiFormatError
+) -> Any:
     """``read()`` the plane folder's files, checking that they are one run's.
 
     ``read`` returns ``(value, shapes)``, ``shapes`` giving the shape of each file it
     read by name; the other files of the folder are checked from their ``.npy``
     headers. The read sees one state of the folder, waiting for a roitrace writer
     at work (:func:`roitrace._atomic.read_folder`); files that still disagree, on
-    their number of ROIs or frames, are a :class:`~roitrace.errors.MovieFormatError`
-    naming the files and their shapes.
+    their number of ROIs or frames, are an ``error`` (a
+    :class:`~roitrace.errors.RoiFormatError` when ROIs are read, a
+    :class:`~roitrace.errors.ResultFormatError` when traces are) naming the files and
+    their shapes.
     """
 
     def read_and_check() -> tuple[Any, str | None]:
@@ -344,7 +354,7 @@ def read_consistently(plane: Path, read: Any) -> Any:
 
     value, problem = read_folder(plane, (*OWNED, *_OPS_FILES), read_and_check)
     if problem is not None:
-        raise MovieFormatError(problem)
+        raise error(problem)
     return value
 
 
