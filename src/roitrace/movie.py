@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from ._memory import human_bytes as _human
 from ._validate import frame_rate as check_frame_rate
 from ._warnings import warn_user
 from .errors import (
@@ -653,15 +654,6 @@ class _Undecodable(Exception):
 #: compressed strips that would have to expand more do not hold the frame claimed.
 _DEFLATE_MAX_RATIO = 1032
 _DEFLATE = {8, 32946}  # ADOBE_DEFLATE and DEFLATE
-
-
-def _human(n: float) -> str:
-    """A byte count for people: 2.3 KiB, 18.6 GiB."""
-    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB", "PiB"):
-        if abs(n) < 1024 or unit == "PiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    raise AssertionError("unreachable")
 
 
 def _one_line(exc: BaseException) -> str:

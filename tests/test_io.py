@@ -1,0 +1,142 @@
+"""The io registries: every suffix finds its format, an unknown one gets one message
+listing them, a format refuses options it does not take, a missing package says
+what to install."""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import pytest
+
+import roitrace as rt
+from roitrace import io
+from roitrace.errors import MissingDependencyError, ParameterError
+
+
+@pytest.fixture(scope="module")
+def result():
+    labels = np.zeros((8, 8), np.int32)
+    labels[1:3, 1:3] = 1
+    labels[5:7, 4:7] = 2
+    movie = rt.as_movie(np.random.default_rng(0).poisson(50, (6, 8, 8)), frame_rate=5.0)
+    return rt.extract(movie, labels)
+
+
+# -- every format says what it is --------------------------------------------------------
+@pytest.mark.parametrize("kind", ["result"])  # movies and ROI sets: next steps
+def test_formats_declare_themselves(kind):
+    found = io.formats(kind)
+    assert found, kind
+    names = [f.name for f in found]
+    assert len(set(names)) == len(names)
+    for fmt in found:
+        assert fmt.kind == kind and fmt.title
+        assert fmt.folder or fmt.suffixes
+        assert all(s.startswith(".") and s == s.lower() for s in fmt.suffixes)
+        assert fmt.requires is None or len(fmt.requires) == 3
+        assert isinstance(fmt.read_options, tuple) and isinstance(fmt.write_options, tuple)
+        assert repr(fmt).startswith(f"<{type(fmt).__name__}")
+
+
+# -- results -----------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("t.csv", "csv"),
+        ("T.CSV", "csv"),
+        ("t.nc", "netcdf"),
+        ("t.h5", "netcdf"),
+        ("t.hdf5", "netcdf"),
+        ("t.nwb", "nwb"),
+        ("run/", "suite2p"),
+        ("run.v2/", "suite2p"),
+        ("run", "suite2p"),
+    ],
+)
+def test_result_suffixes_find_their_format(tmp_path, name, fmt):
+    text = str(tmp_path / name) + ("/" if name.endswith("/") else "")
+    assert io.result_format(text, for_writing=True).name == fmt
+    assert rt.save.__module__ == "roitrace.save"
+
+
+def test_reading_a_folder_is_suite2p_whatever_its_name(tmp_path):
+    (tmp_path / "traces.csv").mkdir()
+    assert io.result_format(tmp_path / "traces.csv").name == "suite2p"
+    assert io.result_format(tmp_path / "t.nwb").name == "nwb"
+
+
+def test_an_unknown_result_suffix_lists_the_formats(tmp_path):
+    with pytest.raises(ParameterError) as info:
+        io.result_format(tmp_path / "t.xlsx", for_writing=True)
+    message = str(info.value)
+    assert "unknown output format '.xlsx'" in message
+    for suffix in io.writable_suffixes("result"):
+        assert suffix in message
+    assert "folder ending in /" in message
+    (tmp_path / "t.xlsx").write_text("x")
+    with pytest.raises(rt.ResultFormatError) as info:
+        rt.load(tmp_path / "t.xlsx")
+    assert "unknown result format '.xlsx'" in str(info.value)
+    for word in ("CSV (.csv)", "netCDF (.nc, .h5, .hdf5)", "NWB (.nwb)", "suite2p plane folders"):
+        assert word in str(info.value)
+
+
+def test_save_refuses_a_misspelt_option(result, tmp_path):
+    with pytest.raises(ParameterError) as info:
+        rt.save(result, tmp_path / "t.csv", indicatr="x")
+    message = str(info.value)
+    assert "'indicatr'" in message and "CSV files (.csv)" in message
+    assert "did you mean 'indicator', an option of NWB files (.nwb)?" in message
+    with pytest.raises(ParameterError, match="did you mean 'indicator'\\?"):
+        rt.save(result, tmp_path / "t.nwb", indicatr="GCaMP6f")
+    assert not list(tmp_path.iterdir())  # nothing written
+
+
+def test_save_refuses_an_option_of_another_format(result, tmp_path):
+    with pytest.raises(ParameterError, match="'indicator' is an option of NWB files"):
+        rt.save(result, tmp_path / "t.csv", indicator="GCaMP6f")
+    with pytest.raises(ParameterError, match="'subject' is an option of NWB files"):
+        rt.save(result, tmp_path / "run/", subject={"subject_id": "m1"})
+    with pytest.raises(ParameterError, match=r"netCDF files .* take no option 'colour'"):
+        rt.save(result, tmp_path / "t.nc", colour="red")
+
+
+def test_option_messages_name_what_the_format_takes(result, tmp_path):
+    with pytest.raises(ParameterError) as info:
+        rt.save(result, tmp_path / "t.nwb", frame_rat=5.0)
+    message = str(info.value)
+    assert message.startswith("NWB files (.nwb) take no option 'frame_rat' when written")
+    assert "'frame_rate'" in message and "'subject'" in message
+
+
+def test_every_result_format_round_trips(result, tmp_path):
+    for name in ("t.csv", "t.nc", "t.h5", "t.hdf5", "t.nwb", "plane0/"):
+        out = rt.save(result, f"{tmp_path / name}{'/' if name.endswith('/') else ''}")
+        back = rt.load(out, allow_pickle=True)
+        if name.endswith("/"):  # suite2p stores float32
+            np.testing.assert_allclose(back["F"].values, result["F"].values, rtol=1e-6)
+        else:
+            np.testing.assert_array_equal(back["F"].values, result["F"].values)
+
+
+def test_a_missing_package_says_what_to_install(result, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "h5netcdf", None)  # as if not installed
+    with pytest.raises(MissingDependencyError, match="pip install h5netcdf"):
+        rt.save(result, tmp_path / "t.nc")
+    assert not (tmp_path / "t.nc").exists()
+    fmt = io.result_format(tmp_path / "t.nc", for_writing=True)
+    assert not fmt.available()
+    with pytest.raises(MissingDependencyError, match="pip install h5netcdf"):
+        fmt.require("testing")
+    monkeypatch.setitem(sys.modules, "pynwb", None)
+    with pytest.raises(MissingDependencyError, match="pip install pynwb"):
+        io.result_format("t.nwb", for_writing=True).require("writing t.nwb")
+
+
+def test_require_names_the_extra_when_there_is_one():
+    from roitrace._optional import require
+
+    with pytest.raises(MissingDependencyError) as info:
+        require("no_such_module_here", "testing", pip="no-such", extra="fast")
+    assert "pip install no-such (or pip install 'roitrace[fast]')" in str(info.value)
