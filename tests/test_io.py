@@ -24,7 +24,7 @@ def result():
 
 
 # -- every format says what it is --------------------------------------------------------
-@pytest.mark.parametrize("kind", ["result"])  # movies and ROI sets: next steps
+@pytest.mark.parametrize("kind", ["rois", "result"])  # movies: next step
 def test_formats_declare_themselves(kind):
     found = io.formats(kind)
     assert found, kind
@@ -140,3 +140,110 @@ def test_require_names_the_extra_when_there_is_one():
     with pytest.raises(MissingDependencyError) as info:
         require("no_such_module_here", "testing", pip="no-such", extra="fast")
     assert "pip install no-such (or pip install 'roitrace[fast]')" in str(info.value)
+
+
+# -- ROI sets ----------------------------------------------------------------------------
+@pytest.fixture
+def roiset():
+    labels = np.zeros((12, 14), np.int32)
+    labels[1:4, 2:6] = 3
+    labels[6:10, 7:12] = 8
+    labels[11, 0] = 9
+    return rt.RoiSet.from_labels(labels)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("RoiSet.zip", "imagej"),
+        ("cell.ROI", "imagej"),
+        ("labels.tif", "labels"),
+        ("labels.tiff", "labels"),
+        ("labels.npy", "labels"),
+        ("cells.nwb", "nwb"),
+    ],
+)
+def test_roi_suffixes_find_their_format(tmp_path, name, fmt):
+    assert io.roi_format(tmp_path / name).name == fmt
+    assert io.roi_format(tmp_path / name, for_writing=True).name == fmt
+
+
+def test_suite2p_folders_and_stat_npy_are_suite2p(tmp_path):
+    assert io.roi_format(tmp_path).name == "suite2p"
+    assert io.roi_format(tmp_path / "plane0" / "stat.npy").name == "suite2p"
+    with pytest.raises(ParameterError, match="suite2p plane folders can be read, not written"):
+        rt.write_rois(rt.RoiSet.from_labels(np.eye(3, dtype=int)), f"{tmp_path}/")
+
+
+def test_an_unknown_roi_suffix_lists_the_formats(tmp_path, roiset):
+    (tmp_path / "cells.csv").write_text("")
+    with pytest.raises(rt.RoiFormatError) as info:
+        rt.read_rois(tmp_path / "cells.csv")
+    message = str(info.value)
+    assert "unknown ROI format '.csv'" in message
+    for word in ("suite2p plane folders", "ImageJ ROI (.zip, .roi)", "(.tif, .tiff, .npy)"):
+        assert word in message
+    with pytest.raises(ParameterError) as info:
+        rt.write_rois(roiset, tmp_path / "cells.csv")
+    assert "unknown ROI format '.csv'; use .zip, .roi, .tif, .tiff, .npy, .nwb" in str(info.value)
+    with pytest.raises(ParameterError, match="has no suffix"):
+        rt.write_rois(roiset, tmp_path / "cells")
+
+
+@pytest.mark.parametrize(
+    "name", ["RoiSet.zip", "labels.tif", "labels.tiff", "labels.npy", "c.nwb"]
+)
+def test_write_rois_round_trips(tmp_path, roiset, name):
+    path = rt.write_rois(roiset, tmp_path / name)
+    assert path == tmp_path / name and path.exists()
+    back = rt.read_rois(path, shape=roiset.frame_shape)
+    assert back.names == roiset.names  # ImageJ numbers its ROIs 1..n: the names stay
+    np.testing.assert_array_equal(back.masks(), roiset.masks())
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]  # no temporary file left
+
+
+def test_write_rois_one_imagej_roi(tmp_path, roiset):
+    one = rt.RoiSet([roiset[1]], roiset.frame_shape)
+    back = rt.read_rois(rt.write_rois(one, tmp_path / "cell.roi"), shape=roiset.frame_shape)
+    np.testing.assert_array_equal(back.to_labels() > 0, one.to_labels() > 0)
+    with pytest.raises(ParameterError, match=r"a \.roi file holds one ROI"):
+        rt.write_rois(roiset, tmp_path / "all.roi")
+
+
+def test_write_rois_format_and_options(tmp_path, roiset):
+    # the RoiSet methods are write_rois with a format, whatever the suffix
+    path = rt.write_rois(roiset, tmp_path / "labels.data", format="labels")
+    import tifffile
+
+    np.testing.assert_array_equal(tifffile.imread(path), roiset.to_labels())
+    with pytest.raises(ParameterError, match="format='zarr' is no ROI format"):
+        rt.write_rois(roiset, tmp_path / "x.zip", format="zarr")
+    with pytest.raises(ParameterError, match=r"ImageJ ROI files .* take no option 'indicator'"):
+        rt.write_rois(roiset, tmp_path / "x.zip", indicator="GCaMP6f")
+    with pytest.raises(ParameterError, match="did you mean 'indicator'"):
+        rt.write_rois(roiset, tmp_path / "x.nwb", indicater="GCaMP6f")
+    with pytest.raises(ParameterError, match="must be a RoiSet"):
+        rt.write_rois(roiset.to_labels(), tmp_path / "x.zip")
+    assert not [p for p in tmp_path.iterdir() if p.name != "labels.data"]
+
+
+def test_roiset_methods_write_through_the_registry(tmp_path, roiset):
+    for path in (
+        roiset.to_imagej(tmp_path / "RoiSet.zip"),
+        roiset.to_label_image(tmp_path / "labels.npy"),
+        roiset.to_nwb(tmp_path / "seg.nwb", indicator="GCaMP6f"),
+    ):
+        back = rt.read_rois(path, shape=roiset.frame_shape)
+        np.testing.assert_array_equal(back.masks(), roiset.masks())
+
+
+def test_format_read_checks_its_options(tmp_path, roiset):
+    path = rt.write_rois(roiset, tmp_path / "labels.npy")
+    fmt = io.roi_format(path)
+    with pytest.raises(ParameterError, match="did you mean 'shape'"):
+        fmt.read(path, shap=(12, 14))
+    with pytest.raises(ParameterError, match="'plane_segmentation' is an option of NWB files"):
+        fmt.read(path, plane_segmentation="A")
+    with pytest.raises(rt.ShapeMismatchError, match="12 x 14 frames but the movie's"):
+        fmt.read(path, shape=(5, 5))
+    assert fmt.read(path, shape=(12, 14)).ids == roiset.ids

@@ -136,7 +136,7 @@ def test_read_nwb_rois_round_trip(written, rois):
         np.testing.assert_array_equal(a.x, b.x)
         assert a.weights is None
     assert back.meta["plane_segmentation"] == "ophys/ImageSegmentation/PlaneSegmentation"
-    assert roitrace.rois.read_rois(written, shape=(24, 24)).ids == [1, 2, 3]
+    assert roitrace.read_rois(written, shape=(24, 24)).ids == [1, 2, 3]
 
 
 def test_read_nwb_result_round_trip(written, result):

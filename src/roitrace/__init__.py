@@ -37,12 +37,13 @@ from .errors import (
 )
 from .extract import extract
 from .fetch import fetch
+from .io import read_rois, write_rois
 from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
 from .projection import projection, projections
-from .rois import Roi, RoiSet, label, read_rois
+from .rois import Roi, RoiSet, label
 from .save import load, save
 from .segment import find_rois
 from .simulate import Simulation, simulate
@@ -99,6 +100,7 @@ __all__ = [
     "simulate",
     "threshold",
     "weights_image",
+    "write_rois",
     "zscore",
 ]
 

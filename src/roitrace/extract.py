@@ -15,11 +15,12 @@ from ._warnings import warn_user
 from .aggregate import GroupAggregator, check_how, check_proportion, check_weights
 from .engine import FramesLike, n_selected, resolve_frames, stream
 from .errors import EmptyMaskError, NonFiniteError, ParameterError, ShapeMismatchError
+from .io import read_rois
 from .movie import as_movie
 from .neuropil import neuropil_rings
 from .normalize import baseline
 from .result import build_result, result_rois
-from .rois import Roi, RoiSet, read_rois
+from .rois import Roi, RoiSet
 from .traces import PixelMeans, brightness_weights, proximity_weights_groups
 
 log = logging.getLogger(__name__)

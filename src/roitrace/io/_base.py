@@ -27,12 +27,14 @@ from ..errors import (
     ParameterError,
     ResultFormatError,
     RoiFormatError,
+    ShapeMismatchError,
 )
 
 __all__ = [
     "KINDS",
     "REGISTRIES",
     "Format",
+    "RoiFormat",
     "check_options",
     "format_named",
     "formats",
@@ -150,6 +152,26 @@ class Format:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {self.describe()}>"
+
+
+class RoiFormat(Format):
+    """A format of ROI sets: :meth:`read` takes ``shape``, the movie's frame shape
+    ``(Y, X)``, and checks the ROIs against it (ImageJ ROIs need it: their files do
+    not record the frame size)."""
+
+    kind = "rois"
+    read_options: ClassVar[tuple[str, ...]] = ("shape",)
+
+    def read(self, path: str | os.PathLike, **options: Any) -> Any:
+        rois = super().read(path, **options)
+        shape = options.get("shape")
+        if shape is not None and rois.frame_shape != tuple(shape):
+            raise ShapeMismatchError(
+                f"{Path(path)}: the ROIs are for {rois.frame_shape[0]} x "
+                f"{rois.frame_shape[1]} frames but the movie's frames are {shape[0]} x "
+                f"{shape[1]}; use the ROIs made for this movie"
+            )
+        return rois
 
 
 # -- options ---------------------------------------------------------------------------

@@ -49,7 +49,6 @@ import logging
 import math
 import os
 import struct
-import warnings
 import zipfile
 import zlib
 from collections.abc import Iterator
@@ -60,10 +59,12 @@ import numpy as np
 
 from .._atomic import atomic_path
 from .._memory import human_bytes as _human
+from .._warnings import warn_user
 from ..errors import EmptyMaskError, ParameterError, RoiFormatError, RoiNotFoundError
 from ..rois import Roi, RoiSet
+from ._base import RoiFormat
 
-__all__ = ["read_imagej", "write_imagej"]
+__all__ = ["ImageJFormat", "read_imagej", "write_imagej"]
 
 log = logging.getLogger(__name__)
 
@@ -98,6 +99,22 @@ def _roifile() -> Any:
             "reading or writing ImageJ ROIs needs the roifile package: pip install roifile"
         ) from exc
     return roifile
+
+
+class ImageJFormat(RoiFormat):
+    """ImageJ / Fiji ROIs: a ``.roi`` file or a ROI Manager ``RoiSet.zip``
+    (:func:`read_imagej`, :func:`write_imagej`). Reading needs ``shape``."""
+
+    name = "imagej"
+    title = "ImageJ ROI"
+    suffixes = (".zip", ".roi")
+    requires = ("roifile", "roifile", None)
+
+    def _read(self, path: str | os.PathLike, *, shape: tuple[int, int] | None = None) -> RoiSet:
+        return read_imagej(path, shape=shape)
+
+    def _write(self, rois: RoiSet, path: str | os.PathLike) -> Path:
+        return write_imagej(rois, path)
 
 
 # -- reading ---------------------------------------------------------------------------
@@ -171,13 +188,11 @@ def read_imagej(path: str | os.PathLike, *, shape: tuple[int, int] | None = None
         rois, infos, clipped = _read_rois(p, frame)
     if clipped:
         ny, nx = frame
-        warnings.warn(
+        warn_user(
             f"{p}: ImageJ ROI{'s' if len(clipped) > 1 else ''} "
             f"{', '.join(clipped[:10])}{' ...' if len(clipped) > 10 else ''} "
             f"extend{'' if len(clipped) > 1 else 's'} beyond the {ny} x {nx} frame: the "
             "pixels outside were dropped; check that shape= is the movie's frame shape",
-            UserWarning,
-            stacklevel=2,
         )
     return RoiSet(rois, frame, source=str(p), meta={"imagej": infos})
 
@@ -523,7 +538,7 @@ def _report_roifile_log(messages: list[str], p: Path, entry: str) -> None:
             else:
                 what = "properties lie beyond the end of its data (a truncated file?) and "
                 what += "were not read"
-            warnings.warn(f"{_where(p, entry)}: the ROI's {what}", UserWarning, stacklevel=4)
+            warn_user(f"{_where(p, entry)}: the ROI's {what}")
             continue
         log.info("%s: roifile: %s", _where(p, entry), msg)
 
@@ -1182,11 +1197,9 @@ def write_imagej(rois: RoiSet, path: str | os.PathLike) -> Path:
         if r.weights is not None and np.ptp(np.asarray(r.weights, np.float64)) > 0
     ]
     if weighted:
-        warnings.warn(
+        warn_user(
             f"ImageJ ROIs hold no pixel weights: the weights of ROIs {weighted[:10]}"
             f"{' ...' if len(weighted) > 10 else ''} are not written (only their pixels)",
-            UserWarning,
-            stacklevel=2,
         )
     names = [r.name or f"roi {r.id}" for r in rois]
     entries = _entry_names(names)

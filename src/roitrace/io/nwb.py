@@ -82,10 +82,11 @@ from ..result import (
     result_rois,
 )
 from ..rois import Roi, RoiSet
-from ._base import Format
+from ._base import Format, RoiFormat
 
 __all__ = [
     "NWBResultFormat",
+    "NWBRoisFormat",
     "read_nwb_result",
     "read_nwb_rois",
     "write_nwb",
@@ -157,6 +158,30 @@ class NWBResultFormat(Format):
         self, result: Any, path: str | os.PathLike, *, rois: RoiSet | None = None, **metadata: Any
     ) -> Path:
         return write_nwb(result, rois or result_rois(result), path, **metadata)
+
+
+class NWBRoisFormat(RoiFormat):
+    """ROI sets as NWB PlaneSegmentations: :func:`read_nwb_rois` and
+    :func:`write_nwb_rois` (the ROIs alone, no traces)."""
+
+    name = "nwb"
+    title = "NWB"
+    suffixes = (".nwb",)
+    requires = ("pynwb", "pynwb", None)
+    read_options = ("shape", "plane_segmentation")
+    write_options = METADATA_OPTIONS
+
+    def _read(
+        self,
+        path: str | os.PathLike,
+        *,
+        shape: tuple[int, int] | None = None,
+        plane_segmentation: str | None = None,
+    ) -> RoiSet:
+        return read_nwb_rois(path, shape=shape, plane_segmentation=plane_segmentation)
+
+    def _write(self, rois: RoiSet, path: str | os.PathLike, **metadata: Any) -> Path:
+        return write_nwb_rois(rois, path, **metadata)
 
 
 # -- reading ROIs --------------------------------------------------------------------------

@@ -54,12 +54,13 @@ from ..result import (
     result_rois,
 )
 from ..rois import Roi, RoiSet
-from ._base import Format
+from ._base import Format, RoiFormat
 
 log = logging.getLogger(__name__)
 
 __all__ = [
     "Suite2pResultFormat",
+    "Suite2pRoisFormat",
     "read_suite2p",
     "read_suite2p_result",
     "write_suite2p",
@@ -74,6 +75,31 @@ TRACE_FILES = ("F.npy", "Fneu.npy", "spks.npy", "F_corrected.npy", "dff.npy")
 #: files never lie beside its own.
 WRITTEN = ("F.npy", "Fneu.npy", "spks.npy", "iscell.npy", "stat.npy", "ops.npy")
 OWNED = (*WRITTEN, "F_corrected.npy", "dff.npy")
+
+
+# -- the io registries' entries ---------------------------------------------------------
+class Suite2pRoisFormat(RoiFormat):
+    """The ROIs of a suite2p plane folder (or its ``stat.npy``): :func:`read_suite2p`.
+    Read only: write a result with :func:`roitrace.save` to make such a folder."""
+
+    name = "suite2p"
+    title = "suite2p plane"
+    folder = True
+    read_options = ("shape", "allow_pickle", "cells_only")
+
+    def can_open(self, path: str | os.PathLike) -> bool:
+        p = Path(path)
+        return p.is_dir() or p.name == "stat.npy"
+
+    def _read(
+        self,
+        path: str | os.PathLike,
+        *,
+        shape: tuple[int, int] | None = None,
+        allow_pickle: bool = False,
+        cells_only: bool = True,
+    ) -> RoiSet:
+        return read_suite2p(path, allow_pickle=allow_pickle, cells_only=cells_only, shape=shape)
 
 
 # -- reading -----------------------------------------------------------------------------
