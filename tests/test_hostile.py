@@ -30,6 +30,7 @@ import tifffile
 from numpy.testing import assert_array_equal
 
 import roitrace as rt
+import roitrace._memory as memory
 import roitrace.engine as engine
 from conftest import run_roitrace
 from roitrace.errors import MovieError, MovieFormatError, ParameterError, RoiFormatError
@@ -119,7 +120,7 @@ def test_the_memory_cap_lets_a_normal_run_pass(tmp_path):
 def test_tiff_frames_larger_than_memory_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "m.tif"
     tifffile.imwrite(path, np.zeros((5, 64, 64), np.uint16))
-    monkeypatch.setattr(engine, "available_memory", lambda: 4000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 4000)  # what readers ask
     with pytest.raises(
         MovieFormatError, match=r"frames of 64 x 64 uint16 \(8\.0 KiB each\), more"
     ):
@@ -249,7 +250,7 @@ def test_hdf5_frames_larger_than_memory_are_refused_when_opened(tmp_path):
 
 def test_hdf5_compressed_chunks_larger_than_memory_are_refused(tmp_path, monkeypatch):
     path = empty_dataset(tmp_path / "x.h5", (100, 64, 64), (50, 64, 64), compression="gzip")
-    monkeypatch.setattr(engine, "available_memory", lambda: 100_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 100_000)
     with pytest.raises(MovieFormatError, match=r"compressed chunks of 50 x 64 x 64 \(400\.0 KiB"):
         rt.open_movie(path, dataset="d")
 

@@ -24,7 +24,7 @@ def result():
 
 
 # -- every format says what it is --------------------------------------------------------
-@pytest.mark.parametrize("kind", ["rois", "result"])  # movies: next step
+@pytest.mark.parametrize("kind", io.KINDS)
 def test_formats_declare_themselves(kind):
     found = io.formats(kind)
     assert found, kind
@@ -247,3 +247,83 @@ def test_format_read_checks_its_options(tmp_path, roiset):
     with pytest.raises(rt.ShapeMismatchError, match="12 x 14 frames but the movie's"):
         fmt.read(path, shape=(5, 5))
     assert fmt.read(path, shape=(12, 14)).ids == roiset.ids
+
+
+# -- movies ------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [
+        ("m.tif", "tiff"),
+        ("M.TIFF", "tiff"),
+        ("m.btf", "tiff"),
+        ("m.ome.tif", "tiff"),
+        ("m.npy", "numpy"),
+        ("m.h5", "hdf5"),
+        ("m.hdf5", "hdf5"),
+        ("m.hdf", "hdf5"),
+        ("m.he5", "hdf5"),
+    ],
+)
+def test_movie_suffixes_find_their_format(tmp_path, name, fmt):
+    assert io.movie_format(tmp_path / name).name == fmt
+
+
+def test_an_unknown_movie_suffix_lists_the_formats(tmp_path):
+    (tmp_path / "m.avi").write_bytes(b"xx")
+    with pytest.raises(rt.MovieFormatError) as info:
+        rt.open_movie(tmp_path / "m.avi")
+    assert str(info.value) == (
+        f"{tmp_path / 'm.avi'}: unknown movie format '.avi'; roitrace reads TIFF (.tif, "
+        ".tiff, .btf, .tf8), NumPy (.npy) and HDF5 (.h5, .hdf5, .hdf, .he5)"
+    )
+
+
+def test_movie_options_go_to_the_formats_that_take_them(tmp_path):
+    import tifffile
+
+    data = np.arange(6 * 3 * 5, dtype=np.uint16).reshape(6, 3, 5)
+    tifffile.imwrite(tmp_path / "m.tif", data)
+    np.save(tmp_path / "m.npy", np.moveaxis(data, 0, -1))
+    with pytest.raises(ParameterError, match="axes= is for NumPy and HDF5 files; TIFF files"):
+        rt.open_movie(tmp_path / "m.tif", axes="TYX")
+    with pytest.raises(ParameterError, match="dataset='d' is for HDF5 files"):
+        rt.open_movie(tmp_path / "m.npy", dataset="d")
+    assert rt.open_movie(tmp_path / "m.npy", axes="YXT").shape == (6, 3, 5)
+    fmt = io.movie_format(tmp_path / "m.tif")
+    with pytest.raises(ParameterError, match=r"TIFF files \(.*\) take no option 'axes'"):
+        fmt.read(tmp_path / "m.tif", axes="TYX")
+    with pytest.raises(ParameterError, match="did you mean 'frame_rate'"):
+        fmt.read(tmp_path / "m.tif", framerate=5.0)
+    with pytest.raises(ParameterError, match="frame_rate"):
+        fmt.read(tmp_path / "m.tif", frame_rate=-1.0)
+    with fmt.read(tmp_path / "m.tif", frame_rate=7.5) as movie:
+        assert movie.frame_rate == 7.5
+        np.testing.assert_array_equal(movie[:], data)
+
+
+def test_the_hdf5_dataset_path_is_one_syntax(tmp_path):
+    import h5py
+
+    from roitrace._atomic import input_file
+    from roitrace._paths import split_dataset_path
+
+    path = tmp_path / "run.h5"
+    with h5py.File(path, "w") as f:
+        f["imaging"] = np.zeros((3, 4, 5), np.uint16)
+        f["other"] = np.zeros((3, 4, 5), np.uint16)
+    text = f"{path}:/imaging"
+    assert split_dataset_path(text) == (str(path), "/imaging")
+    assert input_file(text) == path
+    assert rt.open_movie(text).shape == (3, 4, 5)
+    from roitrace.save import check_output
+
+    with pytest.raises(rt.OutputError, match="the input movie"):
+        check_output(path, inputs=[("the input movie", text)])  # the file, not its name
+
+
+def test_movie_classes_keep_their_home():
+    from roitrace import movie
+
+    assert movie.Movie is rt.Movie and movie.ArrayMovie.__mro__[1] is movie.Movie
+    assert issubclass(movie.TiffMovie, movie.Movie) and issubclass(movie.H5Movie, movie.Movie)
+    assert ".tif" in movie.TIFF_SUFFIXES and ".h5" in movie.H5_SUFFIXES

@@ -33,6 +33,7 @@ from ._base import (
     KINDS,
     REGISTRIES,
     Format,
+    MovieFormat,
     RoiFormat,
     check_options,
     format_named,
@@ -44,16 +45,20 @@ from ._base import (
     writable_suffixes,
 )
 from .csv import CSVFormat
+from .hdf5 import HDF5MovieFormat
 from .imagej import ImageJFormat
 from .labels import LabelImageFormat
 from .netcdf import NetCDFFormat
+from .numpy import NumpyMovieFormat
 from .nwb import NWBResultFormat, NWBRoisFormat
 from .suite2p import Suite2pResultFormat, Suite2pRoisFormat
+from .tiff import TiffFormat
 
 __all__ = [
     "KINDS",
     "REGISTRIES",
     "Format",
+    "MovieFormat",
     "RoiFormat",
     "check_options",
     "format_named",
@@ -69,6 +74,15 @@ __all__ = [
 
 # The order is the order of lookup (folder formats are tried first when reading) and
 # of the formats in messages.
+REGISTRIES["movie"][:] = [
+    TiffFormat(),
+    NumpyMovieFormat(),
+    HDF5MovieFormat(),
+    # Zarr next: a folder format (folder = True, can_open: a folder holding .zarray or
+    # zarr.json), read_options ("axes", "channel", "frame_rate"), requires
+    # ("zarr", "zarr", <an extra>); open_movie's "is a folder" check then moves after
+    # the lookup
+]
 REGISTRIES["rois"][:] = [
     Suite2pRoisFormat(),
     ImageJFormat(),

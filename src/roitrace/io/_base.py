@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from .._optional import available, require
+from .._validate import frame_rate as check_frame_rate
 from ..errors import (
     InputFormatError,
     MovieFormatError,
@@ -34,6 +35,7 @@ __all__ = [
     "KINDS",
     "REGISTRIES",
     "Format",
+    "MovieFormat",
     "RoiFormat",
     "check_options",
     "format_named",
@@ -152,6 +154,20 @@ class Format:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}: {self.describe()}>"
+
+
+class MovieFormat(Format):
+    """A format of movies: :meth:`read` returns a lazy
+    :class:`~roitrace.movie.Movie`. Every one takes ``channel`` (which channel to
+    keep) and ``frame_rate`` (frames per second, overriding the file's; checked)."""
+
+    kind = "movie"
+    read_options: ClassVar[tuple[str, ...]] = ("channel", "frame_rate")
+
+    def read(self, path: str | os.PathLike, **options: Any) -> Any:
+        if options.get("frame_rate") is not None:
+            options["frame_rate"] = check_frame_rate(options["frame_rate"])
+        return super().read(path, **options)
 
 
 class RoiFormat(Format):
