@@ -37,7 +37,7 @@ from .errors import (
 )
 from .extract import extract
 from .fetch import fetch
-from .io import read_rois, write_rois
+from .io import NWBImagingPlane, NWBSession, read_rois, write_rois
 from .masks import pixels, threshold
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
@@ -62,6 +62,8 @@ __all__ = [
     "MovieError",
     "MovieFormatError",
     "MovieNotFoundError",
+    "NWBImagingPlane",
+    "NWBSession",
     "NonFiniteError",
     "NotAMovieError",
     "OutputError",

@@ -691,7 +691,7 @@ def extract(
     # a suite2p folder keeps its trailing slash: that is how save() knows it is one
     target = output if output.suffix.lower() in _TRACE_OUT else f"{output}{os.sep}"
     nwb = _nwb_options(output, subject_id, species, sex, age, indicator, location)
-    check_subject(nwb.get("subject"))
+    check_subject(nwb["session"].subject if nwb else None)
     rings = _neuropil_options(
         neuropil_gap, neuropil_width, neuropil_exclude_gap, neuropil_min_pixels, neuropil_factor
     )
@@ -800,8 +800,13 @@ def _nwb_options(output: Path, subject_id, species, sex, age, indicator, locatio
     if output.suffix.lower() != ".nwb":
         _not_applicable(fields, f"to {output.suffix or 'a folder'} output (only to .nwb)")
         return {}
+    from .io.nwb import NWBImagingPlane, NWBSession
+
     subject = {n: fields[n] for n in ("subject_id", "species", "sex", "age") if fields[n]}
-    return {"subject": subject or None, "indicator": indicator, "location": location}
+    return {
+        "session": NWBSession(subject=subject or None),
+        "plane": NWBImagingPlane(indicator=indicator, location=location),
+    }
 
 
 def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, Any]:

@@ -61,8 +61,10 @@ def save(
         the result records: :class:`~roitrace.errors.OutputError` before anything is
         written, rather than an input replaced by its own result.
     **options
-        The chosen format's own options; only NWB takes any: ``subject`` (dict),
-        ``indicator``, ``location``, ``session_description``, ``frame_rate``... (see
+        The chosen format's own options; only NWB takes any:
+        ``session=NWBSession(subject=..., ...)``,
+        ``plane=NWBImagingPlane(indicator=..., location=...)``, ``frame_rate``, or
+        the objects' fields one by one (``subject=``, ``indicator=``...; see
         :func:`roitrace.nwb.write_nwb`). An option the format does not take is a
         :class:`~roitrace.errors.ParameterError` (a misspelt ``indicatr=``, or an
         NWB option given for a ``.csv`` file), never ignored.

@@ -50,7 +50,7 @@ from .imagej import ImageJFormat
 from .labels import LabelImageFormat
 from .netcdf import NetCDFFormat
 from .numpy import NumpyMovieFormat
-from .nwb import NWBResultFormat, NWBRoisFormat
+from .nwb import NWBImagingPlane, NWBResultFormat, NWBRoisFormat, NWBSession
 from .suite2p import Suite2pResultFormat, Suite2pRoisFormat
 from .tiff import TiffFormat
 
@@ -59,6 +59,8 @@ __all__ = [
     "REGISTRIES",
     "Format",
     "MovieFormat",
+    "NWBImagingPlane",
+    "NWBSession",
     "RoiFormat",
     "check_options",
     "format_named",

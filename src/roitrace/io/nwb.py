@@ -30,12 +30,15 @@ are called.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
+import difflib
 import itertools
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -85,8 +88,10 @@ from ..rois import Roi, RoiSet
 from ._base import Format, RoiFormat
 
 __all__ = [
+    "NWBImagingPlane",
     "NWBResultFormat",
     "NWBRoisFormat",
+    "NWBSession",
     "read_nwb_result",
     "read_nwb_rois",
     "write_nwb",
@@ -124,20 +129,140 @@ _ROI_ERRORS: _Errors = (RoiNotFoundError, RoiFormatError)
 _RESULT_ERRORS: _Errors = (ResultNotFoundError, ResultFormatError)
 
 
-#: The metadata keywords of write_nwb and write_nwb_rois.
-METADATA_OPTIONS = (
-    "session_description",
-    "identifier",
-    "session_start_time",
-    "subject",
-    "indicator",
-    "location",
-    "frame_rate",
-    "device",
-    "excitation_lambda",
-    "emission_lambda",
-    "nwbfile_kwargs",
-)
+# -- metadata --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class NWBSession:
+    """What an NWB file records about the session: the NWBFile's metadata.
+
+    Every field is optional; give the ones you know (nwbinspector asks for the
+    subject). Pass it as ``session=`` to :func:`write_nwb`, :func:`write_nwb_rois`,
+    :func:`roitrace.save` (``.nwb``) or :func:`roitrace.write_rois` (``.nwb``).
+
+    Parameters
+    ----------
+    session_description : str, optional
+        What the session was (default: a generic description of what roitrace wrote).
+    identifier : str, optional
+        A unique identifier for the file (default: a random UUID).
+    session_start_time : datetime.datetime, optional
+        When the recording started (default: now). A naive datetime is taken as
+        local time.
+    subject : dict or pynwb.file.Subject, optional
+        E.g. ``{"subject_id": "m1", "species": "Mus musculus", "sex": "F",
+        "age": "P90D"}``; the keys of :class:`pynwb.file.Subject`.
+    experimenter : str or sequence of str, optional
+        Who recorded it, e.g. ``"Doe, Jane"``.
+    lab, institution : str, optional
+        Where.
+    nwbfile_kwargs : dict, optional
+        Any other :class:`pynwb.NWBFile` metadata: ``keywords``,
+        ``experiment_description``, ``session_id``...
+
+    Examples
+    --------
+    >>> session = NWBSession(subject={"subject_id": "m1", "species": "Mus musculus"},
+    ...                      lab="Vision lab")
+    >>> session.lab, session.identifier
+    ('Vision lab', None)
+    """
+
+    session_description: str | None = None
+    identifier: str | None = None
+    session_start_time: _dt.datetime | None = None
+    subject: Mapping[str, Any] | Any | None = None
+    experimenter: str | Sequence[str] | None = None
+    lab: str | None = None
+    institution: str | None = None
+    nwbfile_kwargs: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NWBImagingPlane:
+    """What an NWB file records about the imaging plane and the microscope.
+
+    Pass it as ``plane=`` to the same functions as :class:`NWBSession`.
+
+    Parameters
+    ----------
+    indicator : str, optional
+        The calcium indicator, e.g. ``"GCaMP6f"`` (``"unknown"`` when not given).
+    location : str, optional
+        The brain area; for mice an Allen CCF term such as ``"VISp"`` (``"unknown"``
+        when not given).
+    device : str or pynwb.device.Device, optional
+        The microscope: a name, or a Device (default ``"Microscope"``).
+    excitation_lambda, emission_lambda : float, optional
+        Wavelengths in nm (NaN, unknown, when not given).
+
+    Examples
+    --------
+    >>> plane = NWBImagingPlane(indicator="GCaMP6f", location="VISp", excitation_lambda=920.0)
+    >>> plane.indicator, plane.device
+    ('GCaMP6f', None)
+    """
+
+    indicator: str | None = None
+    location: str | None = None
+    device: str | Any | None = None
+    excitation_lambda: float | None = None
+    emission_lambda: float | None = None
+
+
+_SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(NWBSession))
+_PLANE_FIELDS = tuple(f.name for f in dataclasses.fields(NWBImagingPlane))
+
+#: The keywords of write_nwb and write_nwb_rois: the two metadata objects, the frame
+#: rate, and each object's fields one by one (the keywords of earlier versions).
+METADATA_OPTIONS = ("session", "plane", "frame_rate", *_SESSION_FIELDS, *_PLANE_FIELDS)
+
+
+def _metadata(
+    session: NWBSession | Mapping[str, Any] | None,
+    plane: NWBImagingPlane | Mapping[str, Any] | None,
+    flat: Mapping[str, Any],
+    writer: str,
+) -> tuple[NWBSession, NWBImagingPlane]:
+    """``session`` and ``plane`` with the fields given one by one (``flat``, as
+    ``subject=...``, ``indicator=...``) filled in; a field given both ways, or an
+    unknown keyword, is a :class:`~roitrace.errors.ParameterError`."""
+    unknown = [k for k in flat if k not in _SESSION_FIELDS and k not in _PLANE_FIELDS]
+    if unknown:
+        name = unknown[0]
+        close = difflib.get_close_matches(name, METADATA_OPTIONS, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ParameterError(
+            f"{writer} takes no option {name!r}: {hint}its options are rois, "
+            f"{', '.join(METADATA_OPTIONS)}"
+        )
+    objects = []
+    for given, cls, names, keyword in (
+        (session, NWBSession, _SESSION_FIELDS, "session"),
+        (plane, NWBImagingPlane, _PLANE_FIELDS, "plane"),
+    ):
+        if given is None:
+            given = cls()
+        elif isinstance(given, Mapping):
+            bad = sorted(set(given) - set(names))
+            if bad:
+                raise ParameterError(
+                    f"{keyword}={dict(given)!r}: {cls.__name__} has no field {bad[0]!r}; "
+                    f"its fields are {', '.join(names)}"
+                )
+            given = cls(**given)
+        elif not isinstance(given, cls):
+            raise ParameterError(
+                f"{keyword} must be a roitrace.{cls.__name__}(...) (or a dict of its "
+                f"fields), got {type(given).__name__}"
+            )
+        extra = {k: v for k, v in flat.items() if k in names and v is not None}
+        twice = [k for k in extra if getattr(given, k) is not None]
+        if twice:
+            raise ParameterError(
+                f"{twice[0]} is given twice, as {writer}({twice[0]}=...) and in "
+                f"{keyword}={cls.__name__}({twice[0]}=...); give it once"
+            )
+        objects.append(dataclasses.replace(given, **extra))
+    return objects[0], objects[1]
 
 
 # -- the io registries' entries --------------------------------------------------------------
@@ -155,9 +280,9 @@ class NWBResultFormat(Format):
         return read_nwb_result(path)
 
     def _write(
-        self, result: Any, path: str | os.PathLike, *, rois: RoiSet | None = None, **metadata: Any
+        self, result: Any, path: str | os.PathLike, *, rois: RoiSet | None = None, **options: Any
     ) -> Path:
-        return write_nwb(result, rois or result_rois(result), path, **metadata)
+        return write_nwb(result, rois or result_rois(result), path, **options)
 
 
 class NWBRoisFormat(RoiFormat):
@@ -548,17 +673,10 @@ def write_nwb(
     rois: RoiSet | None,
     path: str | os.PathLike,
     *,
-    session_description: str = _SESSION_DESCRIPTION,
-    identifier: str | None = None,
-    session_start_time: _dt.datetime | None = None,
-    subject: Mapping[str, Any] | Any | None = None,
-    indicator: str | None = None,
-    location: str | None = None,
+    session: NWBSession | Mapping[str, Any] | None = None,
+    plane: NWBImagingPlane | Mapping[str, Any] | None = None,
     frame_rate: float | None = None,
-    device: str | Any | None = None,
-    excitation_lambda: float | None = None,
-    emission_lambda: float | None = None,
-    nwbfile_kwargs: Mapping[str, Any] | None = None,
+    **metadata: Any,
 ) -> Path:
     """Write an :func:`roitrace.extract` result and its ROIs as an NWB file.
 
@@ -596,30 +714,21 @@ def write_nwb(
         the pixel table the result carries (:func:`roitrace.result.result_rois`).
     path : str or path-like
         The file to write (``.nwb`` by convention); replaced if it exists.
-    session_description : str
-        What the session was (default: a generic calcium imaging description).
-    identifier : str, optional
-        A unique identifier for the file (default: a random UUID).
-    session_start_time : datetime, optional
-        When the recording started (default: now). A naive datetime is taken as
-        local time.
-    subject : dict or pynwb.file.Subject, optional
-        E.g. ``{"subject_id": "m1", "species": "Mus musculus", "sex": "F",
-        "age": "P90D"}``; the keys of :class:`pynwb.file.Subject`. Without it
-        nwbinspector reports the subject missing.
-    indicator, location : str, optional
-        The calcium indicator (e.g. ``"GCaMP6f"``) and the brain area (for mice an
-        Allen CCF term such as ``"VISp"``); ``"unknown"`` when not given.
+    session : NWBSession or dict, optional
+        The session's metadata: ``session_description`` (default: a generic calcium
+        imaging description), ``identifier``, ``session_start_time``, ``subject``
+        (without it nwbinspector reports the subject missing), ``experimenter``,
+        ``lab``, ``institution``, ``nwbfile_kwargs``. See :class:`NWBSession`.
+    plane : NWBImagingPlane or dict, optional
+        The imaging plane's: ``indicator``, ``location``, ``device``,
+        ``excitation_lambda``, ``emission_lambda``. See :class:`NWBImagingPlane`.
     frame_rate : float, optional
         Frames per second; default the result's ``frame_rate`` attribute. Needed
         when the result has neither a frame rate nor a ``time`` coordinate.
-    device : str or pynwb.device.Device, optional
-        The microscope (a name, or a Device); default ``"Microscope"``.
-    excitation_lambda, emission_lambda : float, optional
-        Wavelengths in nm; NaN (unknown) when not given.
-    nwbfile_kwargs : dict, optional
-        More :class:`pynwb.NWBFile` metadata: ``experimenter``, ``institution``,
-        ``lab``, ``keywords``, ``experiment_description``, ``session_id``...
+    **metadata
+        The fields of ``session`` and ``plane`` one by one, as earlier versions
+        took them (``subject={...}``, ``indicator="GCaMP6f"``...): they fill the
+        objects' fields (a field given both ways is an error).
 
     Returns
     -------
@@ -641,7 +750,9 @@ def write_nwb(
     >>> movie = as_movie(np.random.default_rng(0).poisson(50, (12, 8, 8)), frame_rate=5.0)
     >>> ds = extract(movie, labels)
     >>> p = write_nwb(ds, RoiSet.from_labels(labels),
-    ...               os.path.join(tempfile.mkdtemp(), "session.nwb"), indicator="GCaMP6f")
+    ...               os.path.join(tempfile.mkdtemp(), "session.nwb"),
+    ...               session=NWBSession(subject={"subject_id": "m1"}),
+    ...               plane=NWBImagingPlane(indicator="GCaMP6f", location="VISp"))
     >>> p.name
     'session.nwb'
     >>> bool(np.array_equal(read_nwb_result(p)["F"], ds["F"]))
@@ -654,6 +765,7 @@ def write_nwb(
     from pynwb.ophys import DfOverF, Fluorescence, RoiResponseSeries
 
     path = Path(path)
+    session, plane = _metadata(session, plane, metadata, "write_nwb")
     if rois is None:
         check_result(result, pixels=True, writer="write_nwb")
         rois = result_rois(result)
@@ -680,20 +792,9 @@ def write_nwb(
         version=version,
         notes=_notes(version, attrs),
         imaging_rate=movie_rate,
-        file_options={
-            "session_description": session_description,
-            "identifier": identifier,
-            "session_start_time": session_start_time,
-            "subject": subject,
-            "nwbfile_kwargs": nwbfile_kwargs,
-        },
-        plane_options={
-            "device": device,
-            "indicator": indicator,
-            "location": location,
-            "excitation_lambda": excitation_lambda,
-            "emission_lambda": emission_lambda,
-        },
+        session=session,
+        plane=plane,
+        description=_SESSION_DESCRIPTION,
     )
 
     # the interfaces join the file before their series: a series' ROI region must
@@ -759,8 +860,9 @@ def _segmentation_file(
     version: str,
     notes: str,
     imaging_rate: float | None,
-    file_options: Mapping[str, Any],
-    plane_options: Mapping[str, Any],
+    session: NWBSession,
+    plane: NWBImagingPlane,
+    description: str,
 ) -> tuple[Any, Any, Any]:
     """An NWBFile with a Device, an ImagingPlane and ``ophys/ImageSegmentation`` holding
     one PlaneSegmentation of ``chosen``; returns the file, the module and the table."""
@@ -770,23 +872,23 @@ def _segmentation_file(
     from pynwb.image import GrayscaleImage
     from pynwb.ophys import ImageSegmentation, OpticalChannel, PlaneSegmentation
 
-    nwbfile = _make_nwbfile(notes=notes, **file_options)
-    dev = _make_device(plane_options.get("device"))
+    nwbfile = _make_nwbfile(session, notes=notes, description=description)
+    dev = _make_device(plane.device)
     nwbfile.add_device(dev)
     source = "a movie given as an array" if source == "array" else source
     channel = OpticalChannel(
         name="OpticalChannel",
         description="the channel the movie was recorded in (not specified to roitrace)",
-        emission_lambda=_wavelength(plane_options.get("emission_lambda"), "emission_lambda"),
+        emission_lambda=_wavelength(plane.emission_lambda, "emission_lambda"),
     )
-    plane = nwbfile.create_imaging_plane(
+    imaging_plane = nwbfile.create_imaging_plane(
         name="ImagingPlane",
         optical_channel=channel,
         description=f"the imaging plane of {source}",
         device=dev,
-        excitation_lambda=_wavelength(plane_options.get("excitation_lambda"), "excitation_lambda"),
-        indicator=plane_options.get("indicator") or "unknown",
-        location=plane_options.get("location") or "unknown",
+        excitation_lambda=_wavelength(plane.excitation_lambda, "excitation_lambda"),
+        indicator=plane.indicator or "unknown",
+        location=plane.location or "unknown",
         imaging_rate=imaging_rate,
     )
     module = nwbfile.create_processing_module(
@@ -833,7 +935,7 @@ def _segmentation_file(
     table = PlaneSegmentation(
         name=PLANE_SEGMENTATION,
         description="the ROIs (cells), one row per ROI; row ids are roitrace's ROI ids",
-        imaging_plane=plane,
+        imaging_plane=imaging_plane,
         id=np.fromiter((r.id for r in chosen), np.int64, len(chosen)),
         columns=columns,
     )
@@ -864,17 +966,10 @@ def write_nwb_rois(
     rois: RoiSet,
     path: str | os.PathLike,
     *,
-    session_description: str = "calcium imaging: cell ROIs (segmentation), by roitrace",
-    identifier: str | None = None,
-    session_start_time: _dt.datetime | None = None,
-    subject: Mapping[str, Any] | Any | None = None,
-    indicator: str | None = None,
-    location: str | None = None,
+    session: NWBSession | Mapping[str, Any] | None = None,
+    plane: NWBImagingPlane | Mapping[str, Any] | None = None,
     frame_rate: float | None = None,
-    device: str | Any | None = None,
-    excitation_lambda: float | None = None,
-    emission_lambda: float | None = None,
-    nwbfile_kwargs: Mapping[str, Any] | None = None,
+    **metadata: Any,
 ) -> Path:
     """Write a RoiSet alone (a segmentation, no traces) as an NWB file.
 
@@ -883,8 +978,10 @@ def write_nwb_rois(
     and columns ``npix``, ``centroid_y``, ``centroid_x``; and the ``roi_coverage``
     image that records the frame size), so
     :func:`read_nwb_rois` and :func:`roitrace.read_rois` read it back to the same
-    ROIs. Written atomically. The options are those of :func:`write_nwb`;
-    ``frame_rate`` becomes the imaging plane's rate when given.
+    ROIs. Written atomically. The options are those of :func:`write_nwb`
+    (``session``, ``plane`` or their fields one by one); ``frame_rate`` becomes the
+    imaging plane's rate when given. The default session description says that the
+    file holds a segmentation.
 
     Examples
     --------
@@ -905,6 +1002,7 @@ def write_nwb_rois(
         )
     rois.check_not_empty()
     path = Path(path)
+    session, plane = _metadata(session, plane, metadata, "write_nwb_rois")
     coords = xr.Dataset(
         coords={
             NPIX: (ROI, np.array([r.npix for r in rois], np.int64)),
@@ -921,20 +1019,9 @@ def write_nwb_rois(
         version=__version__,
         notes=f"ROIs written by roitrace {__version__}",
         imaging_rate=_movie_rate(frame_rate, None) if frame_rate is not None else None,
-        file_options={
-            "session_description": session_description,
-            "identifier": identifier,
-            "session_start_time": session_start_time,
-            "subject": subject,
-            "nwbfile_kwargs": nwbfile_kwargs,
-        },
-        plane_options={
-            "device": device,
-            "indicator": indicator,
-            "location": location,
-            "excitation_lambda": excitation_lambda,
-            "emission_lambda": emission_lambda,
-        },
+        session=session,
+        plane=plane,
+        description="calcium imaging: cell ROIs (segmentation), by roitrace",
     )
     return _write_nwbfile(nwbfile, path)
 
@@ -1021,19 +1108,16 @@ def _timing_kwargs(timing: dict[str, Any], first: Any) -> dict[str, Any]:
     return dict(timing)
 
 
-def _make_nwbfile(
-    *,
-    session_description: str,
-    identifier: str | None,
-    session_start_time: _dt.datetime | None,
-    subject: Any,
-    notes: str,
-    nwbfile_kwargs: Mapping[str, Any] | None,
-) -> Any:
+def _make_nwbfile(session: NWBSession, *, notes: str, description: str) -> Any:
+    """The NWBFile of ``session``'s metadata; ``description`` when it has none."""
     import pynwb
 
+    session_description = session.session_description
+    if session_description is None:
+        session_description = description
     if not session_description or not str(session_description).strip():
         raise ParameterError("session_description must be a non-empty text")
+    session_start_time = session.session_start_time
     if session_start_time is None:
         session_start_time = _dt.datetime.now().astimezone()
     elif not isinstance(session_start_time, _dt.datetime):
@@ -1042,20 +1126,29 @@ def _make_nwbfile(
         )
     elif session_start_time.tzinfo is None:
         session_start_time = session_start_time.astimezone()  # naive: local time
-    kwargs = dict(nwbfile_kwargs or {})
+    kwargs = dict(session.nwbfile_kwargs or {})
     taken = {"session_description", "identifier", "session_start_time", "subject"} & set(kwargs)
     if taken:
         raise ParameterError(
             f"nwbfile_kwargs repeats {sorted(taken)}: pass those as write_nwb's own options"
         )
+    for name in ("experimenter", "lab", "institution"):
+        value = getattr(session, name)
+        if value is not None:
+            if name in kwargs:
+                raise ParameterError(
+                    f"nwbfile_kwargs repeats {name!r}: give it once, as NWBSession({name}=...)"
+                )
+            kwargs[name] = value
     kwargs.setdefault("notes", notes)
     kwargs.setdefault("was_generated_by", [["roitrace", __version__]])
+    identifier = session.identifier if session.identifier is not None else uuid.uuid4()
     try:
         return pynwb.NWBFile(
             session_description=str(session_description),
-            identifier=str(identifier) if identifier is not None else str(uuid.uuid4()),
+            identifier=str(identifier),
             session_start_time=session_start_time,
-            subject=_make_subject(subject),
+            subject=_make_subject(session.subject),
             **kwargs,
         )
     except (TypeError, ValueError) as e:
