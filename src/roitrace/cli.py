@@ -840,9 +840,10 @@ def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, 
 def _read_rois_for(m, rois: Path, axes, trust_pickle, all_rois, plane_segmentation):
     """The ROI file's cells, checked against the movie's frames."""
     from .errors import EmptyMaskError, ShapeMismatchError
-    from .io import read_rois
+    from .io import formats, read_rois
 
-    kind = "nwb" if rois.suffix.lower() == ".nwb" else "suite2p" if rois.is_dir() else None
+    # the format that reads it, as read_rois finds it (None: read_rois says why none does)
+    kind = next((f.name for f in formats("rois") if f.can_open(rois)), None)
     if kind != "suite2p":
         _not_applicable(
             {"trust_pickle": trust_pickle, "all_rois": all_rois},
