@@ -512,7 +512,7 @@ def test_concurrent_writer_processes_leave_one_runs_set(tmp_path):
         while any(p.poll() is None for p in procs):  # a reader meanwhile sees one run's set
             try:
                 back = rt.load(folder)
-            except rt.MovieNotFoundError:  # not written yet
+            except rt.ResultNotFoundError:  # not written yet
                 continue
             assert (back.sizes["roi"], back.sizes["time"]) in [(n, 10 + n) for n in counts]
             assert ("F_corrected" in back) == (back.sizes["roi"] % 2 == 1)
@@ -533,28 +533,28 @@ def test_load_of_a_mixed_folder_names_the_files(tmp_path):
     small, _ = _result(2, neuropil=False)
     rt.save(small, folder)
     np.save(folder / "F_corrected.npy", stale)  # as earlier versions of roitrace left it
-    with pytest.raises(rt.MovieFormatError) as info:
+    with pytest.raises(rt.ResultFormatError) as info:
         rt.load(folder)
     assert str(info.value) == (
         f"suite2p folder {folder}: F.npy has 2 ROIs (shape (2, 30)) but F_corrected.npy has "
         "25 (shape (25, 30)); the folder mixes files of different runs: write it again"
     )
     # read_suite2p checks the traces beside stat.npy too
-    with pytest.raises(rt.MovieFormatError, match=r"F\.npy has 2 ROIs .* F_corrected\.npy has 25"):
+    with pytest.raises(rt.RoiFormatError, match=r"F\.npy has 2 ROIs .* F_corrected\.npy has 25"):
         read_suite2p(folder, allow_pickle=True)
     np.save(folder / "F_corrected.npy", stale[:2, :20])
-    with pytest.raises(rt.MovieFormatError, match=r"F\.npy has 30 frames .* has 20 \(shape"):
+    with pytest.raises(rt.ResultFormatError, match=r"F\.npy has 30 frames .* has 20 \(shape"):
         rt.load(folder)
     (folder / "F_corrected.npy").unlink()
     np.save(folder / "iscell.npy", np.ones((25, 2)))
-    with pytest.raises(rt.MovieFormatError, match=r"iscell\.npy has 25"):
+    with pytest.raises(rt.RoiFormatError, match=r"iscell\.npy has 25"):
         read_suite2p(folder, allow_pickle=True)
-    with pytest.raises(rt.MovieFormatError, match=r"iscell\.npy has 25"):
+    with pytest.raises(rt.ResultFormatError, match=r"iscell\.npy has 25"):
         rt.load(folder)
     np.save(folder / "iscell.npy", np.ones((2, 2)))
     ops = np.load(folder / "ops.npy", allow_pickle=True).item()
     np.save(folder / "ops.npy", np.array({**ops, "nframes": 99}, dtype=object), allow_pickle=True)
-    with pytest.raises(rt.MovieFormatError, match=r"but ops\.npy has 99 \(nframes 99\)"):
+    with pytest.raises(rt.ResultFormatError, match=r"but ops\.npy has 99 \(nframes 99\)"):
         rt.load(folder, allow_pickle=True)
     assert rt.load(folder).sizes == {"roi": 2, "time": 30}  # ops.npy is not read without it
 

@@ -30,9 +30,10 @@ import tifffile
 from numpy.testing import assert_array_equal
 
 import roitrace as rt
+import roitrace._memory as memory
 import roitrace.engine as engine
 from conftest import run_roitrace
-from roitrace.errors import MovieError, MovieFormatError, ParameterError
+from roitrace.errors import MovieError, MovieFormatError, ParameterError, RoiFormatError
 from roitrace.imagej import _MAX_ENTRIES, _MAX_ROI_BYTES, _read_entries, read_imagej
 
 projection_module = sys.modules["roitrace.projection"]  # roitrace.projection is the function
@@ -119,7 +120,7 @@ def test_the_memory_cap_lets_a_normal_run_pass(tmp_path):
 def test_tiff_frames_larger_than_memory_are_refused(tmp_path, monkeypatch):
     path = tmp_path / "m.tif"
     tifffile.imwrite(path, np.zeros((5, 64, 64), np.uint16))
-    monkeypatch.setattr(engine, "available_memory", lambda: 4000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 4000)  # what readers ask
     with pytest.raises(
         MovieFormatError, match=r"frames of 64 x 64 uint16 \(8\.0 KiB each\), more"
     ):
@@ -249,7 +250,7 @@ def test_hdf5_frames_larger_than_memory_are_refused_when_opened(tmp_path):
 
 def test_hdf5_compressed_chunks_larger_than_memory_are_refused(tmp_path, monkeypatch):
     path = empty_dataset(tmp_path / "x.h5", (100, 64, 64), (50, 64, 64), compression="gzip")
-    monkeypatch.setattr(engine, "available_memory", lambda: 100_000)
+    monkeypatch.setattr(memory, "available_memory", lambda: 100_000)
     with pytest.raises(MovieFormatError, match=r"compressed chunks of 50 x 64 x 64 \(400\.0 KiB"):
         rt.open_movie(path, dataset="d")
 
@@ -361,7 +362,7 @@ def patch_declared_size(path, entry, size):
 def test_zip_bomb_is_refused_before_it_is_unpacked(tmp_path):
     path = zip_bomb(tmp_path / "RoiSet.zip")
     assert path.stat().st_size < 4 * MiB
-    with pytest.raises(MovieFormatError, match=r"entry 'big\.roi'\) holds 256\.0 MiB, more than"):
+    with pytest.raises(RoiFormatError, match=r"entry 'big\.roi'\) holds 256\.0 MiB, more than"):
         read_imagej(path, shape=(10, 10))
 
 
@@ -376,14 +377,14 @@ def test_zip_bomb_peak_memory_stays_bounded(tmp_path):
     code = (
         "import re, sys\n"
         "from roitrace.imagej import read_imagej\n"
-        "from roitrace.errors import MovieFormatError\n"
+        "from roitrace.errors import RoiFormatError\n"
         "def peak():\n"
         "    status = open('/proc/self/status').read()\n"
         "    return int(re.search(r'VmHWM:\\s+(\\d+)', status).group(1))\n"
         "before = peak()\n"
         "try:\n"
         "    read_imagej(sys.argv[1], shape=(10, 10))\n"
-        "except MovieFormatError:\n"
+        "except RoiFormatError:\n"
         "    pass\n"
         "print(peak() - before)\n"
     )
@@ -400,7 +401,7 @@ def test_entry_declaring_a_small_size_is_read_no_further(tmp_path):
     patch_declared_size(path, "big.roi", 1000)
     tracemalloc.start()
     try:
-        with pytest.raises(MovieFormatError, match=r"entry 'big\.roi'\) cannot be unpacked"):
+        with pytest.raises(RoiFormatError, match=r"entry 'big\.roi'\) cannot be unpacked"):
             read_imagej(path, shape=(10, 10))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -413,7 +414,7 @@ def test_entry_declaring_a_huge_size_is_refused_unread(tmp_path):
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         zf.writestr("cell.roi", roi_bytes())
     patch_declared_size(path, "cell.roi", 2**31)
-    with pytest.raises(MovieFormatError, match=r"entry 'cell\.roi'\) holds 2\.0 GiB"):
+    with pytest.raises(RoiFormatError, match=r"entry 'cell\.roi'\) holds 2\.0 GiB"):
         read_imagej(path, shape=(10, 10))
 
 
@@ -423,7 +424,7 @@ def test_valid_roi_followed_by_junk(tmp_path):
         zf.writestr("cell.roi", roi_bytes() + bytes(1000))
     assert read_imagej(small, shape=(10, 10)).names == ["cell"]
     big = zip_bomb(tmp_path / "big.zip", mib=_MAX_ROI_BYTES // MiB + 1, after_roi=True)
-    with pytest.raises(MovieFormatError, match=r"entry 'big\.roi'\) holds 17\.0 MiB"):
+    with pytest.raises(RoiFormatError, match=r"entry 'big\.roi'\) holds 17\.0 MiB"):
         read_imagej(big, shape=(10, 10))
 
 
@@ -434,7 +435,7 @@ def test_roi_file_too_large_is_refused_before_reading(tmp_path):
         f.truncate(_MAX_ROI_BYTES + 1)  # sparse: no disk, no time
     tracemalloc.start()
     try:
-        with pytest.raises(MovieFormatError, match=r"cell\.roi holds 16\.0 MiB, more than any"):
+        with pytest.raises(RoiFormatError, match=r"cell\.roi holds 16\.0 MiB, more than any"):
             read_imagej(path, shape=(10, 10))
         peak = tracemalloc.get_traced_memory()[1]
     finally:
@@ -451,7 +452,7 @@ def test_too_many_entries_are_refused_before_zipfile_parses_them(tmp_path, monke
             zf.writestr(f"{i}.roi", roi_bytes(str(i)))
     monkeypatch.setattr(imagej, "_MAX_ENTRIES", 10)
     monkeypatch.setattr(zipfile, "ZipFile", None)  # refused before zipfile is asked
-    with pytest.raises(MovieFormatError, match="lists 11 entries"):
+    with pytest.raises(RoiFormatError, match="lists 11 entries"):
         read_imagej(path, shape=(10, 10))
 
 
@@ -484,7 +485,7 @@ def test_unknown_roi_type_in_roitraces_words(tmp_path, caplog):
     path = tmp_path / "odd.roi"
     path.write_bytes(bytes(data))
     with caplog.at_level(logging.INFO):
-        with pytest.raises(MovieFormatError, match="type 12 is none of the kinds ImageJ writes"):
+        with pytest.raises(RoiFormatError, match="type 12 is none of the kinds ImageJ writes"):
             read_imagej(path, shape=(10, 10))
     assert not [r for r in caplog.records if r.name == "roifile"]
 

@@ -17,7 +17,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 
 import roitrace as rt
 from conftest import DATA, data_path
-from roitrace.errors import EmptyMaskError, MovieFormatError, MovieNotFoundError, ParameterError
+from roitrace.errors import EmptyMaskError, ParameterError, RoiFormatError, RoiNotFoundError
 from roitrace.imagej import read_imagej, write_imagej
 from roitrace.rois import Roi, RoiSet
 
@@ -354,7 +354,7 @@ def test_composite_with_hole_and_curves_uses_even_odd(tmp_path):
 def test_corrupt_composite_path_is_a_format_error(tmp_path):
     path = tmp_path / "bad.roi"
     path.write_bytes(_composite([0, 1, 1, 7, 3, 3]).tobytes())  # 7: no such segment type
-    with pytest.raises(MovieFormatError, match=r"bad\.roi: ImageJ ROI 'ring' \(composite\) is"):
+    with pytest.raises(RoiFormatError, match=r"bad\.roi: ImageJ ROI 'ring' \(composite\) is"):
         read_imagej(path, shape=(20, 20))
 
 
@@ -362,7 +362,7 @@ def test_corrupt_composite_path_is_a_format_error(tmp_path):
 def test_random_bytes_roi_is_a_one_line_format_error(tmp_path):
     path = tmp_path / "noise.roi"
     path.write_bytes(np.random.default_rng(1).integers(0, 256, 300, dtype=np.uint8).tobytes())
-    with pytest.raises(MovieFormatError) as info:
+    with pytest.raises(RoiFormatError) as info:
         read_imagej(path, shape=FRAME)
     msg = str(info.value)
     assert str(path) in msg and "not a readable ImageJ ROI" in msg and "\n" not in msg
@@ -372,7 +372,7 @@ def test_truncated_roi_is_a_format_error(tmp_path):
     data = corpus("freehand.roi").read_bytes()
     path = tmp_path / "cut.roi"
     path.write_bytes(data[:100])
-    with pytest.raises(MovieFormatError, match=r"cut\.roi is not a readable ImageJ ROI"):
+    with pytest.raises(RoiFormatError, match=r"cut\.roi is not a readable ImageJ ROI"):
         read_imagej(path, shape=FRAME)
 
 
@@ -380,7 +380,7 @@ def test_corrupt_zip_is_a_one_line_format_error(tmp_path):
     path = tmp_path / "RoiSet.zip"
     good = corpus("RoiSet.zip").read_bytes()
     path.write_bytes(good[: len(good) // 2])
-    with pytest.raises(MovieFormatError) as info:
+    with pytest.raises(RoiFormatError) as info:
         read_imagej(path, shape=FRAME)
     msg = str(info.value)
     assert str(path) in msg and "not a readable zip of ImageJ ROIs" in msg and "\n" not in msg
@@ -390,12 +390,12 @@ def test_zip_entry_that_is_not_a_roi(tmp_path):
     path = tmp_path / "set.zip"
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr("junk.roi", b"hello, not a ROI at all" * 4)
-    with pytest.raises(MovieFormatError, match=r"\(entry 'junk.roi'\) is not a readable ImageJ"):
+    with pytest.raises(RoiFormatError, match=r"\(entry 'junk.roi'\) is not a readable ImageJ"):
         read_imagej(path, shape=FRAME)
     empty = tmp_path / "empty.zip"
     with zipfile.ZipFile(empty, "w") as zf:
         zf.writestr("readme.txt", b"no ROIs")
-    with pytest.raises(MovieFormatError, match=r"holds no \.roi entry"):
+    with pytest.raises(RoiFormatError, match=r"holds no \.roi entry"):
         read_imagej(empty, shape=FRAME)
 
 
@@ -405,7 +405,7 @@ def test_shape_is_required_and_checked(tmp_path):
     for bad in [(10,), (5, 10, 10), (0, 10), (2.5, 4)]:
         with pytest.raises(ParameterError, match=r"frame shape \(Y, X\)"):
             read_imagej(corpus("polygon.roi"), shape=bad)
-    with pytest.raises(MovieNotFoundError, match="no such ImageJ ROI file"):
+    with pytest.raises(RoiNotFoundError, match="no such ImageJ ROI file"):
         read_imagej(tmp_path / "missing.roi", shape=FRAME)
 
 
@@ -478,7 +478,7 @@ def test_unknown_roi_type_is_a_format_error(tmp_path):
     data[6] = 42  # the type byte
     path = tmp_path / "odd.roi"
     path.write_bytes(bytes(data))
-    with pytest.raises(MovieFormatError, match=r"'polygon' \(ROI of unknown type 42\) is corrupt"):
+    with pytest.raises(RoiFormatError, match=r"'polygon' \(ROI of unknown type 42\) is corrupt"):
         read_imagej(path, shape=FRAME)
 
 
@@ -705,12 +705,12 @@ def test_damaged_zip_entries_are_format_errors(tmp_path):
     # the local header names another file: zipfile refuses it
     path = one()
     _patched(path, b"cell.roi", b"cela.roi")  # the first: the local header
-    with pytest.raises(MovieFormatError, match=r"entry 'cell\.roi'\) cannot be unpacked"):
+    with pytest.raises(RoiFormatError, match=r"entry 'cell\.roi'\) cannot be unpacked"):
         read_imagej(path, shape=(10, 10))
     # the bytes do not match their CRC
     path = one()
     _patched(path, b"Iout", b"Iouu")
-    with pytest.raises(MovieFormatError, match=r"cannot be unpacked \(Bad CRC-32"):
+    with pytest.raises(RoiFormatError, match=r"cannot be unpacked \(Bad CRC-32"):
         read_imagej(path, shape=(10, 10))
     # an extra field zipfile finds corrupt: it says so
     path = tmp_path / "extra.zip"
@@ -718,7 +718,7 @@ def test_damaged_zip_entries_are_format_errors(tmp_path):
         info = zipfile.ZipInfo("cell.roi")
         info.extra = b"UT\x09\x00\x01\x00"
         zf.writestr(info, square)
-    with pytest.raises(MovieFormatError, match=r"not a readable zip of ImageJ ROIs.*extra"):
+    with pytest.raises(RoiFormatError, match=r"not a readable zip of ImageJ ROIs.*extra"):
         read_imagej(path, shape=(10, 10))
     # a large entry (junk after the ROI) among small ones
     path = tmp_path / "large.zip"
@@ -794,7 +794,7 @@ def test_non_finite_coordinates_are_a_format_error(tmp_path):
     roi.subpixel_coordinates[1, 0] = np.nan
     path = tmp_path / "nan.roi"
     path.write_bytes(roi.tobytes())
-    with pytest.raises(MovieFormatError, match=r"'nan' \(freehand\) is corrupt \(its coordinates"):
+    with pytest.raises(RoiFormatError, match=r"'nan' \(freehand\) is corrupt \(its coordinates"):
         read_imagej(path, shape=FRAME)
 
 

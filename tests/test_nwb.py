@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
@@ -18,8 +19,9 @@ from pynwb.ophys import ImageSegmentation, OpticalChannel, TwoPhotonSeries  # no
 
 import roitrace  # noqa: E402
 from roitrace.errors import (  # noqa: E402
-    MovieFormatError,
     ParameterError,
+    ResultFormatError,
+    RoiFormatError,
     RoitraceError,
     ShapeMismatchError,
 )
@@ -135,7 +137,7 @@ def test_read_nwb_rois_round_trip(written, rois):
         np.testing.assert_array_equal(a.x, b.x)
         assert a.weights is None
     assert back.meta["plane_segmentation"] == "ophys/ImageSegmentation/PlaneSegmentation"
-    assert roitrace.rois.read_rois(written, shape=(24, 24)).ids == [1, 2, 3]
+    assert roitrace.read_rois(written, shape=(24, 24)).ids == [1, 2, 3]
 
 
 def test_read_nwb_result_round_trip(written, result):
@@ -222,6 +224,103 @@ def test_subject_metadata_passes_every_check(result, rois, tmp_path):
             "2p-scope",
         )
         assert (nwbfile.identifier, nwbfile.session_start_time) == ("session-1", start)
+
+
+def test_session_and_plane_objects(result, rois, tmp_path):
+    start = dt.datetime(2024, 3, 1, 9, 30, tzinfo=dt.UTC)
+    session = roitrace.NWBSession(
+        session_description="mouse V1, drifting gratings",
+        identifier="session-2",
+        session_start_time=start,
+        subject=SUBJECT,
+        experimenter="Doe, Jane",
+        lab="Vision lab",
+        institution="Somewhere University",
+        nwbfile_kwargs={"keywords": ["V1"]},
+    )
+    plane = roitrace.NWBImagingPlane(
+        indicator="GCaMP6f",
+        location="VISp",
+        device="2p-scope",
+        excitation_lambda=920.0,
+        emission_lambda=510.0,
+    )
+    path = write_nwb(result, rois, tmp_path / "objects.nwb", session=session, plane=plane)
+    assert worse_than_suggestion(inspect(path, validate=False)) == []
+    with pynwb.NWBHDF5IO(path, "r") as io:
+        nwbfile = io.read()
+        assert nwbfile.session_description == "mouse V1, drifting gratings"
+        assert (nwbfile.identifier, nwbfile.session_start_time) == ("session-2", start)
+        assert nwbfile.subject.subject_id == "m1"
+        assert tuple(nwbfile.experimenter) == ("Doe, Jane",)
+        assert (nwbfile.lab, nwbfile.institution) == ("Vision lab", "Somewhere University")
+        assert list(nwbfile.keywords[:]) == ["V1"]
+        p = nwbfile.imaging_planes["ImagingPlane"]
+        assert (p.indicator, p.location, p.device.name, p.excitation_lambda) == (
+            "GCaMP6f",
+            "VISp",
+            "2p-scope",
+            920.0,
+        )
+        assert p.optical_channel[0].emission_lambda == 510.0
+
+
+def test_flat_keywords_fill_the_objects(result, rois, tmp_path):
+    # the keywords of earlier versions, mixed with the objects: one file
+    path = write_nwb(
+        result,
+        rois,
+        tmp_path / "mixed.nwb",
+        session={"identifier": "s3"},
+        plane=roitrace.NWBImagingPlane(location="VISp"),
+        subject=SUBJECT,
+        indicator="GCaMP6s",
+        lab="Vision lab",
+    )
+    with pynwb.NWBHDF5IO(path, "r") as io:
+        nwbfile = io.read()
+        assert (nwbfile.identifier, nwbfile.lab, nwbfile.subject.subject_id) == (
+            "s3",
+            "Vision lab",
+            "m1",
+        )
+        p = nwbfile.imaging_planes["ImagingPlane"]
+        assert (p.indicator, p.location) == ("GCaMP6s", "VISp")
+    # rois alone and through save / write_rois take the same
+    seg = roitrace.write_rois(
+        rois,
+        tmp_path / "seg.nwb",
+        session=roitrace.NWBSession(subject=SUBJECT),
+        plane=roitrace.NWBImagingPlane(indicator="GCaMP6f"),
+        frame_rate=30.0,
+    )
+    back = roitrace.save(result, tmp_path / "saved.nwb", plane={"indicator": "GCaMP6f"})
+    for f in (seg, back):
+        with pynwb.NWBHDF5IO(f, "r") as io:
+            assert io.read().imaging_planes["ImagingPlane"].indicator == "GCaMP6f"
+
+
+def test_metadata_mistakes_are_parameter_errors(result, rois, tmp_path):
+    out = tmp_path / "x.nwb"
+    with pytest.raises(ParameterError, match="indicator is given twice"):
+        write_nwb(result, rois, out, plane=roitrace.NWBImagingPlane(indicator="a"), indicator="b")
+    with pytest.raises(ParameterError, match="did you mean 'indicator'"):
+        write_nwb(result, rois, out, indicatr="GCaMP6f")
+    with pytest.raises(ParameterError, match="did you mean 'location'"):
+        write_nwb_rois(rois, out, locaton="VISp")
+    with pytest.raises(ParameterError, match="NWBSession has no field 'species'"):
+        write_nwb(result, rois, out, session={"species": "Mus musculus"})
+    with pytest.raises(ParameterError, match=r"session must be a roitrace\.NWBSession"):
+        write_nwb(result, rois, out, session="m1")
+    with pytest.raises(ParameterError, match="nwbfile_kwargs repeats 'lab'"):
+        write_nwb(
+            result, rois, out, session=roitrace.NWBSession(lab="a", nwbfile_kwargs={"lab": "b"})
+        )
+    with pytest.raises(ParameterError, match="session_description must be a non-empty"):
+        write_nwb(result, rois, out, session=roitrace.NWBSession(session_description=" "))
+    assert not out.exists()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        roitrace.NWBSession().lab = "x"
 
 
 def test_non_contiguous_frames_use_timestamps(movie, labels, rois, tmp_path):
@@ -445,10 +544,10 @@ def test_pixel_mask_fitting_neither_order(tmp_path):
 
 def test_no_plane_segmentation(tmp_path):
     path = foreign_nwb(tmp_path / "behaviour.nwb")
-    with pytest.raises(MovieFormatError, match="no PlaneSegmentation") as info:
+    with pytest.raises(RoiFormatError, match="no PlaneSegmentation") as info:
         read_nwb_rois(path)
     assert str(path) in str(info.value) and "acquisition/running" in str(info.value)
-    with pytest.raises(MovieFormatError, match="no RoiResponseSeries 'F'"):
+    with pytest.raises(ResultFormatError, match="no RoiResponseSeries 'F'"):
         read_nwb_result(path)
 
 
@@ -467,14 +566,14 @@ def test_several_plane_segmentations_need_a_name(tmp_path):
 
 def test_voxel_mask_refused(tmp_path):
     path = foreign_nwb(tmp_path / "vox.nwb", voxel=True)
-    with pytest.raises(MovieFormatError, match="3-D voxel_mask"):
+    with pytest.raises(RoiFormatError, match="3-D voxel_mask"):
         read_nwb_rois(path)
 
 
 def test_unreadable_files(tmp_path):
     junk = tmp_path / "junk.nwb"
     junk.write_text("not hdf5")
-    with pytest.raises(MovieFormatError, match=r"junk\.nwb"):
+    with pytest.raises(RoiFormatError, match=r"junk\.nwb"):
         read_nwb_rois(junk)
     with pytest.raises(FileNotFoundError):
         read_nwb_result(tmp_path / "missing.nwb")

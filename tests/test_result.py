@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import ast
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import xarray as xr
@@ -24,7 +20,6 @@ from roitrace.result import (
 )
 from roitrace.rois import Roi, RoiSet
 
-PACKAGE = Path(rt.__file__).resolve().parent
 SHAPE = (20, 24)
 
 
@@ -239,57 +234,4 @@ def test_frame_rate_survives_every_format(movie, labels, tmp_path):
         assert result_frame_rate(rt.load(rt.save(ds, tmp_path / out))) == 12.5
 
 
-# -- dependencies ------------------------------------------------------------------------
-def _roitrace_imports(module: str) -> set[str]:
-    """The roitrace modules ``module`` imports, at its top or inside functions."""
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom):
-            if node.level:  # from . import x / from .x import y
-                if node.module:
-                    found.add(node.module.split(".")[0])
-                else:
-                    found.update(a.name for a in node.names)
-            elif node.module and node.module.split(".")[0] == "roitrace":
-                parts = node.module.split(".")
-                found.update([parts[1]] if len(parts) > 1 else (a.name for a in node.names))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                parts = alias.name.split(".")
-                if parts[0] == "roitrace" and len(parts) > 1:
-                    found.add(parts[1])
-    return found
-
-
-def _third_party_imports(module: str) -> set[str]:
-    tree = ast.parse((PACKAGE / f"{module}.py").read_text(encoding="utf-8"))
-    names = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            names.update(a.name.split(".")[0] for a in node.names)
-        elif isinstance(node, ast.ImportFrom) and not node.level and node.module:
-            names.add(node.module.split(".")[0])
-    return names - set(sys.stdlib_module_names) - {"roitrace", "__future__"}
-
-
-@pytest.mark.parametrize("module", ["save", "nwb", "suite2p", "plot", "rois", "result"])
-def test_formats_do_not_import_the_pipeline(module):
-    assert not _roitrace_imports(module) & {"extract", "engine"}
-
-
-@pytest.mark.parametrize("module", ["save", "nwb", "suite2p", "plot", "rois", "result"])
-def test_no_import_cycle_through_extract(module):
-    # everything these modules reach, counting imports inside functions
-    seen, todo = set(), [module]
-    while todo:
-        m = todo.pop()
-        if m not in seen and (PACKAGE / f"{m}.py").exists():
-            seen.add(m)
-            todo.extend(_roitrace_imports(m))
-    assert "extract" not in seen
-
-
-def test_result_imports_only_the_schema_basics():
-    assert _roitrace_imports("result") <= {"errors", "rois", "_version"}
-    assert _third_party_imports("result") <= {"numpy", "xarray"}
+# -- dependencies: tests/test_layout.py (imports of every module, cycles, io's rules) ------

@@ -57,10 +57,10 @@ def test_read_rois_label_image_files(tmp_path, field):
         assert_array_equal(rois.to_labels(), field.labels)
     with pytest.raises(rt.ShapeMismatchError, match="32 x 32"):
         rt.read_rois(tmp_path / "labels.npy", shape=(32, 32))
-    with pytest.raises(rt.MovieNotFoundError):
+    with pytest.raises(rt.RoiNotFoundError):
         rt.read_rois(tmp_path / "none.zip")
     (tmp_path / "x.csv").write_text("")
-    with pytest.raises(rt.MovieFormatError, match="unknown ROI format"):
+    with pytest.raises(rt.RoiFormatError, match="unknown ROI format"):
         rt.read_rois(tmp_path / "x.csv")
 
 

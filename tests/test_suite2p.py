@@ -10,9 +10,9 @@ import pytest
 
 import roitrace
 from roitrace.errors import (
-    MovieFormatError,
-    MovieNotFoundError,
     ParameterError,
+    RoiFormatError,
+    RoiNotFoundError,
     RoitraceError,
     ShapeMismatchError,
 )
@@ -138,7 +138,7 @@ def test_cells_only_false_keeps_all(plane):
 
 def test_missing_iscell(tmp_path):
     folder, _ = make_plane(tmp_path / "plane0", iscell=None)
-    with pytest.raises(MovieNotFoundError) as info:
+    with pytest.raises(RoiNotFoundError) as info:
         read_suite2p(folder, allow_pickle=True)
     assert "iscell.npy" in str(info.value)
     assert "cells_only=False" in str(info.value)
@@ -151,7 +151,7 @@ def test_missing_stat_names_folder_and_lists_it(tmp_path):
     folder = tmp_path / "plane0"
     folder.mkdir()
     np.save(folder / "F.npy", np.zeros((2, 3), np.float32))
-    with pytest.raises(MovieNotFoundError) as info:
+    with pytest.raises(RoiNotFoundError) as info:
         read_suite2p(folder, allow_pickle=True)
     msg = str(info.value)
     assert str(folder) in msg
@@ -160,7 +160,7 @@ def test_missing_stat_names_folder_and_lists_it(tmp_path):
 
 
 def test_missing_folder(tmp_path):
-    with pytest.raises(MovieNotFoundError, match="no such file or folder"):
+    with pytest.raises(RoiNotFoundError, match="no such file or folder"):
         read_suite2p(tmp_path / "nowhere", allow_pickle=True)
 
 
@@ -216,7 +216,7 @@ def test_entry_without_pixels_names_index(tmp_path):
     folder, stat = make_plane(tmp_path / "plane0")
     del stat[2]["xpix"]
     np.save(folder / "stat.npy", stat, allow_pickle=True)
-    with pytest.raises(MovieFormatError, match="entry 2"):
+    with pytest.raises(RoiFormatError, match="entry 2"):
         read_suite2p(folder, allow_pickle=True)
 
 
@@ -231,14 +231,14 @@ def test_bad_pixel_lists(tmp_path, ypix, xpix, match):
     folder, stat = make_plane(tmp_path / "plane0")
     stat[1]["ypix"], stat[1]["xpix"] = ypix, xpix
     np.save(folder / "stat.npy", stat, allow_pickle=True)
-    with pytest.raises(MovieFormatError, match=match):
+    with pytest.raises(RoiFormatError, match=match):
         read_suite2p(folder, allow_pickle=True, cells_only=False)
 
 
 def test_corrupt_stat(tmp_path):
     folder, _ = make_plane(tmp_path / "plane0")
     (folder / "stat.npy").write_bytes(b"\x93NUMPY garbage")
-    with pytest.raises(MovieFormatError, match=r"stat\.npy"):
+    with pytest.raises(RoiFormatError, match=r"stat\.npy"):
         read_suite2p(folder, allow_pickle=True)
 
 

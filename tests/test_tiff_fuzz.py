@@ -33,6 +33,7 @@ import pytest
 import tifffile
 
 import roitrace as rt
+import roitrace._memory as memory
 import roitrace.engine as engine
 from conftest import run_roitrace
 from roitrace.errors import MovieFormatError, RoitraceError
@@ -210,6 +211,7 @@ def bigtiff_lying_strip(path: Path) -> Path:
 @pytest.fixture
 def small_memory(monkeypatch):
     """roitrace believes it has FAKE_MEMORY: claims of larger frames are refused."""
+    monkeypatch.setattr(memory, "available_memory", lambda: FAKE_MEMORY)  # the readers
     monkeypatch.setattr(engine, "available_memory", lambda: FAKE_MEMORY)
     monkeypatch.setattr(projection_module, "available_memory", lambda: FAKE_MEMORY)
 

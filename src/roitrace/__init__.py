@@ -24,6 +24,8 @@ from .errors import (
     EmptyMaskError,
     FetchError,
     FrameRangeError,
+    InputFormatError,
+    InputNotFoundError,
     MissingDependencyError,
     MovieError,
     MovieFormatError,
@@ -33,18 +35,23 @@ from .errors import (
     OutputError,
     ParameterError,
     ResultError,
+    ResultFormatError,
+    ResultNotFoundError,
+    RoiFormatError,
+    RoiNotFoundError,
     RoitraceError,
     ShapeMismatchError,
     WeightsError,
 )
 from .extract import extract
+from .io import NWBImagingPlane, NWBSession, read_rois, write_rois
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
 from .options import Baseline, Execution, Neuropil
 from .plan import ExtractionPlan, plan_extraction
 from .projection import projection, projections
-from .rois import Roi, RoiSet, label, read_rois
+from .rois import Roi, RoiSet, label
 from .save import load, save
 from .segment import find_rois
 from .threshold import pixels, threshold
@@ -59,18 +66,26 @@ __all__ = [
     "ExtractionPlan",
     "FetchError",
     "FrameRangeError",
+    "InputFormatError",
+    "InputNotFoundError",
     "MissingDependencyError",
     "Movie",
     "MovieError",
     "MovieFormatError",
     "MovieNotFoundError",
+    "NWBImagingPlane",
+    "NWBSession",
     "Neuropil",
     "NonFiniteError",
     "NotAMovieError",
     "OutputError",
     "ParameterError",
     "ResultError",
+    "ResultFormatError",
+    "ResultNotFoundError",
     "Roi",
+    "RoiFormatError",
+    "RoiNotFoundError",
     "RoiSet",
     "RoitraceError",
     "ShapeMismatchError",
@@ -100,6 +115,7 @@ __all__ = [
     "simulate",
     "threshold",
     "weights_image",
+    "write_rois",
     "zscore",
 ]
 

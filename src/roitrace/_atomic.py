@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
+from ._paths import split_dataset_path
 from .errors import DiskFullError, OutputError, RoitraceError
 
 try:
@@ -291,8 +292,6 @@ def _wait_for_writer(folder: Path) -> bool:
 
 
 # -- checks before the work ----------------------------------------------------------------
-# The HDF5 movie path form ``file.h5:/dataset`` that roitrace.movie.open_movie reads.
-_H5_PATH = re.compile(r"^(.*\.(?:h5|hdf5|hdf|he5)):(/?.+)$", re.IGNORECASE)
 _TRY_ELSEWHERE = "write the output to another"
 
 
@@ -302,12 +301,7 @@ def input_file(path: str | os.PathLike) -> Path:
     >>> str(input_file("no/such/run.h5:/imaging")), str(input_file("movie.tif"))
     ('no/such/run.h5', 'movie.tif')
     """
-    raw = os.fspath(path)
-    if not os.path.exists(raw):
-        m = _H5_PATH.match(raw)
-        if m:
-            return Path(m.group(1))
-    return Path(raw)
+    return Path(split_dataset_path(path)[0])  # the file.h5:/dataset form of open_movie
 
 
 def check_not_input(

@@ -14,11 +14,14 @@ __all__ = ["available", "require"]
 _PIP_NAME = {"imagecodecs": "imagecodecs", "pynwb": "pynwb", "h5netcdf": "h5netcdf"}
 
 
-def _message(module: str, purpose: str) -> str:
-    pip = _PIP_NAME.get(module, module)
+def _message(module: str, purpose: str, pip: str | None = None, extra: str | None = None) -> str:
+    pip = pip or _PIP_NAME.get(module, module)
+    also = (
+        f"pip install 'roitrace[{extra}]'" if extra else "reinstall roitrace: pip install roitrace"
+    )
     return (
         f"{purpose} needs the Python package {module}, which is not installed here: "
-        f"pip install {pip} (or reinstall roitrace: pip install roitrace)"
+        f"pip install {pip} (or {also})"
     )
 
 
@@ -27,8 +30,13 @@ def available(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def require(module: str, purpose: str) -> ModuleType:
+def require(
+    module: str, purpose: str, *, pip: str | None = None, extra: str | None = None
+) -> ModuleType:
     """Import ``module`` or raise :class:`~roitrace.errors.MissingDependencyError`.
+
+    The message says ``pip install PIP`` (default: the module's pip name) and, when
+    given, the roitrace ``extra`` that installs it.
 
     Examples
     --------
@@ -40,8 +48,8 @@ def require(module: str, purpose: str) -> ModuleType:
     roitrace.errors.MissingDependencyError: reading .xyz files needs the Python package ...
     """
     if not available(module):
-        raise MissingDependencyError(_message(module, purpose))
+        raise MissingDependencyError(_message(module, purpose, pip, extra))
     try:
         return importlib.import_module(module)
     except ImportError as exc:  # installed but broken (a missing sub-dependency)
-        raise MissingDependencyError(f"{_message(module, purpose)} ({exc})") from exc
+        raise MissingDependencyError(f"{_message(module, purpose, pip, extra)} ({exc})") from exc

@@ -24,6 +24,7 @@ from rich.console import Console
 
 from ._version import __version__
 from .errors import ParameterError, RoitraceError
+from .io import writable_suffixes
 from .options import AGGREGATION_METHODS, OVERLAP_MODES, PROJECTION_METHODS, THRESHOLD_METHODS
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -193,7 +194,7 @@ def _not_applicable(options: dict[str, Any], why: str) -> None:
 
 #: Output suffixes of each command (a trailing "/" asks for a suite2p folder).
 _IMAGE_OUT = (".tif", ".tiff", ".npy")
-_ROI_OUT = (".zip", ".roi", ".tif", ".tiff", ".npy", ".nwb")
+_ROI_OUT = writable_suffixes("rois")  # ImageJ .zip/.roi, label images .tif/.npy, .nwb
 
 
 def _output(
@@ -697,7 +698,7 @@ def extract(
     # a suite2p folder keeps its trailing slash: that is how save() knows it is one
     target = output if output.suffix.lower() in _TRACE_OUT else f"{output}{os.sep}"
     nwb = _nwb_options(output, subject_id, species, sex, age, indicator, location)
-    check_subject(nwb.get("subject"))
+    check_subject(nwb["session"].subject if nwb else None)
     rings = _neuropil_options(
         neuropil_gap, neuropil_width, neuropil_exclude_gap, neuropil_min_pixels, neuropil_factor
     )
@@ -799,7 +800,7 @@ def extract(
 
 
 #: What extract writes: a file of these suffixes, or a folder (suite2p style).
-_TRACE_OUT = (".csv", ".nc", ".h5", ".hdf5", ".nwb")
+_TRACE_OUT = writable_suffixes("result")  # .csv, .nc, .h5, .hdf5, .nwb
 
 
 def _nwb_options(output: Path, subject_id, species, sex, age, indicator, location) -> dict:
@@ -810,8 +811,13 @@ def _nwb_options(output: Path, subject_id, species, sex, age, indicator, locatio
     if output.suffix.lower() != ".nwb":
         _not_applicable(fields, f"to {output.suffix or 'a folder'} output (only to .nwb)")
         return {}
+    from .io.nwb import NWBImagingPlane, NWBSession
+
     subject = {n: fields[n] for n in ("subject_id", "species", "sex", "age") if fields[n]}
-    return {"subject": subject or None, "indicator": indicator, "location": location}
+    return {
+        "session": NWBSession(subject=subject or None),
+        "plane": NWBImagingPlane(indicator=indicator, location=location),
+    }
 
 
 def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, Any]:
@@ -845,9 +851,10 @@ def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, 
 def _read_rois_for(m, rois: Path, axes, trust_pickle, all_rois, plane_segmentation):
     """The ROI file's cells, checked against the movie's frames."""
     from .errors import EmptyMaskError, ShapeMismatchError
-    from .rois import read_rois
+    from .io import formats, read_rois
 
-    kind = "nwb" if rois.suffix.lower() == ".nwb" else "suite2p" if rois.is_dir() else None
+    # the format that reads it, as read_rois finds it (None: read_rois says why none does)
+    kind = next((f.name for f in formats("rois") if f.can_open(rois)), None)
     if kind != "suite2p":
         _not_applicable(
             {"trust_pickle": trust_pickle, "all_rois": all_rois},
@@ -914,14 +921,12 @@ def rois_command(
 ) -> None:
     """Find cells by thresholding a projection; write them as ROIs to edit in ImageJ/Fiji."""
     from ._validate import size_range
+    from .io import roi_format, write_rois
     from .projection import projection
-    from .rois import write_labels
 
     output = _output(output_text, _ROI_OUT, "ROIs", movie=movie)
-    if output.suffix.lower() == ".nwb":
-        from ._optional import require
-
-        require("pynwb", f"writing {output} (.nwb)")  # before the work, not after it
+    fmt = roi_format(output, for_writing=True)
+    fmt.require(f"writing {output} ({output.suffix.lower()})")  # before the work, not after it
     if figure is not None and figure.suffix.lower() != ".png":
         raise ParameterError(f"--figure {figure}: the figure is a PNG image; name it .png")
     options = _threshold_options(threshold, method, q, k, block_size, offset, auto=True)
@@ -937,15 +942,9 @@ def rois_command(
         progress=not no_progress,
     )
     roiset, _ = _find_rois(proj, options, min_size, max_size)
-    suffix = output.suffix.lower()
-    if suffix in (".zip", ".roi"):
-        from .imagej import write_imagej
-
-        write_imagej(roiset, output)
-    elif suffix == ".nwb":
-        roiset.to_nwb(output, frame_rate=m.frame_rate or None)
-    else:
-        write_labels(roiset, output)
+    # NWB records the imaging rate beside the ROIs
+    rate = {"frame_rate": m.frame_rate or None} if "frame_rate" in fmt.write_options else {}
+    write_rois(roiset, output, **rate)
     sizes = ", ".join(str(r.npix) for r in roiset[:10])
     unit = "pixel" if len(roiset) == 1 and roiset[0].npix == 1 else "pixels"
     out.print(

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ._memory import available_memory
 from .errors import FrameRangeError, MovieError, ParameterError
 from .movie import Movie, as_movie
 from .options import Execution
@@ -132,7 +133,7 @@ def _check_chunk_memory(movie: Movie, n: int, given: bool) -> None:
     avail = _available_memory()
     if avail is None or need <= avail:
         return
-    from .movie import _human
+    from ._memory import human_bytes as _human
 
     y, x = movie.frame_shape
     what = f"chunks of {n} frames of {y} x {x} {movie.dtype} take {_human(need / 2)} each"
@@ -296,62 +297,5 @@ def _progress(total: int, desc: str) -> _Progress:
     return _Progress(total, desc)
 
 
-def available_memory() -> int | None:
-    """Bytes this process can still allocate, as far as can be told, or None.
-
-    The least of: the system's available memory (``MemAvailable``), what is left
-    under the container's memory limit (cgroup v2 ``memory.max``; inside a
-    container ``MemAvailable`` is the host's) and what is left of the address space
-    allowed by ``ulimit -v`` (``RLIMIT_AS``). Used to size chunks and to refuse, with
-    a clear error, a frame or working set that cannot fit before it is allocated.
-    """
-    limits = [
-        v
-        for v in (_meminfo_available(), _cgroup_available(), _address_space_left())
-        if v is not None
-    ]
-    return max(0, min(limits)) if limits else None
-
-
 def _available_memory() -> int | None:
     return available_memory()
-
-
-def _meminfo_available() -> int | None:
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-def _cgroup_available() -> int | None:
-    try:
-        with open("/sys/fs/cgroup/memory.max") as f:
-            limit = f.read().strip()
-        if limit == "max":
-            return None
-        with open("/sys/fs/cgroup/memory.current") as f:
-            used = int(f.read().strip())
-        return int(limit) - used
-    except (OSError, ValueError):
-        return None
-
-
-def _address_space_left() -> int | None:
-    try:
-        import resource
-
-        soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-        if soft == resource.RLIM_INFINITY:
-            return None
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmSize:"):
-                    return soft - int(line.split()[1]) * 1024
-    except (ImportError, OSError, ValueError, IndexError):
-        pass
-    return None

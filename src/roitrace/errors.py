@@ -5,6 +5,34 @@ subclasses also derive from the matching built-in exception (``ValueError``,
 ``FileNotFoundError``, ``IndexError``, ``OSError``), so code that already catches
 those keeps working. Messages say what was wrong and what to do about it; the command line
 prints them as one line and exits with code 2.
+
+The tree::
+
+    RoitraceError
+    ├── ParameterError (ValueError)         an option's value cannot be used
+    │   └── ResultError                     a result Dataset lacks what is asked of it
+    ├── InputNotFoundError (FileNotFoundError)   an input path does not exist
+    │   ├── MovieNotFoundError              ... a movie (also a MovieError)
+    │   ├── RoiNotFoundError                ... an ROI set (ImageJ, suite2p, NWB, labels)
+    │   └── ResultNotFoundError             ... a saved result (CSV, netCDF, NWB, suite2p)
+    ├── InputFormatError (ValueError)       an input file is unreadable or damaged
+    │   ├── MovieFormatError                ... a movie (also a MovieError)
+    │   ├── RoiFormatError                  ... an ROI set
+    │   └── ResultFormatError               ... a saved result
+    ├── MovieError                          a movie could not be opened or read
+    │   ├── MovieNotFoundError, MovieFormatError (above)
+    │   └── NotAMovieError (ValueError)     the data is no (time, y, x) stack
+    ├── FrameRangeError (IndexError)
+    ├── ShapeMismatchError, EmptyMaskError, WeightsError, NonFiniteError,
+    │   BaselineError (ValueError)
+    ├── MissingDependencyError (ImportError)
+    ├── FetchError
+    └── OutputError (OSError)
+        └── DiskFullError
+
+Catch :class:`InputFormatError` for "this file cannot be read, whatever it is";
+:class:`MovieError` is about movies only (a damaged ``RoiSet.zip`` is a
+:class:`RoiFormatError`, not a :class:`MovieError`).
 """
 
 from __future__ import annotations
@@ -26,16 +54,46 @@ class ResultError(ParameterError):
     """
 
 
+class InputNotFoundError(RoitraceError, FileNotFoundError):
+    """An input's path (a movie, an ROI set, a saved result) does not exist."""
+
+
+class InputFormatError(RoitraceError, ValueError):
+    """An input file is of no format roitrace reads (an unknown suffix), or is not
+    what its suffix says, or is damaged (truncated, corrupt, inconsistent)."""
+
+
 class MovieError(RoitraceError):
     """A movie could not be opened or read."""
 
 
-class MovieNotFoundError(MovieError, FileNotFoundError):
+class MovieNotFoundError(MovieError, InputNotFoundError):
     """The movie's path does not exist."""
 
 
-class MovieFormatError(MovieError, ValueError):
+class MovieFormatError(MovieError, InputFormatError):
     """The file is not a movie roitrace can read (not a TIFF, truncated, unknown suffix)."""
+
+
+class RoiNotFoundError(InputNotFoundError):
+    """The path of an ROI set (a ``RoiSet.zip``, a suite2p folder...) does not exist,
+    or a file it needs is missing (suite2p's ``stat.npy``, ``iscell.npy``)."""
+
+
+class RoiFormatError(InputFormatError):
+    """The file is not an ROI set roitrace can read (an unknown suffix, a damaged
+    ``RoiSet.zip``, a ``stat.npy`` entry without pixels, an NWB file without a
+    PlaneSegmentation...)."""
+
+
+class ResultNotFoundError(InputNotFoundError):
+    """The path of a saved result (see :func:`roitrace.load`) does not exist."""
+
+
+class ResultFormatError(InputFormatError):
+    """A saved result cannot be read back: an unknown suffix, a CSV file that is no
+    roitrace table, a suite2p folder without ``F.npy`` or mixing runs, an NWB file
+    without fluorescence traces..."""
 
 
 class NotAMovieError(MovieError, ValueError):
@@ -96,6 +154,8 @@ __all__ = [
     "EmptyMaskError",
     "FetchError",
     "FrameRangeError",
+    "InputFormatError",
+    "InputNotFoundError",
     "MissingDependencyError",
     "MovieError",
     "MovieFormatError",
@@ -105,6 +165,10 @@ __all__ = [
     "OutputError",
     "ParameterError",
     "ResultError",
+    "ResultFormatError",
+    "ResultNotFoundError",
+    "RoiFormatError",
+    "RoiNotFoundError",
     "RoitraceError",
     "ShapeMismatchError",
     "WeightsError",

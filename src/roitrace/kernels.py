@@ -1,7 +1,9 @@
 """Deprecated location of :mod:`roitrace._kernels` (the compiled kernels and their
 numpy versions); the same module object, so ``roitrace.kernels.X`` keeps working."""
 
-import importlib
 import sys
 
-sys.modules[__name__] = importlib.import_module("roitrace._kernels")
+import roitrace._kernels  # noqa: F401 - loads it
+
+# by its name: the attribute roitrace._kernels may be a function of the same name
+sys.modules[__name__] = sys.modules["roitrace._kernels"]

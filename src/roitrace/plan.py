@@ -21,9 +21,10 @@ import numpy as np
 from ._validate import choice
 from .aggregate import check_proportion, check_weights
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
+from .io import read_rois
 from .neuropil import neuropil_rings
 from .options import AGGREGATION_METHODS, OVERLAP_MODES, WEIGHT_METHODS, Neuropil
-from .rois import Roi, RoiSet, read_rois
+from .rois import Roi, RoiSet
 from .traces import brightness_weights, proximity_weights_groups
 
 __all__ = ["ExtractionPlan", "as_roiset", "plan_extraction", "to_labels"]

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from . import _kernels as kernels
+from ._memory import human_bytes as _human
 from ._validate import choice
 from ._warnings import renamed_keywords
 from .engine import (
@@ -26,7 +27,7 @@ from .engine import (
     stream,
 )
 from .errors import MovieError, ParameterError
-from .movie import _human, as_movie
+from .movie import as_movie
 from .options import PROJECTION_METHODS, Execution
 
 log = logging.getLogger(__name__)

@@ -3,10 +3,14 @@
 A :class:`RoiSet` is what every ROI source becomes (a label image, a thresholded
 mask split into cells, ImageJ ROIs, suite2p's ``stat.npy``, an NWB
 PlaneSegmentation) and what :func:`roitrace.extract` consumes.
+
+No file format lives here: :func:`roitrace.read_rois` and :func:`roitrace.write_rois`
+(:mod:`roitrace.io`) read and write ROI files.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,17 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from ._version import __version__
 from ._warnings import warn_user
-from .errors import (
-    EmptyMaskError,
-    MovieFormatError,
-    MovieNotFoundError,
-    ParameterError,
-    ShapeMismatchError,
-)
+from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
 
-__all__ = ["Roi", "RoiSet", "label", "read_rois", "write_labels"]
+__all__ = ["Roi", "RoiSet", "label"]
 
 
 @dataclass(frozen=True)
@@ -221,20 +218,17 @@ class RoiSet:
     def to_imagej(self, path: str | os.PathLike) -> Path:
         """Write the ROIs as an ImageJ/Fiji ``RoiSet.zip`` of outlines (see
         :func:`roitrace.imagej.write_imagej`)."""
-        from .imagej import write_imagej
-
-        return write_imagej(self, path)
+        return _io().write_rois(self, path, format="imagej")
 
     def to_nwb(self, path: str | os.PathLike, **options: Any) -> Path:
         """Write the ROIs alone (no traces) as an NWB PlaneSegmentation; ``options``
         are those of :func:`roitrace.nwb.write_nwb_rois` (subject, indicator...)."""
-        from .nwb import write_nwb_rois
-
-        return write_nwb_rois(self, path, **options)
+        return _io().write_rois(self, path, format="nwb", **options)
 
     def to_label_image(self, path: str | os.PathLike) -> Path:
-        """Write the ROIs as a label image, TIFF or ``.npy`` (see :func:`write_labels`)."""
-        return write_labels(self, path)
+        """Write the ROIs as a label image, TIFF or ``.npy`` (see
+        :func:`roitrace.io.labels.write_labels`)."""
+        return _io().write_rois(self, path, format="labels")
 
     def masks(self) -> np.ndarray:
         """A (n, Y, X) boolean stack, one mask per ROI.
@@ -355,112 +349,12 @@ def _size_range(min_size: int | None, max_size: int | None) -> str:
     return f"between {min_size} and {max_size} pixels"
 
 
-def read_rois(
-    path: str | os.PathLike,
-    *,
-    shape: tuple[int, int] | None = None,
-    allow_pickle: bool = False,
-    cells_only: bool = True,
-    plane_segmentation: str | None = None,
-) -> RoiSet:
-    """Read ROIs from a file; the format follows the path.
+def _io() -> Any:
+    """:mod:`roitrace.io`, looked up when a RoiSet is written to a file.
 
-    Parameters
-    ----------
-    path : str or path-like
-        ImageJ ``.roi`` or ``RoiSet.zip``; a suite2p ``plane0`` folder (or its
-        ``stat.npy``); an NWB file with a PlaneSegmentation; a label image as TIFF
-        or ``.npy`` (0 = background, one integer per cell).
-    shape : (int, int), optional
-        The movie's frame shape (rows, columns). Needed for ImageJ ROIs (which do
-        not record it) and checked against the others.
-    allow_pickle : bool
-        suite2p's ``stat.npy`` and ``ops.npy`` are Python pickles, which can run
-        code when loaded: they are read only when this is True.
-    cells_only : bool
-        suite2p: keep only the ROIs ``iscell.npy`` marks as cells.
-    plane_segmentation : str, optional
-        NWB: the PlaneSegmentation to read when the file holds several.
-
-    Returns
-    -------
-    rois : RoiSet
-
-    Examples
-    --------
-    >>> import numpy as np, tempfile, os
-    >>> path = os.path.join(tempfile.mkdtemp(), "labels.npy")
-    >>> np.save(path, np.array([[0, 1], [2, 2]]))
-    >>> read_rois(path).ids
-    [1, 2]
+    This module holds no file format and must not import one: :mod:`roitrace.io`
+    imports it (a RoiSet is what its ROI readers make). The ``to_*`` methods reach
+    the writers through this lookup at call time, when :mod:`roitrace.io` is long
+    imported (``import roitrace`` imports it).
     """
-    p = Path(path)
-    if not p.exists():
-        raise MovieNotFoundError(f"{p}: no such file or folder; check the path")
-    suffix = p.suffix.lower()
-    if plane_segmentation is not None and suffix != ".nwb":
-        raise ParameterError(
-            f"plane_segmentation={plane_segmentation!r} is for NWB files; {p} is not one: "
-            "leave it out"
-        )
-    if p.is_dir() or p.name == "stat.npy":
-        from .suite2p import read_suite2p
-
-        rois = read_suite2p(p, allow_pickle=allow_pickle, cells_only=cells_only, shape=shape)
-    elif suffix in (".roi", ".zip"):
-        from .imagej import read_imagej
-
-        rois = read_imagej(p, shape=shape)
-    elif suffix == ".nwb":
-        from .nwb import read_nwb_rois
-
-        rois = read_nwb_rois(p, shape=shape, plane_segmentation=plane_segmentation)
-    elif suffix in (".tif", ".tiff", ".npy"):
-        rois = RoiSet.from_labels(_read_label_image(p), source=str(p))
-    else:
-        raise MovieFormatError(
-            f"{p}: unknown ROI format {suffix!r}; roitrace reads ImageJ .roi/.zip, suite2p "
-            "plane0 folders, NWB files and label images (.tif, .npy)"
-        )
-    if shape is not None and rois.frame_shape != tuple(shape):
-        raise ShapeMismatchError(
-            f"{p}: the ROIs are for {rois.frame_shape[0]} x {rois.frame_shape[1]} frames but "
-            f"the movie's frames are {shape[0]} x {shape[1]}; use the ROIs made for this movie"
-        )
-    return rois
-
-
-def _read_label_image(p: Path) -> np.ndarray:
-    try:
-        if p.suffix.lower() == ".npy":
-            arr = np.load(p, allow_pickle=False)
-        else:
-            import tifffile
-
-            arr = tifffile.imread(p)
-    except Exception as exc:
-        raise MovieFormatError(f"{p}: not a readable label image ({exc})") from exc
-    arr = np.squeeze(arr)
-    if arr.ndim != 2:
-        raise ShapeMismatchError(
-            f"{p}: a label image must be 2-D (one integer per cell), got shape {arr.shape}"
-        )
-    return arr
-
-
-def write_labels(rois: RoiSet, path: str | os.PathLike) -> Path:
-    """Write a RoiSet as a label image (TIFF or ``.npy``), atomically."""
-    from ._atomic import atomic_path
-
-    p = Path(path)
-    labels = rois.to_labels()
-    with atomic_path(p) as tmp:
-        if p.suffix.lower() == ".npy":
-            with open(tmp, "wb") as f:
-                np.save(f, labels)
-        else:
-            import tifffile
-
-            meta = {"names": rois.names, "roitrace_version": __version__, "source": rois.source}
-            tifffile.imwrite(tmp, labels, metadata=meta)
-    return p
+    return importlib.import_module("roitrace.io")

@@ -1,0 +1,78 @@
+"""Results as netCDF4 (HDF5) files: the result Dataset itself, through h5netcdf.
+
+``.nc``, ``.h5`` and ``.hdf5`` hold the same: every variable and coordinate of the
+result, its attributes as text and numbers (netCDF holds no bool, None, dict or
+list: those become JSON text).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from .._atomic import atomic_path, write_bytes
+from .._optional import require
+from ..errors import ResultFormatError, RoitraceError
+from ..result import check_result
+from ._attrs import file_attrs, netcdf_attr
+from ._base import Format
+
+__all__ = ["NetCDFFormat", "read_netcdf", "write_netcdf"]
+
+
+class NetCDFFormat(Format):
+    """Results as netCDF4 / HDF5 files (see :mod:`roitrace.io.netcdf`)."""
+
+    name = "netcdf"
+    title = "netCDF"
+    kind = "result"
+    suffixes = (".nc", ".h5", ".hdf5")
+    requires = ("h5netcdf", "h5netcdf", None)
+
+    def _read(self, path: str | os.PathLike) -> Any:
+        return read_netcdf(path)
+
+    def _write(self, result: Any, path: str | os.PathLike) -> Path:
+        return write_netcdf(result, path)
+
+
+def write_netcdf(ds: Any, path: str | os.PathLike) -> Path:
+    """Write a result as a netCDF4 file (h5netcdf), atomically.
+
+    The file is made in memory first and then written as bytes: HDF5 crashes the
+    process when a write to disk fails.
+    """
+    path = Path(path)
+    check_result(ds, needs=(), writer="a netCDF file")
+    require("h5netcdf", f"writing {path} ({path.suffix})")
+    out = ds.copy()
+    out.attrs = {k: netcdf_attr(v) for k, v in file_attrs(ds).items()}
+    try:
+        # in memory first: HDF5 crashes the process when a write to disk fails
+        data = out.to_netcdf(engine="h5netcdf", invalid_netcdf=False)
+    except ValueError:  # xarray before 2025 writes netCDF4 bytes with netCDF4-python only
+        with atomic_path(path) as tmp:
+            out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
+        return path
+    return write_bytes(path, data)
+
+
+def read_netcdf(path: str | os.PathLike) -> Any:
+    """Read a netCDF4 file written by :func:`write_netcdf` back into a result Dataset
+    (loaded into memory: the file is closed when this returns)."""
+    import xarray as xr
+
+    path = Path(path)
+    require("h5netcdf", f"reading {path} ({path.suffix})")
+    try:
+        with xr.open_dataset(path, engine="h5netcdf") as ds:
+            return ds.load()
+    except (RoitraceError, MemoryError):
+        raise
+    except Exception as exc:  # h5py, h5netcdf, xarray: OSError, ValueError, KeyError...
+        raise ResultFormatError(
+            f"{path}: not a readable netCDF (HDF5) file ({type(exc).__name__}: "
+            f"{' '.join(str(exc).split())[:200]}); is it a complete file written by "
+            "roitrace.save?"
+        ) from exc
