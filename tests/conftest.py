@@ -77,3 +77,36 @@ def run_roitrace(*args, cwd=None, cap: int | None = None, timeout: float = 300):
         timeout=timeout,
         preexec_fn=limit if cap else None,
     )
+
+
+def roifile_bytes(roi, name: str) -> bytes:
+    """The ImageJ ROI roitrace wrote with roifile before it wrote them itself: its
+    outline along the pixel edges as a traced polygon, or a composite of outlines."""
+    import roifile
+
+    from roitrace.imagej import _pixel_loops
+
+    loops = _pixel_loops(np.asarray(roi.y), np.asarray(roi.x))
+    if len(loops) == 1:
+        pts = loops[0].astype(np.int32)
+        out = roifile.ImagejRoi.frompoints(pts, name=name)
+        out.roitype = roifile.ROI_TYPE.TRACED
+        out.options = roifile.ROI_OPTIONS.NONE
+        out.right = int(pts[:, 0].max())
+        out.bottom = int(pts[:, 1].max())
+        return out.tobytes()
+    parts = []
+    for loop in loops:
+        seg = np.ones((len(loop), 3), np.float32)
+        seg[0, 0] = 0
+        seg[:, 1:] = loop
+        parts += [seg.ravel(), np.array([4], np.float32)]
+    allpts = np.concatenate(loops)
+    out = roifile.ImagejRoi()
+    out.roitype = roifile.ROI_TYPE.RECT
+    out.multi_coordinates = np.concatenate(parts)
+    out.shape_roi_size = int(out.multi_coordinates.size)
+    out.left, out.top = (int(v) for v in allpts.min(axis=0))
+    out.right, out.bottom = (int(v) for v in allpts.max(axis=0))
+    out.name = name
+    return out.tobytes()

@@ -29,7 +29,6 @@ PIPELINE = (
     "roitrace.engine",
     "roitrace.aggregate",
     "roitrace._kernels",
-    "roitrace.kernels",
 )
 ABOVE_IO = (*PIPELINE, "roitrace.cli")
 
@@ -163,9 +162,8 @@ def test_the_walk_sees_imports_at_the_top_inside_functions_and_of_packages():
     assert "roitrace.io" in imports("roitrace.movie")  # from .io import ...
     assert "roitrace.io" in imports("roitrace.save")  # via from .io._attrs import
     assert "roitrace.io" not in imports("roitrace.io.tiff")  # its own package
-    assert "roitrace.io" in imports("roitrace.cli")
-    assert "roitrace.extract" in imports("roitrace.cli")  # inside a function
-    assert "roitrace.io.imagej" in imports("roitrace.imagej")  # the alias module
+    assert "roitrace.io" in imports("roitrace.cli._options")
+    assert "roitrace.extract" in imports("roitrace.cli.extract")  # inside a function
 
 
 def test_type_checking_imports_do_not_count():
@@ -200,9 +198,9 @@ def test_io_does_not_import_the_pipeline_or_the_command_line(name):
         "roitrace.result",
         "roitrace.plot",
         "roitrace.movie",
-        "roitrace.nwb",
-        "roitrace.suite2p",
-        "roitrace.imagej",
+        "roitrace.io.nwb",
+        "roitrace.io.suite2p",
+        "roitrace.io.imagej",
     ],
 )
 def test_formats_and_schema_do_not_reach_the_extraction(name):
@@ -254,16 +252,3 @@ def test_dynamic_imports_are_the_known_ones():
                 found.add((name, target))
     # roitrace.plot is loaded on first use by roitrace/__init__ (matplotlib is slow)
     assert found - {(ROOT, "roitrace.plot")} == DYNAMIC_IMPORTS
-
-
-def test_the_old_module_names_are_the_new_modules():
-    import roitrace.imagej
-    import roitrace.io.imagej
-    import roitrace.io.nwb
-    import roitrace.io.suite2p
-    import roitrace.nwb
-    import roitrace.suite2p
-
-    assert roitrace.imagej is roitrace.io.imagej
-    assert roitrace.nwb is roitrace.io.nwb
-    assert roitrace.suite2p is roitrace.io.suite2p

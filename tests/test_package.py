@@ -25,8 +25,16 @@ def test_old_module_paths_are_the_new_modules():
         ("roitrace.masks", "roitrace.threshold"),
         ("roitrace.simulate", "roitrace.datasets.simulate"),
         ("roitrace.fetch", "roitrace.datasets.fetch"),
+        ("roitrace.demo", "roitrace.datasets.demo"),
+        ("roitrace.imagej", "roitrace.io.imagej"),
+        ("roitrace.nwb", "roitrace.io.nwb"),
+        ("roitrace.suite2p", "roitrace.io.suite2p"),
         ("roitrace.kernels", "roitrace._kernels"),
     ]:
         assert importlib.import_module(old) is importlib.import_module(new)
     # importing an old path does not replace the function of the same name
     assert callable(rt.simulate) and callable(rt.fetch) and callable(rt.threshold)
+    from roitrace.nwb import write_nwb  # noqa: F401 - the README's name
+    from roitrace.simulate import LABEL_THRESHOLD  # noqa: F401
+
+    assert rt.nwb is importlib.import_module("roitrace.io.nwb")  # an attribute too

@@ -41,6 +41,10 @@ def test_plan_holds_index_arrays_not_masks(sim):
     assert len(pickle.dumps(plan)) < 8 * pixels + 4000
     with pytest.raises(dataclasses.FrozenInstanceError):
         plan.method = "median"  # type: ignore[misc]
+    for p in (plan, pickle.loads(pickle.dumps(plan))):  # arrays too, also once unpickled
+        with pytest.raises(ValueError, match="read-only"):
+            p.cells[0][0] = 0
+    assert repr(plan).startswith("ExtractionPlan(5 ROIs, ") and len(repr(plan)) < 300
 
 
 def test_overlap_drop_and_roi_pixels(sim):
@@ -80,8 +84,10 @@ def test_run_plan_over_some_frames(sim):
 
 def test_plan_mistakes(sim):
     plan = rt.plan_extraction(sim.labels, sim.movie.shape[1:])
-    with pytest.raises(rt.ParameterError, match="method given with a plan"):
-        rt.extract(sim.movie, plan, method="median")
+    with pytest.raises(rt.ParameterError, match="method given with a plan: the plan holds it"):
+        rt.extract(sim.movie, plan, method="mean")  # the default, but said: not ignored
+    with pytest.raises(rt.ParameterError, match="frame_shape=\\(48,\\): give the movie's"):
+        rt.plan_extraction(sim.labels, (48,))
     with pytest.raises(rt.ShapeMismatchError, match="plan was made for 48 x 48 frames"):
         rt.extract(sim.movie[:, :40], plan)
     with pytest.raises(rt.ParameterError, match="neuropil_method is used only with a neuropil"):

@@ -9,12 +9,8 @@ The pipeline, one module per stage::
 Every stage that reads pixels streams the movie through :mod:`roitrace.engine`.
 """
 
-# The modules' old locations, loaded first: importing one of them later must not
-# replace the function of the same name (roitrace.simulate, roitrace.fetch) by it.
-from . import fetch as _fetch_module  # noqa: F401
-from . import kernels as _kernels_module  # noqa: F401
-from . import masks as _masks_module  # noqa: F401
-from . import simulate as _simulate_module  # noqa: F401
+import sys as _sys
+
 from ._version import __version__
 from .aggregate import aggregate
 from .datasets import Simulation, fetch, simulate
@@ -118,6 +114,34 @@ __all__ = [
     "write_rois",
     "zscore",
 ]
+
+
+#: Modules that moved, by their old names (relative to roitrace).
+_MOVED = {
+    "masks": "threshold",
+    "kernels": "_kernels",
+    "simulate": "datasets.simulate",
+    "fetch": "datasets.fetch",
+    "demo": "datasets.demo",
+    "imagej": "io.imagej",
+    "nwb": "io.nwb",
+    "suite2p": "io.suite2p",
+}
+
+
+def _keep_old_module_paths() -> None:
+    """``import roitrace.masks``, ``from roitrace.nwb import ...``: the old dotted names
+    are the moved modules themselves (patching one patches the other). Attributes that
+    are functions of the same name (``roitrace.simulate``, ``roitrace.fetch``) stay so."""
+    import importlib
+
+    for old, new in _MOVED.items():
+        module = importlib.import_module(f"{__name__}.{new}")
+        _sys.modules.setdefault(f"{__name__}.{old}", module)
+        globals().setdefault(old, module)
+
+
+_keep_old_module_paths()
 
 
 def __getattr__(name: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import types
 import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -54,7 +55,8 @@ def renamed_keywords(**renamed: str | Callable[[Any], tuple[str, Any]]) -> Calla
     """
 
     def decorate(fn: F) -> F:
-        @functools.wraps(fn)
+        warn, error = warn_user, ParameterError  # closure cells: see the end
+
         def wrapper(*args: Any, **kwargs: Any) -> Any:
             for old, new in renamed.items():
                 if old not in kwargs:
@@ -62,17 +64,21 @@ def renamed_keywords(**renamed: str | Callable[[Any], tuple[str, Any]]) -> Calla
                 value = kwargs.pop(old)
                 name, value = new(value) if callable(new) else (new, value)
                 if name in kwargs:
-                    raise ParameterError(
-                        f"{fn.__name__}(): give {name}= only ({old}= is its old name)"
-                    )
+                    raise error(f"{fn.__name__}(): give {name}= only ({old}= is its old name)")
                 shown = f"{name}={value!r}" if callable(new) else f"{name}="
-                warn_user(
+                warn(
                     f"{fn.__name__}({old}=...) is deprecated; use {shown} instead",
                     DeprecationWarning,
                 )
                 kwargs[name] = value
             return fn(*args, **kwargs)
 
-        return wrapper  # type: ignore[return-value]
+        # The wrapper lives in the wrapped function's module (its globals): doctest
+        # and other tools that ask "is this function from that module?" then find it
+        # and run its Examples. It names nothing global but builtins.
+        moved = types.FunctionType(
+            wrapper.__code__, fn.__globals__, fn.__name__, None, wrapper.__closure__
+        )
+        return functools.update_wrapper(moved, fn)  # type: ignore[return-value]
 
     return decorate

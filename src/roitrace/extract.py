@@ -41,13 +41,13 @@ def extract(
     movie: Any,
     rois: Any,
     *,
-    method: str = "mean",
+    method: str | None = None,
     weights: Any = None,
     neuropil: Neuropil | dict[str, Any] | None = None,
     neuropil_factor: float | None = None,
     neuropil_method: str | None = None,
     proportion: float | None = None,
-    overlap: str = "keep",
+    overlap: str | None = None,
     baseline: Baseline | dict[str, Any] | None = None,
     execution: Execution | None = None,
     frames: FramesLike = None,
@@ -68,7 +68,8 @@ def extract(
         ``method``, ``weights``, ``neuropil``, ``neuropil_method``, ``proportion``
         and ``overlap``; those are not given again).
     method : {"mean", "median", "weighted", "trimmed_mean"}
-        How each cell's pixels are combined (see :func:`roitrace.aggregate`).
+        How each cell's pixels are combined (see :func:`roitrace.aggregate`);
+        default ``"mean"``.
     weights : {"brightness", "proximity", "roi"} or (P,) array_like, optional
         Pixel weights for ``method="weighted"``: ``"brightness"`` (the notebook's
         ``means / means.sum()``), ``"proximity"``, or ``"roi"`` (the RoiSet's own
@@ -89,8 +90,9 @@ def extract(
     proportion : float, optional
         For ``method="trimmed_mean"`` only: the fraction cut from each end (default 0.1).
     overlap : {"keep", "drop"}
-        Pixels shared by several ROIs: keep them in each, or drop them from all
-        (suite2p's ``allow_overlap=False``). A ROI left with no pixel is an error.
+        Pixels shared by several ROIs: keep them in each (default), or drop them
+        from all (suite2p's ``allow_overlap=False``). A ROI left with no pixel is
+        an error.
     baseline : Baseline or dict, optional
         How F0 of the ``dff`` variable is found: by default the 8th percentile of
         the whole trace; e.g. ``{"q": 10, "window": 900}`` for a running 10th
@@ -220,13 +222,14 @@ _PLAN_OPTIONS = ("method", "weights", "neuropil", "neuropil_method", "proportion
 
 def _plan(rois: Any, frame_shape: tuple[int, int], **options: Any) -> ExtractionPlan:
     if not isinstance(rois, ExtractionPlan):
-        return plan_extraction(rois, frame_shape, **options)
-    defaults = {"method": "mean", "overlap": "keep"}
-    given = [k for k in _PLAN_OPTIONS if options[k] != defaults.get(k)]
+        given = {k: v for k, v in options.items() if v is not None}
+        return plan_extraction(rois, frame_shape, **given)
+    given = [k for k in _PLAN_OPTIONS if options[k] is not None]
     if given:
+        them = "them" if len(given) > 1 else "it"
         raise ParameterError(
-            f"{', '.join(given)} given with a plan: the plan holds them already; give them "
-            "to plan_extraction(), or pass the ROIs instead of the plan"
+            f"{', '.join(given)} given with a plan: the plan holds {them} already; give "
+            f"{them} to plan_extraction(), or pass the ROIs instead of the plan"
         )
     return rois
 

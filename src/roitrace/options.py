@@ -195,6 +195,8 @@ def parse_size(name: str, value: Any) -> int:
     >>> parse_size("chunk_memory", "64 MiB"), parse_size("chunk_memory", "1.5GB")
     (67108864, 1500000000)
     """
+    if isinstance(value, bool):
+        raise ParameterError(f"{name}={value!r} is not a size; give bytes or a text like '256MB'")
     if isinstance(value, str):
         m = _SIZE.match(value)
         if not m:

@@ -86,6 +86,33 @@ class ExtractionPlan:
     overlap: str = "keep"
     source: str | None = None
 
+    def __post_init__(self) -> None:
+        # frozen all the way down: a worker cannot change what another one runs
+        for group in (self.cells, self.rings, self.cell_weights or (), self.roi_weights):
+            for a in group:
+                if a is not None:
+                    a.flags.writeable = False
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # unpickled (on a worker): read-only again
+        self.__dict__.update(state)
+        self.__post_init__()
+
+    def __repr__(self) -> str:
+        npix = sum(c.size for c in self.cells)
+        ring = (
+            f", neuropil={self.neuropil!r} ({sum(r.size for r in self.rings)} ring pixels), "
+            f"neuropil_method={self.neuropil_method!r}"
+            if self.neuropil is not None
+            else ""
+        )
+        weights = f", weights={self.weights!r}" if self.weights else ""
+        return (
+            f"ExtractionPlan({self.n_rois} ROIs, {npix} cell pixels, frames "
+            f"{self.frame_shape[0]} x {self.frame_shape[1]}, method={self.method!r}{weights}"
+            f"{ring}, overlap={self.overlap!r})"
+        )
+
     @property
     def n_rois(self) -> int:
         return len(self.cells)
@@ -217,7 +244,7 @@ def plan_extraction(
         choice("neuropil_method", neuropil_method, AGGREGATION_METHODS)
         if neuropil_method == "weighted":
             raise ParameterError("neuropil_method='weighted' is not supported; use mean or median")
-    frame_shape = (int(frame_shape[0]), int(frame_shape[1]))
+    frame_shape = _frame_shape(frame_shape)
     roiset = as_roiset(rois, frame_shape)
     roiset.check_not_empty()
     cells, roi_weights = _cells(roiset, overlap)
@@ -239,6 +266,19 @@ def plan_extraction(
     if method == "weighted":
         plan = _with_weights(plan, weights)
     return plan
+
+
+def _frame_shape(value: Any) -> tuple[int, int]:
+    try:
+        y, x = (int(v) for v in value)
+        ok = y > 0 and x > 0 and (y, x) == tuple(value)
+    except (TypeError, ValueError):
+        ok = False
+    if not ok:
+        raise ParameterError(
+            f"frame_shape={value!r}: give the movie's frame shape (Y, X), e.g. movie.frame_shape"
+        )
+    return y, x
 
 
 def to_labels(rois: Any, frame_shape: tuple[int, int]) -> np.ndarray:
@@ -278,7 +318,7 @@ def _cells(roiset: RoiSet, overlap: str) -> tuple[Flats, tuple[np.ndarray | None
     cells, weights = [], []
     for r in roiset:
         flat = r.y.astype(np.intp) * nx + r.x
-        w = r.weights
+        w = None if r.weights is None else np.array(r.weights)  # the plan's own, read-only copy
         if shared is not None:
             keep = ~shared[r.y, r.x]
             if not keep.any():

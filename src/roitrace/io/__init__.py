@@ -208,4 +208,8 @@ def write_rois(
     fmt = (
         format_named("rois", format) if format is not None else roi_format(path, for_writing=True)
     )
+    if rois.source:  # the file they were read from is an input: never written over
+        from .._atomic import check_not_input
+
+        check_not_input(path, [("the ROI file", rois.source)])
     return fmt.write(rois, path, **options)

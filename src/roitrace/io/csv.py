@@ -103,21 +103,37 @@ def read_csv(path: str | os.PathLike) -> Any:
         raise ResultFormatError(f"{path}: no table in this CSV file")
     if not {ROI, FRAME} <= set(table.columns):
         raise ResultFormatError(f"{path}: not a roitrace CSV (no roi and frame columns)")
-    rois, roi_idx = np.unique(table[ROI].to_numpy(np.int64), return_inverse=True)
-    frames, t_idx = np.unique(table[FRAME].to_numpy(np.int64), return_inverse=True)
+    try:
+        rois, roi_idx = np.unique(table[ROI].to_numpy(np.int64), return_inverse=True)
+        frames, t_idx = np.unique(table[FRAME].to_numpy(np.int64), return_inverse=True)
+        columns = {v: table[v].to_numpy(np.float64) for v in TRACE_VARS if v in table}
+        times = table[TIME].to_numpy(np.float64) if TIME in table else None
+    except (ValueError, TypeError) as exc:  # an empty or text cell: a cut or edited file
+        raise ResultFormatError(
+            f"{path}: a cell of the table is not a number ({exc}); the file is cut short "
+            "or was edited: write it again with roitrace.save"
+        ) from exc
+    # every ROI has a row for every frame, once: anything else is a damaged table
+    cells = roi_idx * frames.size + t_idx
+    if len(table) != rois.size * frames.size or np.unique(cells).size != len(table):
+        counts = np.bincount(roi_idx, minlength=rois.size)
+        raise ResultFormatError(
+            f"{path}: the ROIs have {counts.min()} to {counts.max()} rows for "
+            f"{frames.size} frames; every ROI has one row per frame in a complete file "
+            "(is it cut short?)"
+        )
     data_vars = {}
-    for v in TRACE_VARS:
-        if v in table:
-            arr = np.full((rois.size, frames.size), np.nan)
-            arr[roi_idx, t_idx] = table[v].to_numpy(np.float64)
-            data_vars[v] = ((ROI, TIME), arr)
+    for v, values in columns.items():
+        arr = np.empty((rois.size, frames.size))
+        arr[roi_idx, t_idx] = values
+        data_vars[v] = ((ROI, TIME), arr)
     coords: dict[str, Any] = {ROI: rois, FRAME: (TIME, frames)}
     if NAME in table:
         names = np.empty(rois.size, object)
         names[roi_idx] = table[NAME].to_numpy()
         coords[NAME] = (ROI, names.astype(str))
-    if TIME in table:
+    if times is not None:
         t = np.full(frames.size, np.nan)
-        t[t_idx] = table[TIME].to_numpy(np.float64)
+        t[t_idx] = times
         coords[TIME] = (TIME, t, {"units": "s"})
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)

@@ -332,7 +332,7 @@ def _check_shape(shape: Any, p: Path) -> tuple[int, int]:
     if shape is None:
         raise ParameterError(
             f"{p}: ImageJ ROI files do not record the image size; pass the movie's frame "
-            "shape, e.g. read_imagej(path, shape=movie.shape[-2:])"
+            "shape=, e.g. shape=movie.frame_shape"
         )
     try:
         dims = tuple(int(s) for s in shape)

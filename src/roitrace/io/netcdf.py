@@ -8,13 +8,14 @@ list: those become JSON text).
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 from .._atomic import atomic_path, write_bytes
 from .._optional import require
 from ..errors import ResultFormatError, RoitraceError
-from ..result import check_result
+from ..result import ROI, TRACE_VARS, check_result
 from ._attrs import file_attrs, netcdf_attr
 from ._base import Format
 
@@ -66,8 +67,12 @@ def read_netcdf(path: str | os.PathLike) -> Any:
     path = Path(path)
     require("h5netcdf", f"reading {path} ({path.suffix})")
     try:
-        with xr.open_dataset(path, engine="h5netcdf") as ds:
-            return ds.load()
+        with warnings.catch_warnings():
+            # an HDF5 file that is not netCDF (a movie): h5netcdf warns, then names its
+            # dimensions phony_dim_*; the check below says what is wrong instead
+            warnings.simplefilter("ignore", UserWarning)
+            with xr.open_dataset(path, engine="h5netcdf") as ds:
+                ds = ds.load()
     except (RoitraceError, MemoryError):
         raise
     except Exception as exc:  # h5py, h5netcdf, xarray: OSError, ValueError, KeyError...
@@ -76,3 +81,10 @@ def read_netcdf(path: str | os.PathLike) -> Any:
             f"{' '.join(str(exc).split())[:200]}); is it a complete file written by "
             "roitrace.save?"
         ) from exc
+    if not any(v in ds for v in TRACE_VARS) or ROI not in ds.dims:
+        found = ", ".join(list(ds.data_vars)[:5]) or "no variables"
+        raise ResultFormatError(
+            f"{path}: not a roitrace result (it holds {found}, and no F, Fneu, F_corrected "
+            "or dff by roi); a movie is read with roitrace.open_movie"
+        )
+    return ds

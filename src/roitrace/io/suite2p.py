@@ -176,9 +176,8 @@ def read_suite2p(
     if not allow_pickle:
         raise ParameterError(
             f"{plane}: suite2p's stat.npy and ops.npy are Python pickles, which can run "
-            "arbitrary code when loaded, so roitrace loads them only when asked: "
-            "read_suite2p(..., allow_pickle=True) or, on the command line, "
-            "--trust-pickle; do so only for files you trust"
+            "arbitrary code when loaded, so roitrace loads them only when asked with "
+            "allow_pickle=True; do so only for files you trust"
         )
     iscell_path = plane / "iscell.npy"
 

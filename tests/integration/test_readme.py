@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def readme_commands(section: str = "## Command line") -> list[list[str]]:
@@ -42,7 +42,7 @@ def test_the_readme_has_examples():
 
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory) -> Path:
-    from roitrace.demo import run_demo
+    from roitrace.datasets.demo import run_demo
 
     folder = tmp_path_factory.mktemp("readme") / "roitrace-demo"
     run_demo(folder)
@@ -52,7 +52,9 @@ def demo_folder(tmp_path_factory) -> Path:
 def test_readme_examples_run_as_written(demo_folder):
     ran = 0
     for words in readme_commands():
-        if words[1] == "fetch":  # needs the internet; tests/test_fetch.py covers it offline
+        if (
+            words[1] == "fetch"
+        ):  # needs the internet; tests/datasets/test_fetch.py covers it offline
             continue
         proc = subprocess.run(
             [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],

@@ -363,8 +363,8 @@ def test_20000_mixed_imagej_rois_match_a_per_roi_reference(tmp_path, monkeypatch
     of roifile's frompoints."""
     import roifile
 
+    from conftest import roifile_bytes
     from roitrace import imagej as ij
-    from test_imagej import roifile_bytes
 
     n, frame = 20_000, (1024, 1024)
     path = tmp_path / "RoiSet.zip"

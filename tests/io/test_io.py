@@ -327,3 +327,35 @@ def test_movie_classes_keep_their_home():
     assert movie.Movie is rt.Movie and movie.ArrayMovie.__mro__[1] is movie.Movie
     assert issubclass(movie.TiffMovie, movie.Movie) and issubclass(movie.H5Movie, movie.Movie)
     assert ".tif" in movie.TIFF_SUFFIXES and ".h5" in movie.H5_SUFFIXES
+
+
+def test_write_rois_never_writes_over_the_file_they_came_from(tmp_path):
+    path = tmp_path / "labels.npy"
+    np.save(path, np.array([[0, 1, 1], [2, 0, 0]]))
+    rois = rt.read_rois(path)
+    with pytest.raises(rt.OutputError, match="is the ROI file; write the output to another"):
+        rt.write_rois(rois, path)
+    assert np.array_equal(np.load(path), [[0, 1, 1], [2, 0, 0]])
+    rt.write_rois(rois, tmp_path / "copy.npy")
+
+
+def test_damaged_csv_and_non_result_files_are_result_format_errors(tmp_path):
+    sim = rt.simulate(shape=(24, 24), n_frames=40, n_cells=3, seed=1)
+    ds = rt.extract(sim.movie, sim.labels)
+    good = rt.save(ds, tmp_path / "t.csv")
+    lines = good.read_text().splitlines(keepends=True)
+    cut = tmp_path / "cut.csv"
+    cut.write_text("".join(lines[:60]) + lines[60][:5])  # cut in the middle of a row
+    with pytest.raises(rt.ResultFormatError, match=r"not a number|rows for"):
+        rt.load(cut)
+    short = tmp_path / "short.csv"
+    short.write_text("".join(lines[:60]))  # whole rows, but ROIs of unequal length
+    with pytest.raises(rt.ResultFormatError, match="rows for 40 frames"):
+        rt.load(short)
+    movie = tmp_path / "movie.h5"
+    import h5py
+
+    with h5py.File(movie, "w") as f:
+        f["imaging"] = sim.movie
+    with pytest.raises(rt.ResultFormatError, match="not a roitrace result"):
+        rt.load(movie)

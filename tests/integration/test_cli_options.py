@@ -440,3 +440,51 @@ def test_label_images_record_the_version(folder, tmp_path):
     assert proc.returncode == 0, proc.stderr
     with tifffile.TiffFile(tmp_path / "labels.tif") as tif:
         assert tif.shaped_metadata[0]["roitrace_version"] == rt.__version__
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--how", "meen"], "Invalid value for '--how': 'meen' is not one of 'mean'"),
+        (["--neuropil-gab", "2"], "No such option: --neuropil-gab (Possible options:"),
+    ],
+)
+def test_command_line_syntax_mistakes_are_one_line(tmp_path, args, said):
+    """Mistakes click finds (a bad choice, an unknown option): one line, exit 2,
+    as every other mistake."""
+    from conftest import run_roitrace
+
+    movie = tmp_path / "m.npy"
+    np.save(movie, np.ones((5, 8, 8), np.uint16))
+    out = run_roitrace("extract", str(movie), "--k", "3", "-o", str(tmp_path / "t.csv"), *args)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1 and said in out.stderr, out.stderr
+    assert "Value error" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_rois_figure_without_a_projection_option(tmp_path):
+    """rois --figure draws on the default std projection (it crashed without --projection)."""
+    from conftest import run_roitrace
+
+    sim = rt.simulate(shape=(40, 40), n_frames=60, n_cells=3, seed=3)
+    movie = tmp_path / "m.tif"
+    tifffile.imwrite(movie, sim.movie)
+    out = run_roitrace(
+        "rois", str(movie), "--method", "otsu", "-o", str(tmp_path / "r.zip"),
+        "--figure", str(tmp_path / "r.png"), "--no-progress",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "r.png").is_file() and (tmp_path / "r.zip").is_file()
+
+
+def test_figures_in_the_suite2p_output_folder_are_refused(tmp_path):
+    from conftest import run_roitrace
+
+    movie = tmp_path / "m.npy"
+    np.save(movie, np.ones((5, 8, 8), np.uint16))
+    out_dir = tmp_path / "out"
+    out = run_roitrace(
+        "extract", str(movie), "--k", "3", "-o", f"{out_dir}/", "--figures", str(out_dir)
+    )
+    assert out.returncode == 2 and "is the -o/--output folder" in out.stderr, out.stderr
+    assert not out_dir.exists()

@@ -49,7 +49,7 @@ def folder(tmp_path_factory) -> Path:
 def test_the_plain_install_has_every_format_the_readme_uses():
     import tomllib
 
-    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    pyproject = Path(__file__).resolve().parents[2] / "pyproject.toml"
     deps = " ".join(tomllib.loads(pyproject.read_text())["project"]["dependencies"])
     for package in ("h5netcdf", "pynwb", "h5py", "tifffile", "roifile"):
         assert package in deps

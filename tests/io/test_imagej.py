@@ -16,7 +16,7 @@ import roifile
 from numpy.testing import assert_allclose, assert_array_equal
 
 import roitrace as rt
-from conftest import DATA, data_path
+from conftest import DATA, data_path, roifile_bytes
 from roitrace.errors import EmptyMaskError, ParameterError, RoiFormatError, RoiNotFoundError
 from roitrace.imagej import read_imagej, write_imagej
 from roitrace.rois import Roi, RoiSet
@@ -796,37 +796,6 @@ def test_non_finite_coordinates_are_a_format_error(tmp_path):
     path.write_bytes(roi.tobytes())
     with pytest.raises(RoiFormatError, match=r"'nan' \(freehand\) is corrupt \(its coordinates"):
         read_imagej(path, shape=FRAME)
-
-
-def roifile_bytes(roi: Roi, name: str) -> bytes:
-    """The ImageJ ROI roitrace wrote with roifile before it wrote them itself: its
-    outline along the pixel edges as a traced polygon, or a composite of outlines."""
-    from roitrace.imagej import _pixel_loops
-
-    loops = _pixel_loops(np.asarray(roi.y), np.asarray(roi.x))
-    if len(loops) == 1:
-        pts = loops[0].astype(np.int32)
-        out = roifile.ImagejRoi.frompoints(pts, name=name)
-        out.roitype = roifile.ROI_TYPE.TRACED
-        out.options = roifile.ROI_OPTIONS.NONE
-        out.right = int(pts[:, 0].max())
-        out.bottom = int(pts[:, 1].max())
-        return out.tobytes()
-    parts = []
-    for loop in loops:
-        seg = np.ones((len(loop), 3), np.float32)
-        seg[0, 0] = 0
-        seg[:, 1:] = loop
-        parts += [seg.ravel(), np.array([4], np.float32)]
-    allpts = np.concatenate(loops)
-    out = roifile.ImagejRoi()
-    out.roitype = roifile.ROI_TYPE.RECT
-    out.multi_coordinates = np.concatenate(parts)
-    out.shape_roi_size = int(out.multi_coordinates.size)
-    out.left, out.top = (int(v) for v in allpts.min(axis=0))
-    out.right, out.bottom = (int(v) for v in allpts.max(axis=0))
-    out.name = name
-    return out.tobytes()
 
 
 def test_names_beyond_the_bmp_are_written_whole(tmp_path):

@@ -12,18 +12,18 @@ from typing import Any
 
 import numpy as np
 
-from ._atomic import atomic_path
-from ._version import __version__
-from .aggregate import HOWS
-from .datasets.simulate import simulate
-from .errors import BaselineError
-from .extract import extract
-from .movie import open_movie
-from .neuropil import neuropil_ring
-from .normalize import dff, zscore
-from .projection import projection
-from .threshold import threshold
-from .traces import pixel_weights, weights_image
+from .._atomic import atomic_path
+from .._version import __version__
+from ..errors import BaselineError
+from ..extract import extract
+from ..movie import open_movie
+from ..neuropil import neuropil_ring
+from ..normalize import dff, zscore
+from ..options import AGGREGATION_METHODS as HOWS
+from ..projection import projection
+from ..threshold import threshold
+from ..traces import pixel_weights, weights_image
+from .simulate import simulate
 
 __all__ = ["run_demo"]
 
@@ -172,7 +172,7 @@ def _figures(
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from . import plot
+    from .. import plot
 
     meta = {"Software": f"roitrace {__version__}", "Description": json.dumps(params)}
     written = []

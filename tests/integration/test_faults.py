@@ -487,7 +487,7 @@ def test_cli_unwritable_output_is_one_line_and_exit_2(movie_tif, tmp_path):
     )
     assert res.exit_code == 2, res.output
     lines = res.output.splitlines()
-    # found before the movie is read (tests/test_data_safety.py), named by its option
+    # found before the movie is read (tests/integration/test_data_safety.py), named by its option
     assert len(lines) == 1
     assert lines[0].startswith(f"roitrace: error: -o/--output {out}: could not write")
     assert "is a file, not a folder" in lines[0] and "Traceback" not in res.output
