@@ -84,7 +84,7 @@ def roifile_bytes(roi, name: str) -> bytes:
     outline along the pixel edges as a traced polygon, or a composite of outlines."""
     import roifile
 
-    from roitrace.imagej import _pixel_loops
+    from roitrace.io.imagej import _pixel_loops
 
     loops = _pixel_loops(np.asarray(roi.y), np.asarray(roi.x))
     if len(loops) == 1:

@@ -15,7 +15,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 from scipy.stats import trim_mean
 
 import roitrace as rt
-from roitrace import kernels
+from roitrace import _kernels as kernels
 from roitrace.aggregate import aggregate
 from roitrace.options import AGGREGATION_METHODS as HOWS
 from roitrace.options import PROJECTION_METHODS as KINDS
@@ -295,7 +295,7 @@ def test_the_first_compile_is_announced_only_when_the_cache_is_empty(tmp_path):
     import subprocess
     import sys
 
-    code = "from roitrace import kernels; print(kernels.first_compile())"
+    code = "from roitrace import _kernels; print(_kernels.first_compile())"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty")}
     fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert fresh.stdout.strip() == "True", fresh.stderr

@@ -16,7 +16,7 @@ import pytest
 from numpy.testing import assert_array_equal
 
 import roitrace as rt
-from roitrace import kernels
+from roitrace import _kernels as kernels
 from roitrace.aggregate import GroupAggregator
 from roitrace.engine import stream
 from roitrace.options import AGGREGATION_METHODS as HOWS

@@ -89,7 +89,7 @@ def test_execution_gives_the_same_numbers_every_way(sim):
 
 
 def test_too_many_threads_is_an_error(sim):
-    from roitrace import kernels
+    from roitrace import _kernels as kernels
 
     if not kernels.available():
         pytest.skip("threads only apply to the compiled kernels")

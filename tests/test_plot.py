@@ -466,7 +466,7 @@ def test_heatmap_keeps_every_row_of_many_cells():
 
 
 def test_demo_figures_show_what_their_captions_say(tmp_path, monkeypatch):
-    from roitrace import demo
+    from roitrace.datasets import demo
 
     seen = {}
     original = plot.save

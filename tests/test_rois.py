@@ -178,7 +178,7 @@ def test_compiled_rings_equal_the_scipy_rings(need, monkeypatch):
     """The compiled ring kernel (exact squared distances by Felzenszwalb &
     Huttenlocher) picks the same pixels as scipy's distance transform, also when
     the window must grow, reaches the border, or the whole frame is too small."""
-    from roitrace import kernels
+    from roitrace import _kernels as kernels
     from roitrace.neuropil import neuropil_rings
 
     if not kernels.available():
@@ -209,7 +209,7 @@ def test_compiled_rings_equal_the_scipy_rings(need, monkeypatch):
 def test_compiled_squared_distances_equal_scipy():
     from scipy.ndimage import distance_transform_edt
 
-    from roitrace import kernels
+    from roitrace import _kernels as kernels
 
     if not kernels.available():
         pytest.skip("numba is not installed")

@@ -312,7 +312,8 @@ def test_suite2p_folder_needs_trust_pickle(field_tif, tmp_path):
     res = run(
         "extract", path, "--rois", tmp_path / "plane0", "-o", tmp_path / "o.csv", "--no-progress"
     )
-    assert res.exit_code == 2 and "--trust-pickle" in res.output
+    assert res.exit_code == 2 and "asked with --trust-pickle; do so only" in res.output
+    assert "allow_pickle" not in res.output
     res = run(
         "extract",
         path,

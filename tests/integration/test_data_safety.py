@@ -23,7 +23,7 @@ from conftest import data_path
 from roitrace import _atomic
 from roitrace._atomic import check_not_input, check_writable, is_temporary
 from roitrace.cli import app
-from roitrace.suite2p import read_suite2p, write_suite2p
+from roitrace.io.suite2p import read_suite2p, write_suite2p
 
 # The installed entry point, as a user runs it (python -m roitrace where it is absent).
 _SCRIPT = Path(sys.executable).with_name("roitrace")

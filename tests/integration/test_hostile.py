@@ -34,7 +34,7 @@ import roitrace._memory as memory
 import roitrace.engine as engine
 from conftest import run_roitrace
 from roitrace.errors import MovieError, MovieFormatError, ParameterError, RoiFormatError
-from roitrace.imagej import _MAX_ENTRIES, _MAX_ROI_BYTES, _read_entries, read_imagej
+from roitrace.io.imagej import _MAX_ENTRIES, _MAX_ROI_BYTES, _read_entries, read_imagej
 
 projection_module = sys.modules["roitrace.projection"]  # roitrace.projection is the function
 
@@ -376,7 +376,7 @@ def test_zip_bomb_peak_memory_stays_bounded(tmp_path):
     path = zip_bomb(tmp_path / "RoiSet.zip")
     code = (
         "import re, sys\n"
-        "from roitrace.imagej import read_imagej\n"
+        "from roitrace.io.imagej import read_imagej\n"
         "from roitrace.errors import RoiFormatError\n"
         "def peak():\n"
         "    status = open('/proc/self/status').read()\n"
@@ -444,7 +444,7 @@ def test_roi_file_too_large_is_refused_before_reading(tmp_path):
 
 
 def test_too_many_entries_are_refused_before_zipfile_parses_them(tmp_path, monkeypatch):
-    import roitrace.imagej as imagej
+    import roitrace.io.imagej as imagej
 
     path = tmp_path / "RoiSet.zip"
     with zipfile.ZipFile(path, "w") as zf:

@@ -289,7 +289,7 @@ def fiji_like_zip(path, n: int, frame: int, seed: int = 0) -> None:
     positions and cells across the frame's edges."""
     import roifile
 
-    from roitrace.imagej import _pixel_loops
+    from roitrace.io.imagej import _pixel_loops
 
     rng = np.random.default_rng(seed)
     t = roifile.ROI_TYPE
@@ -364,7 +364,7 @@ def test_20000_mixed_imagej_rois_match_a_per_roi_reference(tmp_path, monkeypatch
     import roifile
 
     from conftest import roifile_bytes
-    from roitrace import imagej as ij
+    from roitrace.io import imagej as ij
 
     n, frame = 20_000, (1024, 1024)
     path = tmp_path / "RoiSet.zip"

@@ -18,7 +18,7 @@ from numpy.testing import assert_allclose, assert_array_equal
 import roitrace as rt
 from conftest import DATA, data_path, roifile_bytes
 from roitrace.errors import EmptyMaskError, ParameterError, RoiFormatError, RoiNotFoundError
-from roitrace.imagej import read_imagej, write_imagej
+from roitrace.io.imagej import read_imagej, write_imagej
 from roitrace.rois import Roi, RoiSet
 
 #: Big enough for every corpus file (coordinates reach x = 181, y = 130) except
@@ -457,7 +457,7 @@ def test_round_trip_irregular_blob_with_holes(tmp_path):
 def test_huge_rois_are_filled_inside_the_frame_only(monkeypatch):
     """ROIs whose bounding box exceeds _FULL_BOX_LIMIT pixels are filled only inside
     the frame (the clipped count is then unknown); chunked fills change nothing."""
-    import roitrace.imagej as ij
+    import roitrace.io.imagej as ij
 
     expected = read("freehand.roi").masks()
     with pytest.warns(UserWarning, match=r"\d+ of \d+ pixels outside"):
@@ -598,7 +598,7 @@ def _random_shapes(rng, n: int) -> list:
     """Polygons (integer, half-integer and sub-pixel vertices, horizontal edges,
     self-crossing, several loops, degenerate) and ovals, some across the frame's
     edges or off it."""
-    import roitrace.imagej as ij
+    import roitrace.io.imagej as ij
 
     shapes = []
     for k in range(n):
@@ -628,7 +628,7 @@ def _random_shapes(rng, n: int) -> list:
 
 @pytest.mark.parametrize("batch", [1 << 21, 300])
 def test_batched_fill_matches_one_roi_at_a_time(monkeypatch, batch):
-    import roitrace.imagej as ij
+    import roitrace.io.imagej as ij
 
     monkeypatch.setattr(ij, "_BATCH_CELLS", batch)  # many batches, and some ROIs alone
     shapes = _random_shapes(np.random.default_rng(5), 3000)
@@ -672,7 +672,7 @@ def _zip_cases(tmp_path) -> list:
 
 
 def test_zips_of_different_writers_are_read(tmp_path):
-    import roitrace.imagej as ij
+    import roitrace.io.imagej as ij
 
     for path in _zip_cases(tmp_path):
         with zipfile.ZipFile(path) as zf:
@@ -692,7 +692,7 @@ def _patched(path, old: bytes, new: bytes, count: int = 1):
 
 
 def test_damaged_zip_entries_are_format_errors(tmp_path):
-    import roitrace.imagej as ij
+    import roitrace.io.imagej as ij
 
     square = _roi("POLYGON", [[1, 1], [5, 1], [5, 4], [1, 4]], name="")
 
@@ -750,7 +750,7 @@ def test_written_outlines_give_back_the_pixels(tmp_path):
 
 
 def test_outline_cycles():
-    from roitrace.imagej import _cycles
+    from roitrace.io.imagej import _cycles
 
     rng = np.random.default_rng(2)
     for n in (1, 2, 7, 100, 5000):
@@ -832,7 +832,7 @@ def test_names_beyond_the_bmp_are_written_whole(tmp_path):
     ],
 )
 def test_kinds_are_named_as_imagej_names_them(fields, kind):
-    from roitrace.imagej import _kind
+    from roitrace.io.imagej import _kind
 
     enums = {"roitype": roifile.ROI_TYPE, "subtype": roifile.ROI_SUBTYPE}
     enums["options"] = roifile.ROI_OPTIONS

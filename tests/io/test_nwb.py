@@ -25,7 +25,7 @@ from roitrace.errors import (  # noqa: E402
     RoitraceError,
     ShapeMismatchError,
 )
-from roitrace.nwb import (  # noqa: E402
+from roitrace.io.nwb import (  # noqa: E402
     read_nwb_result,
     read_nwb_rois,
     write_nwb,
@@ -499,7 +499,7 @@ def test_image_mask_read_some_rois_at_a_time(tmp_path, monkeypatch):
         masks[k, k, 2 * k : 2 * k + 3] = 1.0
     masks[3, 3, 6] = 0.25
     path = foreign_nwb(tmp_path / "im.nwb", image_masks=list(masks))
-    monkeypatch.setattr(roitrace.nwb, "_IMAGE_MASK_BLOCK", 2 * 8 * 10 * 30)  # 2 ROIs a read
+    monkeypatch.setattr(roitrace.io.nwb, "_IMAGE_MASK_BLOCK", 2 * 8 * 10 * 30)  # 2 ROIs a read
     rois = read_nwb_rois(path)
     assert rois.ids == list(range(10, 17)) and rois.frame_shape == (10, 30)
     for k, r in enumerate(rois):
