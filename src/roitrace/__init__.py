@@ -40,11 +40,11 @@ from .errors import (
     WeightsError,
 )
 from .extract import extract
-from .io import NWBImagingPlane, NWBSession, read_rois, write_rois
+from .io import read_rois, write_rois
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
 from .normalize import baseline, dff, minmax, zscore
-from .options import Baseline, Execution, Neuropil
+from .options import Baseline, Execution, Neuropil, NWBImagingPlane, NWBSession
 from .plan import ExtractionPlan, plan_extraction
 from .projection import projection, projections
 from .rois import Roi, RoiSet, label

@@ -10,6 +10,8 @@ object is defined, checked and documented here, once.
 * :class:`Execution`: which frames are read, in chunks of what size, on how many
   threads, with or without a progress bar. Every function that streams a movie
   takes ``execution=`` or the same names as keywords (``frames=``...).
+* :class:`NWBSession`, :class:`NWBImagingPlane`: what an NWB file records about the
+  session and the imaging plane (``save(..., session=, plane=)``).
 
 A plain dict with the same keys is accepted wherever an option object is.
 """
@@ -17,8 +19,9 @@ A plain dict with the same keys is accepted wherever an option object is.
 from __future__ import annotations
 
 import dataclasses
+import datetime as _dt
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
@@ -34,6 +37,8 @@ __all__ = [
     "WEIGHT_METHODS",
     "Baseline",
     "Execution",
+    "NWBImagingPlane",
+    "NWBSession",
     "Neuropil",
 ]
 
@@ -293,3 +298,91 @@ def _same(a: Any, b: Any) -> bool:
         return bool(a == b)
     except ValueError:  # arrays
         return a is b
+
+
+# -- NWB metadata (used by roitrace.io.nwb) ----------------------------------------------
+@dataclass(frozen=True)
+class NWBSession:
+    """What an NWB file records about the session: the NWBFile's metadata.
+
+    Every field is optional; give the ones you know (nwbinspector asks for the
+    subject). Pass it as ``session=`` to :func:`roitrace.nwb.write_nwb`,
+    :func:`roitrace.nwb.write_nwb_rois`, :func:`roitrace.save` (``.nwb``) or
+    :func:`roitrace.write_rois` (``.nwb``).
+
+    Parameters
+    ----------
+    session_description : str, optional
+        What the session was (default: a generic description of what roitrace wrote).
+    identifier : str, optional
+        A unique identifier for the file (default: a random UUID).
+    session_start_time : datetime.datetime, optional
+        When the recording started (default: now). A naive datetime is taken as
+        local time.
+    subject : dict or pynwb.file.Subject, optional
+        E.g. ``{"subject_id": "m1", "species": "Mus musculus", "sex": "F",
+        "age": "P90D"}``; the keys of :class:`pynwb.file.Subject`.
+    experimenter : str or sequence of str, optional
+        Who recorded it, e.g. ``"Doe, Jane"``.
+    lab, institution : str, optional
+        Where.
+    nwbfile_kwargs : dict, optional
+        Any other :class:`pynwb.NWBFile` metadata: ``keywords``,
+        ``experiment_description``, ``session_id``...
+
+    Examples
+    --------
+    >>> session = NWBSession(subject={"subject_id": "m1", "species": "Mus musculus"},
+    ...                      lab="Vision lab")
+    >>> session.lab, session.identifier
+    ('Vision lab', None)
+    """
+
+    session_description: str | None = None
+    identifier: str | None = None
+    session_start_time: _dt.datetime | None = None
+    subject: Mapping[str, Any] | Any | None = None
+    experimenter: str | Sequence[str] | None = None
+    lab: str | None = None
+    institution: str | None = None
+    nwbfile_kwargs: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class NWBImagingPlane:
+    """What an NWB file records about the imaging plane and the microscope.
+
+    Pass it as ``plane=`` to the same functions as :class:`NWBSession`.
+
+    Parameters
+    ----------
+    indicator : str, optional
+        The calcium indicator, e.g. ``"GCaMP6f"`` (``"unknown"`` when not given).
+    location : str, optional
+        The brain area; for mice an Allen CCF term such as ``"VISp"`` (``"unknown"``
+        when not given).
+    device : str or pynwb.device.Device, optional
+        The microscope: a name, or a Device (default ``"Microscope"``).
+    excitation_lambda, emission_lambda : float, optional
+        Wavelengths in nm (NaN, unknown, when not given).
+
+    Examples
+    --------
+    >>> plane = NWBImagingPlane(indicator="GCaMP6f", location="VISp", excitation_lambda=920.0)
+    >>> plane.indicator, plane.device
+    ('GCaMP6f', None)
+    """
+
+    indicator: str | None = None
+    location: str | None = None
+    device: str | Any | None = None
+    excitation_lambda: float | None = None
+    emission_lambda: float | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("excitation_lambda", "emission_lambda"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(
+                    self, name, number(name, value, low=0.0, low_open=True, hint=" (nm)")
+                )

@@ -579,3 +579,9 @@ def test_unreadable_files(tmp_path):
         read_nwb_result(tmp_path / "missing.nwb")
     with pytest.raises(RoitraceError):
         read_nwb_result(junk)
+
+
+def test_imaging_plane_wavelengths_are_checked():
+    with pytest.raises(ParameterError, match=r"excitation_lambda must be > 0, got -5 \(nm\)"):
+        roitrace.NWBImagingPlane(excitation_lambda=-5)
+    assert roitrace.NWBImagingPlane(emission_lambda=510).emission_lambda == 510.0

@@ -283,7 +283,7 @@ def _nwb_options(output: Path, subject_id, species, sex, age, indicator, locatio
         _not_applicable(fields, f"to {output.suffix or 'a folder'} output (only to .nwb)")
         return {}
     from .._validate import check_subject
-    from ..io.nwb import NWBImagingPlane, NWBSession
+    from ..options import NWBImagingPlane, NWBSession
 
     subject = {n: fields[n] for n in ("subject_id", "species", "sex", "age") if fields[n]}
     check_subject(subject or None)

@@ -37,8 +37,7 @@ import itertools
 import json
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +58,7 @@ from ..errors import (
     RoiNotFoundError,
     ShapeMismatchError,
 )
+from ..options import NWBImagingPlane, NWBSession
 from ..result import (
     CENTROID_X,
     CENTROID_Y,
@@ -129,85 +129,7 @@ _ROI_ERRORS: _Errors = (RoiNotFoundError, RoiFormatError)
 _RESULT_ERRORS: _Errors = (ResultNotFoundError, ResultFormatError)
 
 
-# -- metadata --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class NWBSession:
-    """What an NWB file records about the session: the NWBFile's metadata.
-
-    Every field is optional; give the ones you know (nwbinspector asks for the
-    subject). Pass it as ``session=`` to :func:`write_nwb`, :func:`write_nwb_rois`,
-    :func:`roitrace.save` (``.nwb``) or :func:`roitrace.write_rois` (``.nwb``).
-
-    Parameters
-    ----------
-    session_description : str, optional
-        What the session was (default: a generic description of what roitrace wrote).
-    identifier : str, optional
-        A unique identifier for the file (default: a random UUID).
-    session_start_time : datetime.datetime, optional
-        When the recording started (default: now). A naive datetime is taken as
-        local time.
-    subject : dict or pynwb.file.Subject, optional
-        E.g. ``{"subject_id": "m1", "species": "Mus musculus", "sex": "F",
-        "age": "P90D"}``; the keys of :class:`pynwb.file.Subject`.
-    experimenter : str or sequence of str, optional
-        Who recorded it, e.g. ``"Doe, Jane"``.
-    lab, institution : str, optional
-        Where.
-    nwbfile_kwargs : dict, optional
-        Any other :class:`pynwb.NWBFile` metadata: ``keywords``,
-        ``experiment_description``, ``session_id``...
-
-    Examples
-    --------
-    >>> session = NWBSession(subject={"subject_id": "m1", "species": "Mus musculus"},
-    ...                      lab="Vision lab")
-    >>> session.lab, session.identifier
-    ('Vision lab', None)
-    """
-
-    session_description: str | None = None
-    identifier: str | None = None
-    session_start_time: _dt.datetime | None = None
-    subject: Mapping[str, Any] | Any | None = None
-    experimenter: str | Sequence[str] | None = None
-    lab: str | None = None
-    institution: str | None = None
-    nwbfile_kwargs: Mapping[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class NWBImagingPlane:
-    """What an NWB file records about the imaging plane and the microscope.
-
-    Pass it as ``plane=`` to the same functions as :class:`NWBSession`.
-
-    Parameters
-    ----------
-    indicator : str, optional
-        The calcium indicator, e.g. ``"GCaMP6f"`` (``"unknown"`` when not given).
-    location : str, optional
-        The brain area; for mice an Allen CCF term such as ``"VISp"`` (``"unknown"``
-        when not given).
-    device : str or pynwb.device.Device, optional
-        The microscope: a name, or a Device (default ``"Microscope"``).
-    excitation_lambda, emission_lambda : float, optional
-        Wavelengths in nm (NaN, unknown, when not given).
-
-    Examples
-    --------
-    >>> plane = NWBImagingPlane(indicator="GCaMP6f", location="VISp", excitation_lambda=920.0)
-    >>> plane.indicator, plane.device
-    ('GCaMP6f', None)
-    """
-
-    indicator: str | None = None
-    location: str | None = None
-    device: str | Any | None = None
-    excitation_lambda: float | None = None
-    emission_lambda: float | None = None
-
-
+# -- metadata (NWBSession, NWBImagingPlane: roitrace.options) -------------------------------
 _SESSION_FIELDS = tuple(f.name for f in dataclasses.fields(NWBSession))
 _PLANE_FIELDS = tuple(f.name for f in dataclasses.fields(NWBImagingPlane))
 
