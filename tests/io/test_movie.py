@@ -194,3 +194,24 @@ def test_frames_outside_movie():
         movie.read(3, 9)
     with pytest.raises(rt.FrameRangeError):
         movie.take([7])
+
+
+def test_hdf5_dimension_labels_give_the_axis_order(tmp_path):
+    """A dataset stored (Y, X, T) whose dimensions are labelled (h5py's dims[i].label,
+    as the demo's cells.h5) is read in the right order without axes=; unlabelled or
+    unknown labels keep the default order, and axes= still wins."""
+    import h5py
+
+    data = np.arange(4 * 5 * 6, dtype=np.uint16).reshape(4, 5, 6)  # T, Y, X
+    path = tmp_path / "yxt.h5"
+    with h5py.File(path, "w") as f:
+        ds = f.create_dataset("imaging", data=np.moveaxis(data, 0, -1))
+        for dim, label in zip(ds.dims, ("y", "x", "time"), strict=True):
+            dim.label = label
+        other = f.create_dataset("plain", data=np.moveaxis(data, 0, -1))
+        other.dims[0].label = "depth"
+    m = rt.open_movie(path, dataset="imaging")
+    assert m.shape == (4, 5, 6)
+    np.testing.assert_array_equal(np.asarray(m), data)
+    assert rt.open_movie(path, dataset="plain").shape == (5, 6, 4)  # the default order
+    assert rt.open_movie(path, dataset="imaging", axes="TYX").shape == (5, 6, 4)

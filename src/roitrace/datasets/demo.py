@@ -133,6 +133,8 @@ def _write_cells(out: Path, seed: int) -> list[Path]:
     h5 = out / "cells.h5"
     with atomic_path(h5) as tmp, h5py.File(tmp, "w") as f:
         ds = f.create_dataset("imaging", data=np.moveaxis(sim.movie, 0, -1), chunks=True)
+        for dim, label in zip(ds.dims, ("y", "x", "t"), strict=True):
+            dim.label = label  # so that readers know the order without being told
         ds.attrs["frame_rate"] = sim.frame_rate
     return [tif, h5]
 

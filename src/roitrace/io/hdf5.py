@@ -67,7 +67,7 @@ class H5Movie(Movie):
         self.path = path
         ds = self._find_dataset(dataset)
         self._ds = ds
-        axes = _check_axes(axes or _default_axes(ds.ndim), ds.shape, channel)
+        axes = _check_axes(axes or _labelled_axes(ds) or _default_axes(ds.ndim), ds.shape, channel)
         self._axes = axes
         self._channel = channel
         t_ax = axes.index("T")
@@ -159,3 +159,26 @@ def _h5_frame_rate(ds: Any) -> float | None:
                 except (TypeError, ValueError):
                     continue
     return None
+
+
+#: HDF5 dimension labels (h5py's ``ds.dims[i].label``) that name an axis roitrace knows.
+_AXIS_LABELS = {
+    "t": "T", "time": "T", "frame": "T", "frames": "T",
+    "y": "Y", "row": "Y", "rows": "Y", "height": "Y",
+    "x": "X", "col": "X", "column": "X", "columns": "X", "width": "X",
+    "c": "C", "channel": "C", "channels": "C",
+}  # fmt: skip
+
+
+def _labelled_axes(ds: Any) -> str | None:
+    """The axis order the dataset's dimension labels say (``ds.dims[i].label``, as
+    h5py, netCDF and MATLAB writers set them), when every dimension has a label
+    roitrace knows and T, Y and X are all there; else None (the default order)."""
+    try:
+        labels = [str(d.label).strip().lower() for d in ds.dims]
+    except Exception:  # no dimension scales API for this object: the default order
+        return None
+    axes = "".join(_AXIS_LABELS.get(label, "?") for label in labels)
+    if "?" in axes or sorted(axes.replace("C", "")) != ["T", "X", "Y"] or axes.count("C") > 1:
+        return None
+    return axes
