@@ -160,6 +160,7 @@ def neuropil_rings(
     # for twice the pixels asked for: neighbouring cells take their share)
     margin = gap + width + int(np.sqrt(2 * need / np.pi)) + 2 if need else gap + width + 1
     rings = []
+    short: list[tuple[Any, int]] = []
     for r in rois:
         flat = kernels.cell_ring(r.y, r.x, exclude, gap, width, need, margin)
         if flat.size == 0:
@@ -169,9 +170,26 @@ def neuropil_rings(
                 "use a wider ring"
             )
         if need and flat.size < need:
-            warn_user(
-                f"ROI {r.id} ({r.name}): its neuropil ring has only {flat.size} pixels, "
-                f"fewer than min_pixels={need}, even at full width",
-            )
+            short.append((r, flat.size))
         rings.append(flat.astype(np.intp))
+    if short:
+        _warn_short_rings(short, need, len(rois))
     return rings
+
+
+def _warn_short_rings(short: list[tuple[Any, int]], need: int, n_rois: int) -> None:
+    """One warning for every ring that stayed under ``min_pixels`` (not one per ROI:
+    thousands of lines would bury everything else)."""
+    if len(short) == 1:
+        ((r, size),) = short
+        warn_user(
+            f"ROI {r.id} ({r.name}): its neuropil ring has only {size} pixels, "
+            f"fewer than min_pixels={need}, even at full width",
+        )
+        return
+    listed = ", ".join(f"ROI {r.id} ({size})" for r, size in short[:10])
+    more = ", ..." if len(short) > 10 else ""
+    warn_user(
+        f"{len(short)} of {n_rois} ROIs have neuropil rings with fewer than "
+        f"min_pixels={need} pixels, even at full width: {listed}{more}",
+    )

@@ -105,3 +105,18 @@ def test_warn_user_outside_roitrace_points_at_its_caller():
         line = _next_line()
         warn_user("plain", RuntimeWarning)
     _check(rec, "plain", line)
+
+
+def test_many_short_rings_are_one_warning():
+    """Rings that stay under min_pixels: one warning naming them, not one per ROI."""
+    labels = np.zeros((30, 30), int)
+    for k in range(12):
+        labels[2 + (k // 4) * 9 : 5 + (k // 4) * 9, 2 + (k % 4) * 7 : 5 + (k % 4) * 7] = k + 1
+    with pytest.warns(UserWarning) as rec:
+        rt.extract(
+            np.ones((5, 30, 30)), labels, neuropil={"gap": 1, "width": 1, "min_pixels": 10**5}
+        )
+    short = [r for r in rec if "fewer than min_pixels" in str(r.message)]
+    assert len(short) == 1, [str(r.message) for r in rec]
+    assert str(short[0].message).startswith("12 of 12 ROIs have neuropil rings with fewer than")
+    assert "ROI 1 (" in str(short[0].message) and str(short[0].message).endswith(", ...")
