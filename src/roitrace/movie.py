@@ -23,6 +23,7 @@ from ._paths import split_dataset_path
 from ._validate import frame_rate as check_frame_rate
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError
 from .io import formats, movie_format
+from .io._base import check_read_option
 from .io._movie import ArrayMovie, Movie, wrap_array
 from .io.hdf5 import H5_SUFFIXES, H5Movie  # noqa: F401 - H5_SUFFIXES, as before
 from .io.tiff import TIFF_SUFFIXES, TiffMovie  # noqa: F401 - the command line uses it
@@ -97,13 +98,7 @@ def open_movie(
     if truncated not in ("error", "keep"):
         raise ParameterError(f"truncated={truncated!r}: use 'error' or 'keep'")
     frame_rate = check_frame_rate(frame_rate)
-    if dataset is not None:
-        takers = [f for f in formats("movie") if "dataset" in f.read_options]
-        if not any(f.can_open(p) for f in takers):
-            raise ParameterError(
-                f"dataset={dataset!r} is for {' and '.join(f.title for f in takers)} files; "
-                f"{p} is not one: leave it out"
-            )
+    check_read_option("movie", "dataset", dataset, p)
     fmt = movie_format(p)
     if axes is not None and "axes" not in fmt.read_options:
         takers = [f.title for f in formats("movie") if "axes" in f.read_options]

@@ -36,6 +36,7 @@ from ._base import (
     MovieFormat,
     RoiFormat,
     check_options,
+    check_read_option,
     format_named,
     formats,
     is_folder_output,
@@ -149,13 +150,7 @@ def read_rois(
     p = Path(path)
     if not p.exists():
         raise RoiNotFoundError(f"{p}: no such file or folder; check the path")
-    if plane_segmentation is not None:
-        takers = [f for f in formats("rois") if "plane_segmentation" in f.read_options]
-        if not any(f.can_open(p) for f in takers):
-            raise ParameterError(
-                f"plane_segmentation={plane_segmentation!r} is for "
-                f"{' and '.join(f.title for f in takers)} files; {p} is not one: leave it out"
-            )
+    check_read_option("rois", "plane_segmentation", plane_segmentation, p)
     fmt = roi_format(p)
     given = {
         "shape": shape,

@@ -231,6 +231,20 @@ def _options_of(fmt: Format, action: str) -> tuple[str, ...]:
 
 
 # -- lookups ---------------------------------------------------------------------------
+def check_read_option(kind: str, option: str, value: Any, path: Path) -> None:
+    """An option only some formats read (``dataset=``, ``plane_segmentation=``) given
+    for a file none of them opens: a :class:`~roitrace.errors.ParameterError` naming
+    the formats it is for, before any reading."""
+    if value is None:
+        return
+    takers = [f for f in formats(kind) if option in f.read_options]
+    if not any(f.can_open(path) for f in takers):
+        raise ParameterError(
+            f"{option}={value!r} is for {' and '.join(f.title for f in takers)} files; "
+            f"{path} is not one: leave it out"
+        )
+
+
 def formats(kind: str, *, writing: bool = False) -> list[Format]:
     """The formats of ``kind`` (``"movie"``, ``"rois"``, ``"result"``) in the order
     they are tried; with ``writing``, those that can be written."""
