@@ -16,6 +16,7 @@ without an import cycle); this module is their public home.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,39 @@ from .io._movie import ArrayMovie, Movie, wrap_array
 from .io.hdf5 import H5_SUFFIXES, H5Movie  # noqa: F401 - H5_SUFFIXES, as before
 from .io.tiff import TIFF_SUFFIXES, TiffMovie  # noqa: F401 - the command line uses it
 
-__all__ = ["ArrayMovie", "H5Movie", "Movie", "TiffMovie", "as_movie", "open_movie"]
+__all__ = [
+    "ArrayMovie",
+    "H5Movie",
+    "Movie",
+    "MovieSource",
+    "TiffMovie",
+    "as_movie",
+    "open_movie",
+]
+
+
+@dataclass(frozen=True)
+class MovieSource:
+    """How to open a movie file again: its absolute path and the reader options it
+    was opened with. A cluster task receives this, never an open file, and opens the
+    movie on its worker (:meth:`open`).
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> path = os.path.join(tempfile.mkdtemp(), "m.npy")
+    >>> np.save(path, np.zeros((3, 4, 5), np.uint16))
+    >>> src = open_movie(path, frame_rate=30).source
+    >>> src.open().shape, src.open().frame_rate
+    ((3, 4, 5), 30.0)
+    """
+
+    path: str
+    options: tuple[tuple[str, Any], ...] = ()
+
+    def open(self) -> Movie:
+        """The movie, opened again with the same options."""
+        return open_movie(self.path, **dict(self.options))
 
 
 # -- opening ----------------------------------------------------------------------
@@ -113,7 +146,11 @@ def open_movie(
         "frame_rate": frame_rate,
         "truncated": truncated,
     }
-    return fmt.read(p, **{k: v for k, v in given.items() if k in fmt.read_options})
+    options = {k: v for k, v in given.items() if k in fmt.read_options}
+    movie = fmt.read(p, **options)
+    kept = tuple((k, v) for k, v in options.items() if v is not None)
+    movie.source = MovieSource(os.path.abspath(raw), kept)
+    return movie
 
 
 def as_movie(

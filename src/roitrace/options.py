@@ -237,6 +237,14 @@ class Execution(_Option):
         ``NUMBA_NUM_THREADS``).
     progress : bool
         Show a progress bar (frames and frames/s).
+    client : distributed.Client, optional
+        Run on this Dask cluster (see :mod:`roitrace.cluster`): the frames are cut
+        into ranges, one task each; every task opens the movie on its worker. The
+        numbers are the same as without a client. ``threads`` then means threads
+        per task (default: the worker's own thread count).
+    task_frames : int, optional
+        With ``client``: frames per task (default: about four tasks per worker
+        thread, a multiple of the file's chunk length in time).
 
     Examples
     --------
@@ -251,6 +259,8 @@ class Execution(_Option):
     chunk_memory: int | str | None = None
     threads: int | None = None
     progress: bool = False
+    client: Any = None
+    task_frames: int | None = None
 
     def __post_init__(self) -> None:
         if self.chunk_frames is not None:
@@ -267,6 +277,18 @@ class Execution(_Option):
             object.__setattr__(self, "threads", integer("threads", self.threads, low=1))
         if not isinstance(self.progress, bool):
             raise ParameterError(f"progress must be True or False, got {self.progress!r}")
+        if self.client is not None and not callable(getattr(self.client, "submit", None)):
+            raise ParameterError(
+                f"client={self.client!r} is not a Dask client: give a distributed.Client, "
+                "e.g. Client('tcp://scheduler:8786') or Client(LocalCluster())"
+            )
+        if self.task_frames is not None:
+            if self.client is None:
+                raise ParameterError(
+                    "task_frames is for a cluster (client=); without one the movie is "
+                    "read in chunks of chunk_frames"
+                )
+            object.__setattr__(self, "task_frames", integer("task_frames", self.task_frames, low=1))
 
     @classmethod
     def of(cls, execution: Any = None, /, **given: Any) -> Execution:
@@ -290,7 +312,17 @@ class Execution(_Option):
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         if d["frames"] is not None and not isinstance(d["frames"], slice | tuple | range):
             d["frames"] = f"{len(d['frames'])} selected frames"
+        if d["client"] is not None:
+            d["client"] = _client_label(d["client"])
         return d
+
+
+def _client_label(client: Any) -> str:
+    """A Dask client as text: its scheduler's address."""
+    try:
+        return f"dask scheduler {client.scheduler.address}"
+    except AttributeError:
+        return type(client).__name__
 
 
 def _same(a: Any, b: Any) -> bool:

@@ -38,14 +38,26 @@ class Movie:
         Frames per second when the file records it (or it was given), else None.
     path : pathlib.Path or None
         The file the movie comes from; None for an in-memory array.
+    source : roitrace.movie.MovieSource or None
+        How to open the same movie again (its path and the reader options it was
+        opened with), for a cluster worker; None for an array in memory.
+    frame_chunk : int
+        Frames the file stores together (an HDF5 or Zarr chunk's length in time;
+        1 for TIFF pages and ``.npy``): a cluster's frame ranges are multiples of it.
     """
 
     shape: tuple[int, int, int]
     dtype: np.dtype
     frame_rate: float | None
     path: Path | None
+    #: set by :func:`roitrace.open_movie` (a ``roitrace.movie.MovieSource``)
+    source: Any = None
 
     ndim = 3
+
+    @property
+    def frame_chunk(self) -> int:
+        return 1
 
     @property
     def n_frames(self) -> int:

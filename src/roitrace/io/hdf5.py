@@ -77,6 +77,11 @@ class H5Movie(Movie):
         self.frame_rate = frame_rate if frame_rate is not None else _h5_frame_rate(ds)
         self._check_fits()
 
+    @property
+    def frame_chunk(self) -> int:
+        chunks = self._ds.chunks
+        return int(chunks[self._t_axis]) if chunks else 1
+
     def _check_fits(self) -> None:
         """A dataset's shape costs nothing to declare (an empty chunked dataset of
         10^7 frames of 10^4 x 10^4 is a file of a few kB): refuse frames, or
