@@ -133,6 +133,11 @@ class FetchError(RoitraceError):
     """A dataset could not be downloaded or failed its checksum."""
 
 
+class ClusterError(RoitraceError):
+    """The Dask cluster could not be reached, lost its workers for good, or its
+    workers cannot read an input."""
+
+
 class OutputError(RoitraceError, OSError):
     """An output file could not be written (read-only folder, a folder in the way...).
 
@@ -150,6 +155,7 @@ class DiskFullError(OutputError):
 
 __all__ = [
     "BaselineError",
+    "ClusterError",
     "DiskFullError",
     "EmptyMaskError",
     "FetchError",
