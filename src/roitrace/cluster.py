@@ -114,4 +114,3 @@ def worker_threads(default: int | None = None) -> int | None:
         return int(get_worker().state.nthreads)
     except (ImportError, ValueError, AttributeError):
         return default
-

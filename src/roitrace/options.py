@@ -288,7 +288,9 @@ class Execution(_Option):
                     "task_frames is for a cluster (client=); without one the movie is "
                     "read in chunks of chunk_frames"
                 )
-            object.__setattr__(self, "task_frames", integer("task_frames", self.task_frames, low=1))
+            object.__setattr__(
+                self, "task_frames", integer("task_frames", self.task_frames, low=1)
+            )
 
     @classmethod
     def of(cls, execution: Any = None, /, **given: Any) -> Execution:
