@@ -85,7 +85,10 @@ def test_execution_gives_the_same_numbers_every_way(sim):
     for ds in (via, from_dict):
         assert_array_equal(ds["F"].values, plain["F"].values)
     proj = rt.projection(sim.movie, "std", execution=rt.Execution(frames=(10, 90), threads=1))
-    assert_array_equal(proj, np.std(sim.movie[10:90].astype(np.float64), axis=0))
+    # numpy sums around the mean, roitrace around the first frame: equal to rounding
+    np.testing.assert_allclose(
+        proj, np.std(sim.movie[10:90].astype(np.float64), axis=0), rtol=1e-13
+    )
 
 
 def test_too_many_threads_is_an_error(sim):

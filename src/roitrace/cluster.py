@@ -25,16 +25,23 @@ without a cluster. A worker that dies mid-task has its tasks run again elsewhere
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import itertools
 import logging
 import os
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
+
+import numpy as np
 
 from ._optional import require
 from .errors import ClusterError, ParameterError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["connect", "worker_threads"]
+__all__ = ["connect", "default_task_frames", "frame_ranges", "run_tasks", "worker_threads"]
 
 #: How long :func:`connect` waits for a scheduler before it gives up.
 CONNECT_TIMEOUT = 10
@@ -83,7 +90,7 @@ def connect(
                 "have their thread counts already"
             )
         try:
-            return distributed.Client(scheduler, timeout=f"{timeout}s")
+            return distributed.Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
         except (OSError, TimeoutError) as exc:
             raise ClusterError(
                 f"no Dask scheduler answered at {scheduler} within {timeout:g} s "
@@ -97,13 +104,33 @@ def connect(
     threads = integer("threads", threads, low=1) if threads else max(1, cores // workers)
     # each worker's compiled kernels use that worker's threads, not every core
     env = {"NUMBA_NUM_THREADS": str(threads)}
-    return distributed.Client(
+    cluster = distributed.LocalCluster(
         n_workers=workers,
         threads_per_worker=threads,
         processes=True,
-        dashboard_address=None,
+        host="127.0.0.1",  # this machine's own: no port open to the network
+        dashboard_address="127.0.0.1:0",  # any free port: 8787 may be taken
         env=env,
     )
+    # not the default client: other Dask work in this process (xarray's file locks)
+    # stays local
+    return _local_client_class()(cluster, set_as_default=False)
+
+
+@functools.cache
+def _local_client_class() -> type:
+    """A Client that stops its local workers when it is closed (a plain Client
+    leaves a cluster it did not start running)."""
+    distributed = _distributed()
+
+    class LocalClient(distributed.Client):
+        def close(self, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return super().close(*args, **kwargs)
+            finally:
+                self.cluster.close()
+
+    return LocalClient
 
 
 def worker_threads(default: int | None = None) -> int | None:
@@ -114,3 +141,225 @@ def worker_threads(default: int | None = None) -> int | None:
         return int(get_worker().state.nthreads)
     except (ImportError, ValueError, AttributeError):
         return default
+
+
+# -- frame ranges -------------------------------------------------------------------
+#: Tasks per worker thread, by default: enough to balance uneven workers and to
+#: lose little when one dies, few enough that each task's start-up stays small.
+TASKS_PER_THREAD = 4
+#: Fewest frames a task gets by default (each task opens the movie and starts a reader).
+MIN_TASK_FRAMES = 64
+
+
+def frame_ranges(
+    sel: slice | np.ndarray, *, task_frames: int, frame_chunk: int = 1
+) -> list[tuple[int, slice | np.ndarray]]:
+    """Cut a frame selection into tasks: ``(offset, frames)`` pairs, ``offset`` in the
+    selection, ``frames`` in the movie. Cuts of a step-1 range fall on multiples of
+    ``task_frames`` rounded up to the file's chunk length (so no two tasks read the
+    same chunk), counted from the movie's first frame.
+
+    Examples
+    --------
+    >>> [(off, f.start, f.stop) for off, f in frame_ranges(slice(5, 25), task_frames=8)]
+    [(0, 5, 8), (3, 8, 16), (11, 16, 24), (19, 24, 25)]
+    >>> [off for off, _ in frame_ranges(np.arange(0, 10, 3), task_frames=2)]
+    [0, 2]
+    """
+    if isinstance(sel, slice):
+        step = -(-task_frames // frame_chunk) * frame_chunk
+        first = (sel.start // step + 1) * step
+        cuts = [sel.start, *range(first, sel.stop, step), sel.stop]
+        return [(a - sel.start, slice(a, b)) for a, b in itertools.pairwise(cuts)]
+    return [(k, sel[k : k + task_frames]) for k in range(0, sel.size, task_frames)]
+
+
+def default_task_frames(client: Any, n_frames: int, frame_chunk: int) -> int:
+    """About :data:`TASKS_PER_THREAD` tasks per worker thread of the cluster, each at
+    least :data:`MIN_TASK_FRAMES` frames (or one chunk of the file)."""
+    threads = sum(client.nthreads().values()) or 1
+    per = -(-n_frames // (TASKS_PER_THREAD * threads))
+    return max(per, MIN_TASK_FRAMES, frame_chunk)
+
+
+# -- running tasks ------------------------------------------------------------------
+def run_tasks(
+    execution: Any,
+    movie: Any,
+    jobs: Sequence[tuple[Any, Any]],
+    fn: Callable[..., Any],
+    *shared: Any,
+    progress_total: int | None = None,
+    desc: str = "on the cluster",
+) -> Iterator[tuple[Any, Any]]:
+    """Run ``fn(movie, execution, job, *shared)`` on the cluster once per job; yield
+    ``(key, value)`` as the tasks finish.
+
+    ``jobs`` are ``(key, job)`` pairs; each ``job`` is sent to its task, ``shared``
+    (the plan, the consumers) is scattered once for all tasks. The worker opens the
+    movie from its :class:`~roitrace.movie.MovieSource` (an array in memory is
+    scattered once instead) and runs ``fn`` with the execution's chunking and the
+    worker's own thread count. ``progress_total``: show a progress bar that advances
+    by each key's count of frames (keys are then ``(offset, frames)``).
+    """
+    distributed = _distributed()
+    client = execution.client
+    local = dataclasses.replace(execution, client=None, task_frames=None, progress=False)
+    try:
+        ref = _movie_reference(client, movie)
+        scattered = [_share(client, item) for item in shared]
+        futures = {
+            client.submit(
+                _task, ref, local, job, fn, *scattered, pure=False, key=_task_key(fn, k)
+            ): key
+            for k, (key, job) in enumerate(jobs)
+        }
+    except (OSError, TimeoutError) as exc:
+        raise _lost(client, exc) from exc
+    bar = None
+    if progress_total is not None and execution.progress:
+        from ._progress import progress_bar
+
+        bar = progress_bar(progress_total, desc)
+    try:
+        for future in distributed.as_completed(futures, loop=client.loop):
+            key = futures.pop(future)
+            yield key, _result(future, key)
+            future.release()
+            if bar is not None:
+                bar.advance(_count(key[1]))
+    finally:
+        if futures:  # an error, or the caller stopped early: free the cluster
+            client.cancel(list(futures))
+        if bar is not None:
+            bar.close()
+
+
+def _task_key(fn: Callable[..., Any], k: int) -> str:
+    import uuid
+
+    return f"roitrace-{fn.__name__.strip('_')}-{k}-{uuid.uuid4().hex[:8]}"
+
+
+def _count(frames: Any) -> int:
+    return frames.stop - frames.start if isinstance(frames, slice) else len(frames)
+
+
+def _movie_reference(client: Any, movie: Any) -> Any:
+    """What a task opens: the file's source, or an array in memory, sent once."""
+    if movie.source is not None:
+        return movie.source
+    return _share(client, np.asarray(movie.read()))
+
+
+def _share(client: Any, item: Any) -> Any:
+    """``item`` sent to the cluster once, for every task that needs it. As a task
+    that returns it rather than scattered data: the scheduler keeps the task, so a
+    worker that dies holding ``item`` is not the end of it (Dask computes it again;
+    scattered data would be lost with the worker, and every task with it)."""
+    return client.submit(_itself, item, pure=False, key=_task_key(_itself, 0))
+
+
+def _itself(item: Any) -> Any:
+    return item
+
+
+def _task(ref: Any, execution: Any, job: Any, fn: Callable[..., Any], *shared: Any) -> Any:
+    """One task, on a worker: open the movie, run ``fn`` on the worker's threads."""
+    movie = _open_on_worker(ref)
+    threads = execution.threads or worker_threads()
+    from . import _kernels
+
+    if threads is not None and _kernels.available():
+        import numba
+
+        threads = min(threads, numba.config.NUMBA_NUM_THREADS)
+    return fn(movie, dataclasses.replace(execution, threads=threads), job, *shared)
+
+
+def _open_on_worker(ref: Any) -> Any:
+    from .errors import InputNotFoundError
+    from .io._movie import ArrayMovie
+
+    if isinstance(ref, np.ndarray):
+        return ArrayMovie(ref)
+    try:
+        return _opened(ref, threading.get_ident(), _stamp(ref.path))
+    except InputNotFoundError as exc:
+        raise ClusterError(
+            f"{ref.path}: the cluster's workers cannot see this file ({_where()}): put the "
+            "movie on a file system that every worker mounts, at the same path"
+        ) from exc
+
+
+@functools.lru_cache(maxsize=8)
+def _opened(source: Any, thread: int, stamp: tuple[int, int] | None) -> Any:
+    """The movie, opened once per worker thread and kept for the next tasks (opening
+    a TIFF of many pages reads every page's offset); one per thread, because a
+    file handle is not shared between threads; opened again when the file changed
+    (``stamp``: its size and modification time)."""
+    return source.open()
+
+
+def _stamp(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None  # open() says what is wrong
+    return st.st_size, st.st_mtime_ns
+
+
+def _where() -> str:
+    try:
+        from distributed import get_worker
+
+        return f"worker {get_worker().address}"
+    except (ImportError, ValueError):
+        return "on a worker"
+
+
+def _result(future: Any, key: Any) -> Any:
+    """A task's value; a worker's failure as one clear error."""
+    from .errors import RoitraceError
+
+    try:
+        return future.result()
+    except RoitraceError:
+        raise
+    except Exception as exc:
+        name = type(exc).__name__
+        what = _describe(key)
+        if name == "KilledWorker":
+            raise ClusterError(
+                f"the task of {what} killed every worker that ran it: it may need more "
+                "memory than a worker has; give the workers more memory or use smaller "
+                "task_frames"
+            ) from exc
+        if name in ("CancelledError", "CommClosedError", "FutureCancelledError") or isinstance(
+            exc, (OSError, TimeoutError)
+        ):
+            raise ClusterError(
+                f"the Dask cluster went away while running {what} ({name}): check that "
+                "the scheduler and its workers are still running"
+            ) from exc
+        raise
+
+
+def _describe(key: Any) -> str:
+    if isinstance(key, tuple) and len(key) == 2 and isinstance(key[1], slice):
+        return f"frames {key[1].start}:{key[1].stop}"
+    return f"part {key}"
+
+
+def _lost(client: Any, exc: BaseException) -> ClusterError:
+    return ClusterError(
+        f"the Dask scheduler ({_address(client)}) did not answer ({type(exc).__name__}): "
+        "check that it is still running"
+    )
+
+
+def _address(client: Any) -> str:
+    try:
+        return str(client.scheduler.address)
+    except AttributeError:
+        return "unknown address"

@@ -12,6 +12,7 @@ one chunk plus what the consumers keep, whatever the movie's length.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from collections.abc import Iterator, Sequence
@@ -22,6 +23,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from ._memory import available_memory
+from ._progress import progress_bar as _progress
 from .errors import FrameRangeError, MovieError, ParameterError
 from .movie import Movie, as_movie
 from .options import Execution
@@ -44,7 +46,13 @@ FramesLike = None | slice | range | tuple[int, int] | Sequence[int] | np.ndarray
 
 
 class Consumer(Protocol):
-    """What :func:`stream` feeds: ``update`` per chunk, ``result`` at the end."""
+    """What :func:`stream` feeds: ``update`` per chunk, ``result`` at the end.
+
+    A consumer that can run on a cluster also has ``part(n_frames)`` (a new, empty
+    consumer for a part of the frames, made on a worker), ``merge(offset, part)``
+    (that part's sums added in) and, when its sums depend on the first frame (a
+    shift), ``prepare(first_frame)``.
+    """
 
     def update(self, offset: int, block: np.ndarray) -> None: ...
 
@@ -221,11 +229,75 @@ def stream(
     while the movie is streamed).
     """
     ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    if ex.client is not None:
+        _stream_on_cluster(as_movie(movie), consumers, ex, desc)
+    else:
+        _feed(movie, consumers, ex, desc)
+    return [c.result() for c in consumers]
+
+
+def _feed(movie: Any, consumers: Sequence[Consumer], ex: Execution, desc: str) -> None:
     with kernel_threads(ex.threads):
         for off, block in iter_chunks(movie, execution=ex, desc=desc):
             for c in consumers:
                 c.update(off, block)
-    return [c.result() for c in consumers]
+
+
+def task_jobs(movie: Movie, ex: Execution) -> tuple[list[tuple[Any, Any]], int]:
+    """The frame ranges of a cluster run, as ``run_tasks`` jobs, and the frame count."""
+    from .cluster import default_task_frames, frame_ranges
+
+    sel = resolve_frames(movie.n_frames, ex.frames)
+    total = n_selected(sel)
+    size = ex.task_frames or default_task_frames(ex.client, total, movie.frame_chunk)
+    ranges = frame_ranges(sel, task_frames=size, frame_chunk=movie.frame_chunk)
+    return [((off, frames), frames) for off, frames in ranges], total
+
+
+def _stream_on_cluster(
+    movie: Movie, consumers: Sequence[Consumer], ex: Execution, desc: str
+) -> None:
+    """:func:`stream` on a Dask cluster: each task streams a frame range into new
+    parts of the consumers; the parts are merged here in the ranges' order (the
+    same order whatever the order they finish in)."""
+    from .cluster import run_tasks
+
+    local = [type(c).__name__ for c in consumers if not hasattr(c, "part")]
+    if local:
+        raise ParameterError(
+            f"{', '.join(local)} cannot run on a cluster: leave out client= for this step"
+        )
+    jobs, total = task_jobs(movie, ex)
+    first = movie.take([_first_frame(jobs)])[0]
+    for c in consumers:
+        if hasattr(c, "prepare"):
+            c.prepare(first)
+    waiting: dict[int, list[Any]] = {}
+    offsets = iter(sorted(off for (off, _), _ in jobs))
+    nxt = next(offsets)
+    for (off, _), parts in run_tasks(
+        ex, movie, jobs, _stream_part, list(consumers), progress_total=total, desc=desc
+    ):
+        waiting[off] = parts
+        while nxt in waiting:  # merge in order; hold only parts that came early
+            for c, p in zip(consumers, waiting.pop(nxt), strict=True):
+                c.merge(nxt, p)
+            nxt = next(offsets, None)
+
+
+def _first_frame(jobs: list[tuple[Any, Any]]) -> int:
+    frames = jobs[0][1]
+    return int(frames.start if isinstance(frames, slice) else frames[0])
+
+
+def _stream_part(
+    movie: Movie, ex: Execution, frames: Any, consumers: Sequence[Consumer]
+) -> list[Any]:
+    """On a worker: one frame range streamed into new parts of the consumers."""
+    n = n_selected(resolve_frames(movie.n_frames, frames))
+    parts = [c.part(n) for c in consumers]
+    _feed(movie, parts, dataclasses.replace(ex, frames=frames), "")
+    return parts
 
 
 @contextmanager
@@ -250,51 +322,6 @@ def kernel_threads(n: int | None) -> Iterator[None]:
         yield
     finally:
         numba.set_num_threads(before)
-
-
-# -- progress bar -------------------------------------------------------------------
-class _Progress:
-    """A rich progress bar that shows frames and frames/s."""
-
-    def __init__(self, total: int, desc: str) -> None:
-        from rich.console import Console
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        self._p = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("frames"),
-            TextColumn("{task.fields[rate]}"),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            console=Console(stderr=True),
-            transient=False,
-        )
-        self._p.start()
-        self._task = self._p.add_task(desc, total=total, rate="")
-
-    def advance(self, n: int, desc: str | None = None) -> None:
-        self._p.advance(self._task, n)
-        if desc is not None:
-            self._p.update(self._task, description=desc)
-        speed = self._p.tasks[0].speed
-        if speed:
-            self._p.update(self._task, rate=f"{speed:,.0f} frames/s")
-
-    def close(self) -> None:
-        self._p.stop()
-
-
-def _progress(total: int, desc: str) -> _Progress:
-    return _Progress(total, desc)
 
 
 def _available_memory() -> int | None:

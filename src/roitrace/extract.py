@@ -17,10 +17,10 @@ import numpy as np
 from ._validate import number
 from ._warnings import renamed_keywords, warn_user
 from .aggregate import GroupAggregator
-from .engine import FramesLike, n_selected, resolve_frames, stream
+from .engine import FramesLike, n_selected, resolve_frames, stream, task_jobs
 from .errors import NonFiniteError, ParameterError, ShapeMismatchError
 from .measure import trace_statistics
-from .movie import as_movie
+from .movie import Movie, as_movie
 from .normalize import dff
 from .options import Baseline, Execution, Neuropil
 from .plan import ExtractionPlan, as_roiset, plan_extraction, to_labels
@@ -53,6 +53,7 @@ def extract(
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
+    client: Any = None,
 ):
     """Extract one fluorescence trace per cell, and optionally its neuropil.
 
@@ -99,6 +100,9 @@ def extract(
         percentile (see :class:`roitrace.Baseline`).
     execution, frames, chunk_frames, progress
         How the movie is read: see :class:`roitrace.Execution`.
+    client : distributed.Client, optional
+        Run on this Dask cluster (:mod:`roitrace.cluster`): each task reads a range
+        of frames on a worker; the traces are the same as without it.
 
     Returns
     -------
@@ -124,7 +128,9 @@ def extract(
     True
     """
     movie = as_movie(movie)
-    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    ex = Execution.of(
+        execution, frames=frames, chunk_frames=chunk_frames, progress=progress, client=client
+    )
     plan = _plan(
         rois,
         movie.frame_shape,
@@ -193,14 +199,40 @@ def run_plan(
             f"the plan was made for {plan.frame_shape[0]} x {plan.frame_shape[1]} frames "
             f"but the movie's frames are {movie.frame_shape[0]} x {movie.frame_shape[1]}"
         )
-    flats, methods, weights = plan.groups()
-    n_t = n_selected(resolve_frames(movie.n_frames, ex.frames))
-    traces = GroupAggregator(
-        flats, methods, n_t, weights=weights, proportion=plan.proportion or 0.1
-    )
-    (both,) = stream(movie, [traces], execution=ex, desc="extracting")
+    if ex.client is not None:
+        both = _run_on_cluster(movie, plan, ex)
+    else:
+        flats, methods, weights = plan.groups()
+        n_t = n_selected(resolve_frames(movie.n_frames, ex.frames))
+        traces = GroupAggregator(
+            flats, methods, n_t, weights=weights, proportion=plan.proportion or 0.1
+        )
+        (both,) = stream(movie, [traces], execution=ex, desc="extracting")
     n = plan.n_rois
     return both[:n], (both[n:] if plan.neuropil is not None else None)
+
+
+def _run_on_cluster(movie: Movie, plan: ExtractionPlan, ex: Execution) -> np.ndarray:
+    """:func:`run_plan` on a Dask cluster: one task per frame range, the plan
+    scattered once; each block of traces is put in place as its task finishes."""
+    from .cluster import run_tasks
+
+    jobs, total = task_jobs(movie, ex)
+    n_groups = plan.n_rois * (2 if plan.neuropil is not None else 1)
+    both = np.empty((n_groups, total), np.float64)
+    blocks = run_tasks(ex, movie, jobs, _run_part, plan, progress_total=total, desc="extracting")
+    for (off, _), (cells, rings) in blocks:
+        both[: plan.n_rois, off : off + cells.shape[1]] = cells
+        if rings is not None:
+            both[plan.n_rois :, off : off + rings.shape[1]] = rings
+    return both
+
+
+def _run_part(
+    movie: Movie, ex: Execution, frames: Any, plan: ExtractionPlan
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """On a worker: the plan run over one frame range."""
+    return run_plan(movie, plan, execution=dataclasses.replace(ex, frames=frames))
 
 
 def weigh_by_brightness(

@@ -48,22 +48,42 @@ class Moments:
 
     The per-pixel sum is exact for integer movies (so the mean equals numpy's to
     the last bit); the variance is accumulated around a per-pixel shift (the first
-    chunk's mean), which keeps ``E[(x-s)^2] - (E[x]-s)^2`` free of the catastrophic
-    cancellation of the textbook formula.
+    frame's values), which keeps ``E[(x-s)^2] - (E[x]-s)^2`` free of the catastrophic
+    cancellation of the textbook formula. For integer movies the shift is an
+    integer, so every sum is exact and parts of the movie summed apart (on a
+    cluster, :meth:`part` and :meth:`merge`) give the same bits as one pass.
     """
 
     def __init__(self, frame_shape: tuple[int, int], *, with_var: bool = True) -> None:
+        self.frame_shape = frame_shape
         self.n = 0
         self.s1 = np.zeros(frame_shape, np.float64)
         self.s2 = np.zeros(frame_shape, np.float64) if with_var else None
         self.shift: np.ndarray | None = None
+
+    def prepare(self, first: np.ndarray) -> None:
+        """Fix the shift to the selection's first frame (before parts are made)."""
+        if self.s2 is not None:
+            self.shift = np.array(first, np.float64)
+
+    def part(self, n_frames: int) -> Moments:
+        """An empty accumulator with the same shift, for a part of the frames."""
+        p = Moments(self.frame_shape, with_var=self.s2 is not None)
+        p.shift = self.shift
+        return p
+
+    def merge(self, offset: int, part: Moments) -> None:
+        self.s1 += part.s1
+        if self.s2 is not None:
+            self.s2 += part.s2
+        self.n += part.n
 
     def update(self, offset: int, block: np.ndarray) -> None:
         if self.s2 is None:
             self.s1 += block.sum(axis=0, dtype=np.float64)
         else:
             if self.shift is None:
-                self.shift = block.mean(axis=0, dtype=np.float64)
+                self.prepare(block[0])
             kernels.moments_update(block, self.shift, self.s1, self.s2)
         self.n += block.shape[0]
 
@@ -122,19 +142,40 @@ class Correlation:
         self.moments = Moments(frame_shape)
         self.cross = [np.zeros(frame_shape, np.float64) for _ in self.OFFSETS]
         self.subtract_global = subtract_global
-        self.g_shift: float | None = None  # the first chunk's mean global signal
+        self.g_shift: float | None = None  # the first frame's mean: the global signal's shift
         self.g_sums = np.zeros(2)  # sum of (g - g_shift) and of its square
         # per pixel: sum of x * (g - g_shift); a whole float64 image, so only when used
         self.xg = np.zeros(frame_shape if subtract_global else (0, 0), np.float64)
 
+    def prepare(self, first: np.ndarray) -> None:
+        """Fix the shifts to the selection's first frame (before parts are made)."""
+        self.moments.prepare(first)
+        if self.subtract_global:
+            with np.errstate(invalid="ignore"):  # +inf and -inf pixels: a NaN frame mean
+                self.g_shift = float(first.mean(dtype=np.float64))
+
+    def part(self, n_frames: int) -> Correlation:
+        """Empty sums with the same shifts, for a part of the frames."""
+        p = Correlation(self.moments.frame_shape, subtract_global=self.subtract_global)
+        p.moments = self.moments.part(n_frames)
+        p.g_shift = self.g_shift
+        return p
+
+    def merge(self, offset: int, part: Correlation) -> None:
+        self.moments.merge(offset, part.moments)
+        for mine, theirs in zip(self.cross, part.cross, strict=True):
+            mine += theirs
+        self.g_sums += part.g_sums
+        self.xg += part.xg
+
     def update(self, offset: int, block: np.ndarray) -> None:
+        if self.moments.shift is None:
+            self.prepare(block[0])
         self.moments.update(offset, block)
         kernels.neighbour_update(block, self.moments.shift, *self.cross)
         if self.subtract_global:
             with np.errstate(invalid="ignore"):  # +inf and -inf pixels: a NaN frame mean
                 g = block.mean(axis=(1, 2), dtype=np.float64)
-            if self.g_shift is None:
-                self.g_shift = float(g.mean())
             g -= self.g_shift
             self.g_sums += g.sum(), g @ g
             for k in range(0, block.shape[0], self.STEP):  # a float copy of a few frames
@@ -214,12 +255,20 @@ class Extremes:
         self.min: np.ndarray | None = None
 
     def update(self, offset: int, block: np.ndarray) -> None:
-        bmax, bmin = block.max(axis=0), block.min(axis=0)
+        self._add(block.max(axis=0), block.min(axis=0))
+
+    def _add(self, bmax: np.ndarray, bmin: np.ndarray) -> None:
         if self.max is None:
             self.max, self.min = bmax, bmin
         else:
             np.maximum(self.max, bmax, out=self.max)
             np.minimum(self.min, bmin, out=self.min)
+
+    def part(self, n_frames: int) -> Extremes:
+        return Extremes()
+
+    def merge(self, offset: int, part: Extremes) -> None:
+        self._add(part.max, part.min)
 
     def result(self) -> dict[str, np.ndarray]:
         return {"max": self.max, "min": self.min}
@@ -237,6 +286,7 @@ def projection(
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
+    client: Any = None,
 ) -> np.ndarray:
     """Project a movie over time into one image.
 
@@ -262,6 +312,11 @@ def projection(
         image is high everywhere.
     execution, frames, chunk_frames, progress
         How the movie is read: see :class:`roitrace.Execution`.
+    client : distributed.Client, optional
+        Run on this Dask cluster (:mod:`roitrace.cluster`). Streamed projections are
+        cut into frame ranges and their sums merged (the same bits as without a
+        cluster for integer movies); median and percentile give each task a band of
+        image rows over all frames.
 
     Returns
     -------
@@ -301,7 +356,9 @@ def projection(
         raise ParameterError(f"q={q} is only for method='percentile'")
     if subtract_global and method != "correlation":
         raise ParameterError("subtract_global=True is only for method='correlation'")
-    ex = Execution.of(execution, frames=frames, chunk_frames=chunk_frames, progress=progress)
+    ex = Execution.of(
+        execution, frames=frames, chunk_frames=chunk_frames, progress=progress, client=client
+    )
     movie = as_movie(movie)
     if method in ("median", "percentile"):
         return _order_statistic(movie, method, q, ex, band_bytes)
@@ -318,6 +375,7 @@ def projections(
     frames: FramesLike = None,
     chunk_frames: int | None = None,
     progress: bool = False,
+    client: Any = None,
 ) -> dict[str, np.ndarray]:
     """Several streaming projections (mean, std, max, min, correlation) from one read
     of the movie. ``subtract_global`` and ``execution`` are as in :func:`projection`.
@@ -349,7 +407,7 @@ def projections(
         movie,
         consumers,
         execution=Execution.of(
-            execution, frames=frames, chunk_frames=chunk_frames, progress=progress
+            execution, frames=frames, chunk_frames=chunk_frames, progress=progress, client=client
         ),
         desc=f"{name} projection" if len(methods) == 1 else name,
     )
@@ -416,6 +474,8 @@ def _order_statistic(
         rows = max(1, min(ny, budget // row_cost))
     else:
         rows = max(1, min(ny, band_bytes // max(row_bytes, 1)))
+    if ex.client is not None:
+        return _bands_on_cluster(movie, kind, q, ex, rows, band_bytes is not None)
     out = np.empty((ny, nx), np.float64)
     n_bands = -(-ny // rows)
     if n_bands > 1:
@@ -426,15 +486,43 @@ def _order_statistic(
             rows,
             n_bands,
         )
+    band_ex = dataclasses.replace(ex, chunk_frames=chunk_frames, chunk_memory=None)
     for r0 in range(0, ny, rows):
         r1 = min(ny, r0 + rows)
-        band = np.empty((t, r1 - r0, nx), movie.dtype)
-        rows_ex = dataclasses.replace(ex, chunk_frames=chunk_frames, chunk_memory=None)
-        for off, block in iter_chunks(movie, execution=rows_ex, desc=f"{kind} rows {r0}-{r1 - 1}"):
-            band[off : off + block.shape[0]] = block[:, r0:r1]
-        if kind == "median":
-            out[r0:r1] = np.median(band, axis=0)
-        else:
-            out[r0:r1] = np.percentile(band, q, axis=0)
-        del band  # before the next band is allocated
+        out[r0:r1] = _band(movie, band_ex, (r0, r1), kind, q)
+    return out
+
+
+def _band(
+    movie: Any, ex: Execution, band: tuple[int, int], kind: str, q: float | None
+) -> np.ndarray:
+    """The median or percentile of image rows ``band[0]`` to ``band[1] - 1``, from
+    every selected frame of those rows, held at once."""
+    r0, r1 = band
+    t = n_selected(resolve_frames(movie.n_frames, ex.frames))
+    rows = np.empty((t, r1 - r0, movie.frame_shape[1]), movie.dtype)
+    for off, block in iter_chunks(movie, execution=ex, desc=f"{kind} rows {r0}-{r1 - 1}"):
+        rows[off : off + block.shape[0]] = block[:, r0:r1]
+    if kind == "median":
+        return np.median(rows, axis=0)
+    return np.percentile(rows, q, axis=0)
+
+
+def _bands_on_cluster(
+    movie: Any, kind: str, q: float | None, ex: Execution, rows: int, given: bool
+) -> np.ndarray:
+    """Median or percentile on a Dask cluster: one task per band of image rows,
+    each reading every selected frame of its rows (the movie is read once per
+    band, in parallel). Without ``band_bytes`` the bands are made small enough
+    for every worker thread to have one."""
+    from .cluster import run_tasks
+
+    ny, nx = movie.frame_shape
+    if not given:
+        threads = sum(ex.client.nthreads().values()) or 1
+        rows = max(1, min(rows, -(-ny // threads)))
+    bands = [((r0, min(ny, r0 + rows)),) * 2 for r0 in range(0, ny, rows)]
+    out = np.empty((ny, nx), np.float64)
+    for (r0, r1), image in run_tasks(ex, movie, bands, _band, kind, q):
+        out[r0:r1] = image
     return out

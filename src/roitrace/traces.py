@@ -46,6 +46,14 @@ class PixelMeans:
         self.sum += block.reshape(n, -1)[:, self.flat].sum(axis=0, dtype=np.float64)
         self.n += n
 
+    def part(self, n_frames: int) -> PixelMeans:
+        """Empty sums for a part of the frames (a cluster task)."""
+        return PixelMeans(self.flat)
+
+    def merge(self, offset: int, part: PixelMeans) -> None:
+        self.sum += part.sum
+        self.n += part.n
+
     def result(self) -> np.ndarray:
         return self.sum / self.n
 

@@ -3,6 +3,8 @@ log lines in the command line's words."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import logging
 import warnings
@@ -48,7 +50,12 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            with contextlib.ExitStack() as stack:
+                token = _CLOSING.set(stack)
+                try:
+                    return fn(*args, **kwargs)
+                finally:
+                    _CLOSING.reset(token)
         except RoitraceError as exc:
             _fail(cli_words(" ".join(str(exc).split())))  # one line, in the options' words
         except OSError as exc:  # a file roitrace could not read, or an unforeseen write
@@ -60,6 +67,21 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+#: What the running command closes when it ends (a cluster's client), however it ends.
+_CLOSING: contextvars.ContextVar[contextlib.ExitStack | None] = contextvars.ContextVar(
+    "roitrace_closing", default=None
+)
+
+
+def close_with_command(resource: Any) -> Any:
+    """Close ``resource`` when the running command ends; returns it."""
+    stack = _CLOSING.get()
+    if stack is None:  # pragma: no cover - only commands call this
+        raise RuntimeError("close_with_command() outside a command")
+    stack.callback(resource.close)
+    return resource
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:

@@ -42,6 +42,18 @@ RateOpt = Annotated[
 ]
 ChunkOpt = Annotated[int | None, typer.Option("--chunk-frames", help="Frames read at once.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
+WorkersOpt = Annotated[
+    int | None,
+    typer.Option("--workers", help="Run on N local worker processes (a Dask LocalCluster)."),
+]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option("--scheduler", help="Run on the Dask cluster at this address (tcp://host:8786)."),
+]
+ThreadsOpt = Annotated[
+    int | None,
+    typer.Option("--threads", help="Threads of the compiled kernels; with --workers, per worker."),
+]
 KeepTruncatedOpt = Annotated[
     bool,
     typer.Option(
@@ -79,6 +91,52 @@ def _open(movie: Path, dataset, axes, channel, frame_rate, keep_truncated=False)
         channel=channel,
         frame_rate=check_rate(frame_rate),
         truncated="keep" if keep_truncated else "error",
+    )
+
+
+def _cluster(workers: int | None, scheduler: str | None, threads: int | None) -> Any:
+    """The Dask client of --workers or --scheduler (None without either), closed with
+    the command (a client of local workers stops them)."""
+    if workers is not None and scheduler is not None:
+        raise ParameterError(
+            "give --workers or --scheduler, not both: --workers N starts N local worker "
+            "processes, --scheduler ADDRESS uses a running cluster"
+        )
+    if workers is None and scheduler is None:
+        return None
+    if scheduler is not None:
+        _not_applicable({"threads": threads}, "with --scheduler (its workers have their own)")
+    import contextlib
+    import logging
+
+    from ..cluster import connect
+    from ._app import close_with_command
+
+    with contextlib.suppress(ImportError):  # connect() says what to install
+        import distributed  # noqa: F401 - it sets its loggers to INFO when imported
+    # ... and would log every worker's start and stop
+    quiet = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
+    for name in ("distributed", "dask"):
+        logging.getLogger(name).setLevel(quiet)
+    return close_with_command(connect(scheduler=scheduler, workers=workers, threads=threads))
+
+
+def _execution(
+    frames: str | None,
+    chunk_frames: int | None,
+    no_progress: bool,
+    client: Any,
+    threads: int | None,
+) -> Any:
+    """The options of how the movie is read, from the command line's."""
+    from ..options import Execution
+
+    return Execution(
+        frames=_frames(frames),
+        chunk_frames=chunk_frames,
+        progress=not no_progress,
+        client=client,
+        threads=threads if client is None else None,
     )
 
 

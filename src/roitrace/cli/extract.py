@@ -32,11 +32,15 @@ from ._options import (
     ProjOpt,
     QOpt,
     RateOpt,
+    SchedulerOpt,
+    ThreadsOpt,
     ThresholdOpt,
+    WorkersOpt,
     _check_outputs,
+    _cluster,
     _count,
+    _execution,
     _find_rois,
-    _frames,
     _not_applicable,
     _open,
     _output,
@@ -118,11 +122,13 @@ def extract(
     keep_truncated: KeepTruncatedOpt = False,
     frame_rate: RateOpt = None,
     chunk_frames: ChunkOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    threads: ThreadsOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Extract one trace per cell: from ROI files, or by thresholding a projection."""
     from ..extract import extract as run_extract
-    from ..options import Execution
     from ..save import save
 
     output = _output(output_text, _TRACE_OUT, "traces", folder=True, movie=movie)
@@ -153,7 +159,8 @@ def extract(
             f"{output}: NWB needs the time of every frame, and {movie} records no frame "
             "rate; pass --frame-rate (frames per second)"
         )
-    run = Execution(frames=_frames(frames), chunk_frames=chunk_frames, progress=not no_progress)
+    client = _cluster(workers, scheduler, threads)
+    run = _execution(frames, chunk_frames, no_progress, client, threads)
     cells = source.cells(m, axes, run)
     with _speaking(method="--how"):
         ds = run_extract(

@@ -21,9 +21,13 @@ from ._options import (
     Kind,
     MovieArg,
     NoProgress,
+    SchedulerOpt,
+    ThreadsOpt,
+    WorkersOpt,
     _check_outputs,
+    _cluster,
     _count,
-    _frames,
+    _execution,
     _n_frames,
     _not_applicable,
     _open,
@@ -56,6 +60,9 @@ def project(
     channel: ChannelOpt = None,
     keep_truncated: KeepTruncatedOpt = False,
     chunk_frames: ChunkOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    threads: ThreadsOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Project a movie over time (mean, max, min, std, median, percentile, or the local
@@ -75,18 +82,11 @@ def project(
             {"subtract_global": subtract_global}, f"to --kind {kind.value} (only to correlation)"
         )
     _check_outputs(movie, [("-o/--output", output, "image")])
+    client = _cluster(workers, scheduler, threads)
     m = _open(movie, dataset, axes, channel, None, keep_truncated)
-    sel = _frames(frames)
+    run = _execution(frames, chunk_frames, no_progress, client, threads)
     with _speaking(method="--kind"):
-        image = projection(
-            m,
-            kind.value,
-            q=q,
-            frames=sel,
-            chunk_frames=chunk_frames,
-            subtract_global=subtract_global,
-            progress=not no_progress,
-        )
+        image = projection(m, kind.value, q=q, subtract_global=subtract_global, execution=run)
     params = {
         "command": "project",
         "movie": str(movie),
@@ -108,4 +108,6 @@ def project(
         write_bytes(output.with_name(output.name + ".json"), sidecar.encode())
     else:
         write_image(image, output, metadata=params)
-    out.print(f"{kind.value} projection of {_count(_n_frames(m, sel), 'frame')} -> {output}")
+    out.print(
+        f"{kind.value} projection of {_count(_n_frames(m, run.frames), 'frame')} -> {output}"
+    )

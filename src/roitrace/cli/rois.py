@@ -27,11 +27,15 @@ from ._options import (
     OffsetOpt,
     ProjOpt,
     QOpt,
+    SchedulerOpt,
+    ThreadsOpt,
     ThresholdOpt,
+    WorkersOpt,
     _check_outputs,
+    _cluster,
     _count,
+    _execution,
     _find_rois,
-    _frames,
     _open,
     _output,
     _projection_kind,
@@ -63,6 +67,9 @@ def rois_command(
     channel: ChannelOpt = None,
     keep_truncated: KeepTruncatedOpt = False,
     chunk_frames: ChunkOpt = None,
+    workers: WorkersOpt = None,
+    scheduler: SchedulerOpt = None,
+    threads: ThreadsOpt = None,
     no_progress: NoProgress = False,
 ) -> None:
     """Find cells by thresholding a projection; write them as ROIs to edit in ImageJ/Fiji."""
@@ -78,15 +85,11 @@ def rois_command(
     options = _threshold_options(threshold, method, q, k, block_size, offset, auto=True)
     size_range(min_size, max_size)
     _check_outputs(movie, [("-o/--output", output, "file"), ("--figure", figure, "file")])
+    client = _cluster(workers, scheduler, threads)
     m = _open(movie, dataset, axes, channel, None, keep_truncated)
     kind = _projection_kind(projection_kind)
-    proj = projection(
-        m,
-        kind.value,
-        frames=_frames(frames),
-        chunk_frames=chunk_frames,
-        progress=not no_progress,
-    )
+    run = _execution(frames, chunk_frames, no_progress, client, threads)
+    proj = projection(m, kind.value, execution=run)
     roiset, _ = _find_rois(proj, options, min_size, max_size)
     # NWB records the imaging rate beside the ROIs
     rate = {"frame_rate": m.frame_rate or None} if "frame_rate" in fmt.write_options else {}

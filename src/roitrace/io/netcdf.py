@@ -7,8 +7,11 @@ list: those become JSON text).
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -51,12 +54,27 @@ def write_netcdf(ds: Any, path: str | os.PathLike) -> Path:
     out.attrs = {k: netcdf_attr(v) for k, v in file_attrs(ds).items()}
     try:
         # in memory first: HDF5 crashes the process when a write to disk fails
-        data = out.to_netcdf(engine="h5netcdf", invalid_netcdf=False)
+        with _local_locks():
+            data = out.to_netcdf(engine="h5netcdf", invalid_netcdf=False)
     except ValueError:  # xarray before 2025 writes netCDF4 bytes with netCDF4-python only
         with atomic_path(path) as tmp:
             out.to_netcdf(tmp, engine="h5netcdf", invalid_netcdf=False)
         return path
     return write_bytes(path, data)
+
+
+@contextlib.contextmanager
+def _local_locks() -> Iterator[None]:
+    """xarray locks its writes with a Dask cluster's lock when a ``distributed``
+    client is the default one, which fails for a file in memory; the data are in
+    memory here, so a local lock is right."""
+    if "dask" not in sys.modules:
+        yield
+        return
+    import dask
+
+    with dask.config.set(scheduler="synchronous"):
+        yield
 
 
 def read_netcdf(path: str | os.PathLike) -> Any:
