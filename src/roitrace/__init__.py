@@ -16,6 +16,7 @@ from .aggregate import aggregate
 from .datasets import Simulation, fetch, simulate
 from .errors import (
     BaselineError,
+    ClusterError,
     DiskFullError,
     EmptyMaskError,
     FetchError,
@@ -56,6 +57,7 @@ from .traces import pixel_traces, pixel_weights, weights_image
 __all__ = [
     "Baseline",
     "BaselineError",
+    "ClusterError",
     "DiskFullError",
     "EmptyMaskError",
     "Execution",
