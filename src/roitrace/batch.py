@@ -356,6 +356,18 @@ def _one_line(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
+def _local_dask() -> Any:
+    """Inside a task, dask-using libraries (xarray writing netCDF) work locally, not
+    on the cluster the task runs on (a distributed lock for an in-memory file fails)."""
+    try:
+        import dask
+    except ImportError:
+        import contextlib
+
+        return contextlib.nullcontext()
+    return dask.config.set(scheduler="synchronous")
+
+
 def run_one(task: Task, rec: Recording, overwrite: bool = False) -> BatchRecord:
     """Run one recording: skip it when up to date, else run ``task``; never raises
     (a failure is a ``failed`` record with its one-line reason)."""
@@ -378,7 +390,8 @@ def run_one(task: Task, rec: Recording, overwrite: bool = False) -> BatchRecord:
             record.reason = "made again: its inputs or options changed since the last run"
         elif found == "":
             record.reason = "replaced an output not written by roitrace batch (overwrite)"
-        record.ROIs, record.frames = task(rec)
+        with _local_dask():
+            record.ROIs, record.frames = task(rec)
     except Exception as exc:  # a long unattended job goes on: this recording failed
         if not isinstance(exc, (RoitraceError, OSError)):
             log.exception("%s: unexpected error", rec.movie)
@@ -703,4 +716,3 @@ def batch(
     return run_recordings(
         recordings, _extract_task, client=client, summary=summary, overwrite=overwrite
     )
-

@@ -9,7 +9,6 @@ or on a Dask cluster).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -198,7 +197,7 @@ def run_row(rec: Recording) -> tuple[int, int]:
     finally:
         raise_errors.reset(t1)
         batch_row.reset(t2)
-    if _folder(rec.output if rec.output.endswith(("/", os.sep)) else rec.output):
+    if _folder(rec.output):
         write_folder_key(rec.output, rec.key)
     return state["rois"], state["frames"]
 
@@ -272,8 +271,15 @@ def batch(
     _check_summary(table, recordings, inputs)
     client = None
     if workers is not None or scheduler is not None:
-        from ..cluster import connect
+        import logging
 
+        from ..cluster import _distributed, connect
+
+        _distributed()  # its import sets its loggers' levels (INFO): quiet them without -v
+        if not logging.getLogger("roitrace").isEnabledFor(logging.INFO):
+            for name in list(logging.root.manager.loggerDict):
+                if name.split(".")[0] == "distributed":
+                    logging.getLogger(name).setLevel(logging.WARNING)
         client = connect(scheduler=scheduler, workers=workers)
     try:
         records = _run(recordings, client, table, overwrite, not no_progress)

@@ -47,7 +47,6 @@ from ._options import (
 )
 from ._words import _speaking
 
-
 #: Set by ``roitrace batch`` around each row: ``check_only`` stops after the checks made
 #: before the movie is read; ``provenance`` is added to the output's attributes; the
 #: counts (``rois``, ``frames``) are put back in it, and nothing is printed.
