@@ -13,6 +13,7 @@ import sys as _sys
 
 from ._version import __version__
 from .aggregate import aggregate
+from .batch import batch
 from .datasets import Simulation, fetch, simulate
 from .errors import (
     BaselineError,
@@ -93,6 +94,7 @@ __all__ = [
     "aggregate",
     "as_movie",
     "baseline",
+    "batch",
     "dff",
     "extract",
     "fetch",

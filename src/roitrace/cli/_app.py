@@ -9,6 +9,7 @@ import functools
 import logging
 import warnings
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +22,10 @@ from ._words import cli_words
 
 err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False, soft_wrap=True)
+
+#: Set while ``roitrace batch`` runs a command as one of its rows: errors propagate as
+#: exceptions (the row fails with its reason) instead of ending the process.
+raise_errors: ContextVar[bool] = ContextVar("raise_errors", default=False)
 
 app = typer.Typer(
     name="roitrace",
@@ -49,6 +54,8 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if raise_errors.get():
+            return fn(*args, **kwargs)
         try:
             with contextlib.ExitStack() as stack:
                 token = _CLOSING.set(stack)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -49,6 +50,11 @@ from ._options import (
     _threshold_options,
 )
 from ._words import _speaking
+
+#: Set by ``roitrace batch`` around each row: ``check_only`` stops after the checks made
+#: before the movie is read; ``provenance`` is added to the output's attributes; the
+#: counts (``rois``, ``frames``) are put back in it, and nothing is printed.
+batch_row: ContextVar[dict[str, Any] | None] = ContextVar("batch_row", default=None)
 
 
 @app.command()
@@ -153,6 +159,9 @@ def extract(
     _check_outputs(
         movie, [("-o/--output", target, "traces"), ("--figures", figures, "folder")], rois
     )
+    row = batch_row.get()
+    if row is not None and row.get("check_only"):
+        return
     m = _open(movie, dataset, axes, channel, frame_rate, keep_truncated)
     if output.suffix.lower() == ".nwb" and not m.frame_rate:
         raise ParameterError(
@@ -174,16 +183,22 @@ def extract(
             execution=run,
         )
     ds.attrs.update(source.provenance)
+    if row is not None:
+        ds.attrs.update(row.get("provenance", {}))
     save(ds, target, **nwb)
-    out.print(
-        f"{_count(ds.sizes['roi'], 'ROI')}, {_count(int(ds['npix'].sum()), 'pixel')}; "
-        f"{_count(ds.sizes['time'], 'frame')} -> {output}"
-    )
+    if row is not None:  # a row of roitrace batch: its summary says what was done
+        row.update(rois=int(ds.sizes["roi"]), frames=int(ds.sizes["time"]))
+    else:
+        out.print(
+            f"{_count(ds.sizes['roi'], 'ROI')}, {_count(int(ds['npix'].sum()), 'pixel')}; "
+            f"{_count(ds.sizes['time'], 'frame')} -> {output}"
+        )
     if figures is not None:
         for f in _extract_figures(
             ds, source.projection(m, run), rings["neuropil"], figures, projection_name=source.kind
         ):
-            out.print(f"  figure: {f}")
+            if row is None:
+                out.print(f"  figure: {f}")
 
 
 def _check_aggregation(how: Any, proportion: float | None) -> None:
