@@ -284,9 +284,9 @@ def test_movie_options_go_to_the_formats_that_take_them(tmp_path):
     data = np.arange(6 * 3 * 5, dtype=np.uint16).reshape(6, 3, 5)
     tifffile.imwrite(tmp_path / "m.tif", data)
     np.save(tmp_path / "m.npy", np.moveaxis(data, 0, -1))
-    with pytest.raises(ParameterError, match="axes= is for NumPy and HDF5 files; TIFF files"):
+    with pytest.raises(ParameterError, match="axes= is for NumPy, HDF5 and Zarr files; TIFF"):
         rt.open_movie(tmp_path / "m.tif", axes="TYX")
-    with pytest.raises(ParameterError, match="dataset='d' is for HDF5 files"):
+    with pytest.raises(ParameterError, match="dataset='d' is for HDF5 and Zarr files"):
         rt.open_movie(tmp_path / "m.npy", dataset="d")
     assert rt.open_movie(tmp_path / "m.npy", axes="YXT").shape == (6, 3, 5)
     fmt = io.movie_format(tmp_path / "m.tif")
