@@ -262,6 +262,8 @@ def test_format_read_checks_its_options(tmp_path, roiset):
         ("m.hdf5", "hdf5"),
         ("m.hdf", "hdf5"),
         ("m.he5", "hdf5"),
+        ("m.zarr", "zarr"),
+        ("M.ZARR", "zarr"),
     ],
 )
 def test_movie_suffixes_find_their_format(tmp_path, name, fmt):
@@ -274,7 +276,7 @@ def test_an_unknown_movie_suffix_lists_the_formats(tmp_path):
         rt.open_movie(tmp_path / "m.avi")
     assert str(info.value) == (
         f"{tmp_path / 'm.avi'}: unknown movie format '.avi'; roitrace reads TIFF (.tif, "
-        ".tiff, .btf, .tf8), NumPy (.npy) and HDF5 (.h5, .hdf5, .hdf, .he5)"
+        ".tiff, .btf, .tf8), NumPy (.npy), HDF5 (.h5, .hdf5, .hdf, .he5) and Zarr folders"
     )
 
 
