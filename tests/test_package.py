@@ -11,7 +11,7 @@ import roitrace as rt
 def test_import_roitrace_loads_no_heavy_optional_package():
     code = (
         "import sys, roitrace\n"
-        "heavy = ['numba', 'pooch', 'requests', 'matplotlib', 'pynwb', 'dask']\n"
+        "heavy = ['numba', 'pooch', 'requests', 'matplotlib', 'pynwb', 'dask', 'zarr']\n"
         "print(' '.join(m for m in heavy if m in sys.modules))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

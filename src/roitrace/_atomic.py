@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar, overload
 
-from ._paths import split_dataset_path
+from ._paths import is_zarr_store, split_dataset_path
 from .errors import DiskFullError, OutputError, RoitraceError
 
 try:
@@ -323,8 +323,9 @@ def check_not_input(
     inputs : iterable of (description, path) or (description, path, note)
         What is read, e.g. ``("the input movie", "in.tif")``; None paths are skipped.
         ``file.h5:/dataset`` stands for ``file.h5``. A folder input (a suite2p ROI
-        source) also stands for the ``plane*`` folders in it, which it is read from.
-        The note, in brackets after the path, says how roitrace knows it.
+        source) also stands for the ``plane*`` folders in it, which it is read from;
+        a Zarr store input for everything inside it (an output there would change
+        the store). The note, in brackets after the path, says how roitrace knows it.
     name : str
         How the interface calls the output: ``"-o/--output"`` on the command line,
         the keyword in Python.
@@ -376,6 +377,18 @@ def check_not_input(
                     shown = "" if os.fspath(path) == os.fspath(output) else f" {path}"
                     message = f"{label} is {what}{shown}{note}"
                 raise OutputError(f"{message}; {_TRY_ELSEWHERE} {noun}")
+        if is_zarr_store(src) and _inside(out, src):
+            # a file added to a store is one its readers (and roitrace) may trip on
+            raise OutputError(
+                f"{label} is inside {what} {path}{note}, a Zarr store: writing there would "
+                f"change the store; {_TRY_ELSEWHERE} {noun}, outside the store"
+            )
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    """Whether ``path`` lies inside ``folder`` (through links too), not being it."""
+    real, top = Path(os.path.realpath(path)), Path(os.path.realpath(folder))
+    return real != top and real.is_relative_to(top)
 
 
 def _same(a: Path, b: Path) -> bool:

@@ -1,11 +1,11 @@
-"""Lazy movies: a (time, y, x) view of a TIFF, NumPy, HDF5 file or array.
+"""Lazy movies: a (time, y, x) view of a TIFF, NumPy, HDF5 file, Zarr store or array.
 
 :func:`open_movie` is the single entry point for files: a lookup in the io registry
-of movie formats (:mod:`roitrace.io`: TIFF, HDF5, NumPy). It returns a
+of movie formats (:mod:`roitrace.io`: TIFF, HDF5, NumPy, Zarr). It returns a
 :class:`Movie` that knows its shape, dtype, frame rate and path but reads pixels only
 when asked: ``movie[a:b]`` reads frames ``a`` to ``b - 1``; ``np.asarray(movie)``
 reads all. Uncompressed TIFF and ``.npy`` files are memory-mapped; compressed TIFF is
-read page by page; HDF5 is read through h5py's own chunking. :func:`as_movie` takes
+read page by page; HDF5 and Zarr are read through their own chunking. :func:`as_movie` takes
 a Movie, a path or an array.
 
 :class:`Movie` and :class:`ArrayMovie` are defined in :mod:`roitrace.io._movie`,
@@ -24,7 +24,7 @@ from ._paths import split_dataset_path
 from ._validate import frame_rate as check_frame_rate
 from .errors import MovieFormatError, MovieNotFoundError, ParameterError
 from .io import formats, movie_format
-from .io._base import check_read_option
+from .io._base import _join, check_read_option
 from .io._movie import ArrayMovie, Movie, wrap_array
 from .io.hdf5 import H5_SUFFIXES, H5Movie  # noqa: F401 - H5_SUFFIXES, as before
 from .io.tiff import TIFF_SUFFIXES, TiffMovie  # noqa: F401 - the command line uses it
@@ -80,17 +80,21 @@ def open_movie(
     ----------
     path : str or path-like
         A TIFF (``.tif``, ``.tiff``, ``.btf``; plain, BigTIFF, ImageJ, OME, several
-        pages or series), a NumPy ``.npy`` file or an HDF5 file. For HDF5 the
-        dataset may be named in the path: ``"file.h5:/imaging"``.
+        pages or series), a NumPy ``.npy`` file, an HDF5 file, or a Zarr store (a
+        folder: a Zarr array, a group holding one, or an OME-Zarr image, see
+        :mod:`roitrace.io.zarr`). For HDF5 and Zarr the array may be named in the
+        path: ``"file.h5:/imaging"``, ``"store.zarr:/group/imaging"``.
     axes : str, optional
-        The order of the stored axes for ``.npy`` and HDF5, as letters ``T``, ``Y``,
-        ``X`` (and ``C`` for a channel axis), e.g. ``"YXT"``. Default ``"TYX"``.
+        The order of the stored axes for ``.npy``, HDF5 and Zarr, as letters ``T``,
+        ``Y``, ``X`` (and ``C`` for a channel axis; for Zarr ``Z`` for planes), e.g.
+        ``"YXT"``. Default: the file's dimension names when it has them (HDF5
+        labels, Zarr dimension names, OME-Zarr axes), else ``"TYX"``.
     channel : int, optional
         Which channel to keep when the file has a channel axis (ImageJ ``C``,
         TIFF samples ``S``, or ``C`` in ``axes``).
     dataset : str, optional
-        The HDF5 dataset holding the movie, e.g. ``"imaging"``. Needed when the file
-        holds more than one dataset of 3 or more dimensions.
+        The HDF5 dataset or Zarr array holding the movie, e.g. ``"imaging"``. Needed
+        when the file holds more than one of 3 or more dimensions.
     frame_rate : float, optional
         Frames per second; overrides what the file records.
     truncated : {"error", "keep"}
@@ -125,9 +129,12 @@ def open_movie(
     p = Path(raw)
     if not p.exists():
         raise MovieNotFoundError(f"{p}: no such file; check the path")
-    if p.is_dir():
-        # a Zarr store is a folder: a Zarr format in the registry will claim it here
-        raise MovieFormatError(f"{p} is a folder; give the movie file inside it")
+    if p.is_dir() and not any(f.folder and f.can_open(p) for f in formats("movie")):
+        # a Zarr store is a folder, which its format claims; any other is not a movie
+        raise MovieFormatError(
+            f"{p} is a folder; give the movie file inside it (a Zarr store is a folder "
+            "named *.zarr or holding zarr.json)"
+        )
     if truncated not in ("error", "keep"):
         raise ParameterError(f"truncated={truncated!r}: use 'error' or 'keep'")
     frame_rate = check_frame_rate(frame_rate)
@@ -136,8 +143,7 @@ def open_movie(
     if axes is not None and "axes" not in fmt.read_options:
         takers = [f.title for f in formats("movie") if "axes" in f.read_options]
         raise ParameterError(
-            f"{p}: axes= is for {' and '.join(takers)} files; {fmt.title} files carry "
-            "their own axes"
+            f"{p}: axes= is for {_join(takers)} files; {fmt.title} files carry their own axes"
         )
     given = {
         "axes": axes,

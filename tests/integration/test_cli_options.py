@@ -98,7 +98,7 @@ def folder(tmp_path_factory) -> Path:
         ),
         (
             ["extract", "movie.tif", "--rois", "labels.tif", "--dataset", "x", "-o", "t.csv"],
-            "--dataset is for HDF5 movies",
+            "--dataset is for HDF5 and Zarr movies",
         ),
         (
             ["extract", "movie.tif", "--rois", "labels.tif", "--proportion", "0.2", "-o", "t.csv"],

@@ -262,6 +262,8 @@ def test_format_read_checks_its_options(tmp_path, roiset):
         ("m.hdf5", "hdf5"),
         ("m.hdf", "hdf5"),
         ("m.he5", "hdf5"),
+        ("m.zarr", "zarr"),
+        ("M.ZARR", "zarr"),
     ],
 )
 def test_movie_suffixes_find_their_format(tmp_path, name, fmt):
@@ -274,7 +276,7 @@ def test_an_unknown_movie_suffix_lists_the_formats(tmp_path):
         rt.open_movie(tmp_path / "m.avi")
     assert str(info.value) == (
         f"{tmp_path / 'm.avi'}: unknown movie format '.avi'; roitrace reads TIFF (.tif, "
-        ".tiff, .btf, .tf8), NumPy (.npy) and HDF5 (.h5, .hdf5, .hdf, .he5)"
+        ".tiff, .btf, .tf8), NumPy (.npy), HDF5 (.h5, .hdf5, .hdf, .he5) and Zarr folders"
     )
 
 
@@ -284,9 +286,9 @@ def test_movie_options_go_to_the_formats_that_take_them(tmp_path):
     data = np.arange(6 * 3 * 5, dtype=np.uint16).reshape(6, 3, 5)
     tifffile.imwrite(tmp_path / "m.tif", data)
     np.save(tmp_path / "m.npy", np.moveaxis(data, 0, -1))
-    with pytest.raises(ParameterError, match="axes= is for NumPy and HDF5 files; TIFF files"):
+    with pytest.raises(ParameterError, match="axes= is for NumPy, HDF5 and Zarr files; TIFF"):
         rt.open_movie(tmp_path / "m.tif", axes="TYX")
-    with pytest.raises(ParameterError, match="dataset='d' is for HDF5 files"):
+    with pytest.raises(ParameterError, match="dataset='d' is for HDF5 and Zarr files"):
         rt.open_movie(tmp_path / "m.npy", dataset="d")
     assert rt.open_movie(tmp_path / "m.npy", axes="YXT").shape == (6, 3, 5)
     fmt = io.movie_format(tmp_path / "m.tif")

@@ -28,14 +28,20 @@ Overlap = _choices("Overlap", OVERLAP_MODES)
 
 # -- shared options ----------------------------------------------------------------------
 MovieArg = Annotated[
-    Path, typer.Argument(help="Movie file: TIFF, .npy or HDF5 (file.h5:/dataset).")
+    Path,
+    typer.Argument(
+        help="Movie: TIFF, .npy, HDF5 (file.h5:/dataset) or a Zarr/OME-Zarr store "
+        "(store.zarr, store.zarr:/array)."
+    ),
 ]
 FramesOpt = Annotated[
     str | None,
     typer.Option("--frames", help="Only these frames, START:STOP (stop excluded), e.g. 300:750."),
 ]
-DatasetOpt = Annotated[str | None, typer.Option(help="HDF5 dataset holding the movie.")]
-AxesOpt = Annotated[str | None, typer.Option(help="Axis order of .npy/HDF5 data, e.g. YXT.")]
+DatasetOpt = Annotated[
+    str | None, typer.Option(help="HDF5 dataset or Zarr array holding the movie.")
+]
+AxesOpt = Annotated[str | None, typer.Option(help="Axis order of .npy/HDF5/Zarr data, e.g. YXT.")]
 ChannelOpt = Annotated[int | None, typer.Option(help="Channel to use when the file has several.")]
 RateOpt = Annotated[
     float | None, typer.Option("--frame-rate", help="Frames per second (overrides the file's).")
@@ -78,7 +84,7 @@ def _open(movie: Path, dataset, axes, channel, frame_rate, keep_truncated=False)
 
     if dataset is not None and movie.suffix.lower() in TIFF_SUFFIXES:
         raise ParameterError(
-            f"--dataset is for HDF5 movies; {movie} is a TIFF file: leave --dataset out"
+            f"--dataset is for HDF5 and Zarr movies; {movie} is a TIFF file: leave --dataset out"
         )
     if keep_truncated and movie.suffix.lower() not in TIFF_SUFFIXES:
         raise ParameterError(

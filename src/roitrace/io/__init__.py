@@ -5,8 +5,8 @@ the package it needs, a ``can_open`` check, ``read`` and ``write``, and refuses
 keywords it does not know. Three registries list them in the order they are tried:
 
 ======== ====================================================================
-movies   TIFF (:mod:`.tiff`), HDF5 (:mod:`.hdf5`), NumPy ``.npy`` (:mod:`.numpy`);
-         Zarr goes here next (a folder format, like suite2p's)
+movies   TIFF (:mod:`.tiff`), HDF5 (:mod:`.hdf5`), NumPy ``.npy`` (:mod:`.numpy`),
+         Zarr and OME-Zarr stores (:mod:`.zarr`, a folder format)
 ROI sets suite2p ``plane0`` folders (:mod:`.suite2p`, read only), ImageJ
          ``.roi``/``RoiSet.zip`` (:mod:`.imagej`), label images ``.tif``/``.npy``
          (:mod:`.labels`), NWB PlaneSegmentations (:mod:`.nwb`)
@@ -54,6 +54,7 @@ from .numpy import NumpyMovieFormat
 from .nwb import NWBImagingPlane, NWBResultFormat, NWBRoisFormat, NWBSession
 from .suite2p import Suite2pResultFormat, Suite2pRoisFormat
 from .tiff import TiffFormat
+from .zarr import ZarrMovieFormat
 
 __all__ = [
     "KINDS",
@@ -81,10 +82,7 @@ REGISTRIES["movie"][:] = [
     TiffFormat(),
     NumpyMovieFormat(),
     HDF5MovieFormat(),
-    # Zarr next: a folder format (folder = True, can_open: a folder holding .zarray or
-    # zarr.json), read_options ("axes", "channel", "frame_rate"), requires
-    # ("zarr", "zarr", <an extra>); open_movie's "is a folder" check then moves after
-    # the lookup
+    ZarrMovieFormat(),  # a folder format: tried first, claims *.zarr and Zarr folders
 ]
 REGISTRIES["rois"][:] = [
     Suite2pRoisFormat(),

@@ -240,7 +240,7 @@ def check_read_option(kind: str, option: str, value: Any, path: Path) -> None:
     takers = [f for f in formats(kind) if option in f.read_options]
     if not any(f.can_open(path) for f in takers):
         raise ParameterError(
-            f"{option}={value!r} is for {' and '.join(f.title for f in takers)} files; "
+            f"{option}={value!r} is for {_join([f.title for f in takers])} files; "
             f"{path} is not one: leave it out"
         )
 
