@@ -55,14 +55,9 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         if raise_errors.get():
-            return fn(*args, **kwargs)
+            return _closing(fn, args, kwargs)
         try:
-            with contextlib.ExitStack() as stack:
-                token = _CLOSING.set(stack)
-                try:
-                    return fn(*args, **kwargs)
-                finally:
-                    _CLOSING.reset(token)
+            return _closing(fn, args, kwargs)
         except RoitraceError as exc:
             _fail(cli_words(" ".join(str(exc).split())))  # one line, in the options' words
         except OSError as exc:  # a file roitrace could not read, or an unforeseen write
@@ -74,6 +69,16 @@ def handle_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(130) from None
 
     return wrapper
+
+
+def _closing(fn: Callable[..., Any], args: Any, kwargs: Any) -> Any:
+    """Run a command; close what it asked to close (:func:`close_with_command`)."""
+    with contextlib.ExitStack() as stack:
+        token = _CLOSING.set(stack)
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            _CLOSING.reset(token)
 
 
 #: What the running command closes when it ends (a cluster's client), however it ends.
