@@ -438,7 +438,7 @@ def run_recordings(
                           f"{rec.key[:12]}"): i
             for i, rec in enumerate(recordings)
         }  # fmt: skip
-        for future in as_completed(futures):
+        for future in as_completed(futures, loop=client.loop):
             i = futures[future]
             try:
                 record = future.result()

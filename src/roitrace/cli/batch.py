@@ -29,7 +29,7 @@ from ..batch import (
 )
 from ..errors import InputFormatError, InputNotFoundError, ParameterError, RoitraceError
 from ._app import app, err, handle_errors, out, raise_errors
-from ._options import NoProgress, _count
+from ._options import NoProgress, _cluster, _count
 from ._words import cli_words
 
 #: Options of batch itself: never a manifest column.
@@ -269,23 +269,8 @@ def batch(
     check_outputs(recordings, inputs)
     table = summary if summary is not None else _default_summary(manifest)
     _check_summary(table, recordings, inputs)
-    client = None
-    if workers is not None or scheduler is not None:
-        import logging
-
-        from ..cluster import _distributed, connect
-
-        _distributed()  # its import sets its loggers' levels (INFO): quiet them without -v
-        if not logging.getLogger("roitrace").isEnabledFor(logging.INFO):
-            for name in list(logging.root.manager.loggerDict):
-                if name.split(".")[0] == "distributed":
-                    logging.getLogger(name).setLevel(logging.WARNING)
-        client = connect(scheduler=scheduler, workers=workers)
-    try:
-        records = _run(recordings, client, table, overwrite, not no_progress)
-    finally:
-        if client is not None:
-            client.close()
+    client = _cluster(workers, scheduler, None)  # closed when the command ends
+    records = _run(recordings, client, table, overwrite, not no_progress)
     _report(records, table)
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)
