@@ -24,6 +24,7 @@ import numpy as np
 
 from ._memory import available_memory
 from ._progress import progress_bar as _progress
+from .cluster import frame_ranges
 from .errors import FrameRangeError, MovieError, ParameterError
 from .movie import Movie, as_movie
 from .options import Execution
@@ -178,16 +179,23 @@ def iter_chunks(
     total = n_selected(sel)
     given = ex.chunk_frames is not None
     chunk_frames = ex.chunk_frames or default_chunk_frames(movie, ex.chunk_memory)
+    if not given and movie.frame_chunk > 1:
+        # whole chunks of the file (HDF5, Zarr): a chunk cut in two is decoded twice
+        chunk_frames = max(
+            movie.frame_chunk, chunk_frames // movie.frame_chunk * movie.frame_chunk
+        )
     _check_chunk_memory(movie, min(chunk_frames, total), given)
     progress = ex.progress
+    if movie.frame_chunk > 1:  # cut where the file's chunks are cut
+        blocks = frame_ranges(sel, task_frames=chunk_frames, frame_chunk=movie.frame_chunk)
+    else:
+        blocks = [(off, _part(sel, off, chunk_frames)) for off in range(0, total, chunk_frames)]
 
-    def read(off: int) -> np.ndarray:
-        n = min(chunk_frames, total - off)
-        if isinstance(sel, slice):
-            return movie.read(sel.start + off, sel.start + off + n)
-        return movie.take(sel[off : off + n])
+    def read(frames: slice | np.ndarray) -> np.ndarray:
+        if isinstance(frames, slice):
+            return movie.read(frames.start, frames.stop)
+        return movie.take(frames)
 
-    offsets = range(0, total, chunk_frames)
     bar = None
     if progress:
         from ._kernels import first_compile
@@ -198,11 +206,11 @@ def iter_chunks(
     # work on this one; file reading and decompression release the GIL
     with ThreadPoolExecutor(1, thread_name_prefix="roitrace-read") as reader:
         try:
-            pending = reader.submit(read, offsets[0])
-            for k, off in enumerate(offsets):
+            pending = reader.submit(read, blocks[0][1])
+            for k, (off, _) in enumerate(blocks):
                 block = pending.result()
-                if k + 1 < len(offsets):
-                    pending = reader.submit(read, offsets[k + 1])
+                if k + 1 < len(blocks):
+                    pending = reader.submit(read, blocks[k + 1][1])
                 yield off, block
                 if bar is not None:
                     bar.advance(block.shape[0], desc)
@@ -210,6 +218,13 @@ def iter_chunks(
             pending.cancel()
             if bar is not None:
                 bar.close()
+
+
+def _part(sel: slice | np.ndarray, off: int, n: int) -> slice | np.ndarray:
+    """``n`` frames of a selection from its ``off``-th (fewer at its end)."""
+    if isinstance(sel, slice):
+        return slice(sel.start + off, min(sel.start + off + n, sel.stop))
+    return sel[off : off + n]
 
 
 def stream(
