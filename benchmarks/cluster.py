@@ -37,15 +37,15 @@ Configurations, each in a fresh subprocess (so that the client's peak RSS is its
   blocks; a Zarr folder: its chunk files, not decompressed).
 
 Each subprocess imports (timed: "import s"), starts its cluster (timed), warms up
-(timed: one extraction of a tiny movie of the same format and dtype through the
-client, and one local extraction on every worker via ``client.run``, so that every
-worker has loaded the kernels), then times ``--repeat`` full extractions with
-:func:`time.perf_counter`; the fastest counts (the machine is shared). Peak RSS is
-``VmHWM`` of ``/proc/<pid>/status``, reset (``/proc/self/clear_refs``) right before the
-first timed call: for the client process, and for every worker process through
-``client.run`` (with ``processes=False`` the workers are the client process). The
-traces (``F``, ``Fneu``) of every row are compared with those of ``local`` on the TIFF:
-max |difference|, which should be 0.
+(timed: with the benchmark's ROIs, one local extraction of a 16-frame movie of the
+same frame size, format and dtype on every worker via ``client.run``, so that every
+worker has loaded the kernels, then one extraction of it through the client), then
+times ``--repeat`` full extractions with :func:`time.perf_counter`; the fastest
+counts (the machine is shared). Peak RSS is ``VmHWM`` of ``/proc/<pid>/status``, reset
+(``/proc/self/clear_refs``) right before the first timed call: for the client process,
+and for every worker process through ``client.run`` (with ``processes=False`` the
+workers are the client process). The traces (``F``, ``Fneu``) of every row are compared
+with those of ``local`` on the TIFF: max |difference|, which should be 0.
 
 The page cache: the share of the file resident in the page cache right before the timed
 calls (``mincore``) is reported per row. A file just written is mostly cached when RAM
@@ -96,7 +96,6 @@ from extraction import (
     proc_status,
     repeated_frames,
     reset_peak_rss,
-    tiny_labels,
     write_tiff,
 )
 
@@ -105,8 +104,8 @@ N_ROIS = 500
 PATTERN = 2000  # a file repeats this many generated frames
 ZARR_CHUNK = 64  # frames per Zarr chunk
 READ_BLOCK = 64 * 2**20
-TINY_FRAMES = 32  # warm-up movie: 32 x 96 x 96
-WARM_TASK_FRAMES = 8  # the warm-up extraction through the client: 4 tasks
+TINY_FRAMES = 16  # warm-up movie: 16 x 512 x 512, the same ROIs (the same kernels run)
+WARM_TASK_FRAMES = 4  # the warm-up extraction through the client: 4 tasks
 RESULT_MARK = "CLUSTER-BENCH-RESULT "
 MIB = 2**20
 
@@ -150,18 +149,18 @@ def zarr_codecs(path: Path) -> str:
 
 
 def write_tiny(workdir: Path, seed: int) -> dict[str, str]:
-    """The warm-up movies: 32 x 96 x 96 int16, as a TIFF and as a Zarr array."""
+    """The warm-up movies: 16 x 512 x 512 int16, as a TIFF and as a Zarr array."""
     import tifffile
     import zarr
 
-    tiny = np.ascontiguousarray(make_movie(TINY_FRAMES, seed)[:, :96, :96])
+    tiny = make_movie(TINY_FRAMES, seed)
     tif = workdir / "tiny.tif"
     tifffile.imwrite(tif, tiny, photometric="minisblack", metadata={"axes": "TYX"})
     zpath = workdir / "tiny.zarr"
     z = zarr.create_array(
         store=str(zpath),
         shape=tiny.shape,
-        chunks=(8, 96, 96),
+        chunks=(WARM_TASK_FRAMES, *FRAME_SHAPE),
         dtype=np.int16,
         dimension_names=("t", "y", "x"),
     )
@@ -237,13 +236,13 @@ def _worker_reset() -> bool:
     return reset_peak_rss()
 
 
-def _worker_warm(path: str) -> float:
+def _worker_warm(path: str, labels: np.ndarray) -> float:
     """Run on a Dask worker: one local extraction of the tiny movie (loads the kernels
     into this worker process, on its own threads)."""
     import roitrace
 
     t0 = time.perf_counter()
-    roitrace.extract(path, roitrace.RoiSet.from_labels(tiny_labels()), neuropil=NEUROPIL)
+    roitrace.extract(path, roitrace.RoiSet.from_labels(labels), neuropil=NEUROPIL)
     return time.perf_counter() - t0
 
 
@@ -263,8 +262,7 @@ def start_client(config: str) -> tuple[Any, Any]:
         cluster = distributed.LocalCluster(
             n_workers=2,
             threads_per_worker=1,
-            processes=False,
-            host="127.0.0.1",
+            processes=False,  # in-process transport: no host= (it fails with one)
             dashboard_address="127.0.0.1:0",
         )
         return distributed.Client(cluster, set_as_default=False), cluster
@@ -278,18 +276,18 @@ def stop_client(client: Any, cluster: Any) -> None:
         cluster.close()
 
 
-def warm_up(client: Any, tiny: str) -> dict[str, Any]:
-    """One extraction of the tiny movie (through the client when there is one), and one
-    local extraction on every worker; their seconds."""
+def warm_up(client: Any, tiny: str, labels: np.ndarray) -> dict[str, Any]:
+    """One local extraction of the tiny movie on every worker, and one through the client
+    (or locally when there is none), with the benchmark's ROIs; their seconds."""
     import roitrace
 
     out: dict[str, Any] = {}
     t0 = time.perf_counter()
     if client is not None:
-        out["workers"] = client.run(_worker_warm, tiny)
+        out["workers"] = client.run(_worker_warm, tiny, labels)
     execution = roitrace.Execution(client=client, task_frames=WARM_TASK_FRAMES if client else None)
     roitrace.extract(
-        tiny, roitrace.RoiSet.from_labels(tiny_labels()), neuropil=NEUROPIL, execution=execution
+        tiny, roitrace.RoiSet.from_labels(labels), neuropil=NEUROPIL, execution=execution
     )
     out["seconds"] = time.perf_counter() - t0
     return out
@@ -353,12 +351,13 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         roitrace.open_movie(path).close()
     except Exception as exc:  # a format roitrace cannot open (yet)
         return {**res, "skipped": f"roitrace.open_movie: {type(exc).__name__}: {exc}"[:300]}
-    roiset = roitrace.RoiSet.from_labels(make_labels(N_ROIS, spec["seed"]))
+    labels = make_labels(N_ROIS, spec["seed"])
+    roiset = roitrace.RoiSet.from_labels(labels)
     t0 = time.perf_counter()
     client, cluster = start_client(config)
     try:
         res["start_s"] = time.perf_counter() - t0
-        warm = warm_up(client, spec["tiny"])
+        warm = warm_up(client, spec["tiny"], labels)
         res["warm_up_s"] = warm["seconds"]
         res["worker_warm_up_s"] = list((warm.get("workers") or {}).values())
         run = extractor(client, path, roiset)
@@ -395,12 +394,13 @@ def overhead(spec: dict[str, Any]) -> dict[str, Any]:
     if config != "local":
         import distributed  # noqa: F401
     res: dict[str, Any] = {"config": config, "import_s": time.perf_counter() - t0}
-    roiset = roitrace.RoiSet.from_labels(make_labels(N_ROIS, spec["seed"]))
+    labels = make_labels(N_ROIS, spec["seed"])
+    roiset = roitrace.RoiSet.from_labels(labels)
     t0 = time.perf_counter()
     client, cluster = start_client(config)
     try:
         res["start_s"] = time.perf_counter() - t0
-        res["warm_up_s"] = warm_up(client, spec["tiny"])["seconds"]
+        res["warm_up_s"] = warm_up(client, spec["tiny"], labels)["seconds"]
         res["movies"] = []
         for frames, path in spec["movies"]:
             cached = cached_fraction(Path(path))
