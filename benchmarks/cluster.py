@@ -912,11 +912,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def _terminate(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker is not None:
         worker_main(args.worker)
         return 0
+    # a SIGTERM cleans up like Ctrl-C: the running worker's process group is ended and
+    # the files are removed
+    signal.signal(signal.SIGTERM, _terminate)
     head = header()
     log(head)
     if os.getloadavg()[0] > 0.5:
