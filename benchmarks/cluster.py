@@ -350,7 +350,8 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         import distributed  # noqa: F401
     res["import_s"] = time.perf_counter() - t0
     try:
-        roitrace.open_movie(path).close()
+        with roitrace.open_movie(path) as movie:
+            frame_chunk = int(getattr(movie, "frame_chunk", 1))
     except Exception as exc:  # a format roitrace cannot open (yet)
         return {**res, "skipped": f"roitrace.open_movie: {type(exc).__name__}: {exc}"[:300]}
     labels = make_labels(N_ROIS, spec["seed"])
@@ -375,7 +376,7 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         if client is not None:
             res["workers"] = sorted(client.run(_worker_status).values(), key=lambda w: w["pid"])
             res["task_frames_default"] = roitrace.cluster.default_task_frames(
-                client, spec["frames"], 1
+                client, spec["frames"], frame_chunk
             )
     finally:
         stop_client(client, cluster)
@@ -602,7 +603,8 @@ def main_tables(main: dict[str, Any], args: argparse.Namespace) -> list[str]:
     frames = main["frames"]
     gib = frames * FRAME_BYTES / 2**30
     lines = [
-        f"## Extraction of {frames} frames of 512 x 512 int16 ({gib:.2f} GiB), {N_ROIS} ROIs",
+        f"## Extraction of {frames} frames of 512 x 512 int16 ({gib:.2f} GiB), {N_ROIS} disk "
+        f"ROIs{n_rois_note(main)}, neuropil rings {NEUROPIL}",
         "",
     ]
     if "skipped" in main:
@@ -637,6 +639,14 @@ def main_tables(main: dict[str, Any], args: argparse.Namespace) -> list[str]:
             )
         lines += ["", *format_notes(res, rows, args), ""]
     return lines
+
+
+def n_rois_note(main: dict[str, Any]) -> str:
+    for res in main.get("formats", {}).values():
+        for row in res.get("rows", {}).values():
+            if "n_rois" in row and row["n_rois"] != N_ROIS:
+                return f" ({row['n_rois']} after overlaps: a later disk wins)"
+    return ""
 
 
 def worker_rss(row: dict[str, Any]) -> str:
