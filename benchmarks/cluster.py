@@ -549,6 +549,11 @@ def overhead_part(args: argparse.Namespace, workdir: Path, tiny: dict[str, str])
     out: dict[str, Any] = {"lengths": lengths}
     if not lengths:
         return out
+    need = sum(lengths) * FRAME_BYTES * 1.1
+    free = shutil.disk_usage(workdir).free
+    if free < need:
+        out["skipped"] = f"only {free / 2**30:.1f} GiB free in {workdir}, need {need / 2**30:.1f}"
+        return out
     movies = []
     try:
         for frames in lengths:
@@ -715,6 +720,8 @@ def break_even(local: tuple[float, float], cluster: tuple[float, float], extra: 
     if a_c <= a_l and b_c <= b_l:
         return "always (no length at which local is faster)"
     if b_c >= b_l:
+        if a_c < a_l:  # faster on short movies only (not expected)
+            return f"only below {(a_l - a_c) / (b_c - b_l):,.0f} frames"
         return "never: `--workers 2` is not faster per frame than local on this machine"
     return f"{(a_c - a_l) / (b_l - b_c):,.0f} frames"
 
@@ -724,6 +731,8 @@ def overhead_table(ov: dict[str, Any]) -> list[str]:
     lengths = ov["lengths"]
     if not lengths:
         return [*lines, "Not run (--overhead-frames empty).", ""]
+    if "skipped" in ov:
+        return [*lines, f"Skipped: {ov['skipped']}", ""]
     loc, clu = ov.get("local", {}), ov.get("workers2", {})
     if "movies" not in loc or "movies" not in clu:
         why = loc.get("error") or clu.get("error") or "a worker failed"
