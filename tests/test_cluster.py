@@ -311,3 +311,36 @@ class TestWorkerProcesses:
         assert not run.is_alive()
         assert victim not in processes.scheduler_info()["workers"]  # it did die
         assert same(local, box["ds"])
+
+
+# -- the command line -----------------------------------------------------------------
+def test_cli_workers_give_the_same_traces(movie_file, labels, tmp_path):
+    from conftest import run_roitrace
+
+    np.save(tmp_path / "labels.npy", labels)
+    ring = ["--neuropil-gap", 1, "--neuropil-width", 2, "--how", "median"]
+    here = run_roitrace("extract", movie_file, "--rois", tmp_path / "labels.npy", *ring,
+                        "-o", tmp_path / "local.nc")  # fmt: skip
+    there = run_roitrace("extract", movie_file, "--rois", tmp_path / "labels.npy", *ring,
+                         "--workers", 2, "--threads", 1, "-o", tmp_path / "remote.nc")  # fmt: skip
+    assert here.returncode == 0 and there.returncode == 0, there.stderr
+    assert there.stderr == ""  # no log lines of Dask's workers starting and stopping
+    assert same(roitrace.load(tmp_path / "local.nc"), roitrace.load(tmp_path / "remote.nc"))
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        (["--scheduler", "tcp://127.0.0.1:9"], "no Dask scheduler answered at tcp://127.0.0.1:9"),
+        (["--workers", 2, "--scheduler", "tcp://127.0.0.1:9"], "give --workers or --scheduler"),
+        (["--scheduler", "tcp://127.0.0.1:9", "--threads", 2], "--threads does not apply"),
+        (["--workers", 0], "--workers must be >= 1"),
+    ],
+)
+def test_cli_cluster_mistakes_are_one_line(movie_file, tmp_path, options, message):
+    from conftest import run_roitrace
+
+    proc = run_roitrace("project", movie_file, "-o", tmp_path / "mean.tif", *options)
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
+    assert not (tmp_path / "mean.tif").exists()

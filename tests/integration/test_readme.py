@@ -73,6 +73,34 @@ def test_readme_examples_run_as_written(demo_folder):
     assert sorted(p.name for p in (demo_folder / "figs").glob("*.png"))
 
 
+def test_readme_cluster_examples_run_as_written(demo_folder):
+    """The commands of "On a cluster", the scheduler's placeholder address replaced by
+    a scheduler running here (with one worker process)."""
+    distributed = pytest.importorskip("distributed", reason="the [cluster] extra is absent")
+    if not (demo_folder / "labels.tif").is_file():
+        test_readme_examples_run_as_written(demo_folder)
+    commands = readme_commands("## On a cluster")
+    assert len(commands) >= 3
+    assert any("--workers" in c for c in commands)
+    with distributed.LocalCluster(
+        n_workers=1, threads_per_worker=1, host="127.0.0.1", dashboard_address="127.0.0.1:0"
+    ) as cluster:
+        for words in commands:
+            words = [
+                cluster.scheduler_address if w == "tcp://scheduler:8786" else w for w in words
+            ]
+            proc = subprocess.run(
+                [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],
+                cwd=demo_folder,
+                capture_output=True,
+                text=True,
+                timeout=300,
+            )
+            assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
+            assert "Traceback" not in proc.stderr
+    assert (demo_folder / "cells_remote.nc").is_file()
+
+
 def test_readme_python_examples_run_in_the_demo_folder(demo_folder):
     """Every ```python block of the README runs as written in the demo's folder,
     after the command-line examples (which write the files it reads)."""
