@@ -49,6 +49,19 @@ def demo_folder(tmp_path_factory) -> Path:
     return folder
 
 
+def run_as_written(words: list[str], folder: Path) -> None:
+    """One README command, through the entry point, in ``folder``: it must succeed."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
+    assert "Traceback" not in proc.stderr
+
+
 def test_readme_examples_run_as_written(demo_folder):
     ran = 0
     for words in readme_commands():
@@ -56,15 +69,7 @@ def test_readme_examples_run_as_written(demo_folder):
             words[1] == "fetch"
         ):  # needs the internet; tests/datasets/test_fetch.py covers it offline
             continue
-        proc = subprocess.run(
-            [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],
-            cwd=demo_folder,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
-        assert "Traceback" not in proc.stderr
+        run_as_written(words, demo_folder)
         ran += 1
     assert ran >= 10
     for name in ("std.tif", "corr.tif", "RoiSet.zip", "labels.tif", "cells.nwb", "cells.nc"):
@@ -89,15 +94,7 @@ def test_readme_cluster_examples_run_as_written(demo_folder):
             words = [
                 cluster.scheduler_address if w == "tcp://scheduler:8786" else w for w in words
             ]
-            proc = subprocess.run(
-                [sys.executable, "-m", "roitrace", *words[1:], "--no-progress"],
-                cwd=demo_folder,
-                capture_output=True,
-                text=True,
-                timeout=300,
-            )
-            assert proc.returncode == 0, f"{shlex.join(words)}\n{proc.stdout}\n{proc.stderr}"
-            assert "Traceback" not in proc.stderr
+            run_as_written(words, demo_folder)
     assert (demo_folder / "cells_remote.nc").is_file()
 
 

@@ -108,6 +108,11 @@ def _cluster(workers: int | None, scheduler: str | None, threads: int | None) ->
             "give --workers or --scheduler, not both: --workers N starts N local worker "
             "processes, --scheduler ADDRESS uses a running cluster"
         )
+    from .._validate import integer
+
+    for name, value in (("--workers", workers), ("--threads", threads)):
+        if value is not None:
+            integer(name, value, low=1)
     if workers is None and scheduler is None:
         return None
     if scheduler is not None:
