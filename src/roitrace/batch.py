@@ -543,7 +543,22 @@ COLUMNS: dict[str, Callable[[Any], Any]] = {
     "keep_truncated": _as_bool,
     "frame_rate": _as_float,
     "chunk_frames": _as_int,
+    # the threshold route (instead of rois): roitrace.find_rois's options
+    "auto": _as_bool,
+    "projection": str,
+    "method": str,
+    "threshold": _as_float,
+    "q": _as_float,
+    "k": _as_float,
+    "block_size": _as_int,
+    "offset": _as_float,
+    "min_size": _as_int,
+    "max_size": _as_int,
 }
+#: The columns of the threshold route, by find_rois's keyword (``threshold`` is ``value``).
+_FIND_ROIS = {"projection": "projection", "method": "method", "threshold": "value", "q": "q",
+              "k": "k", "block_size": "block_size", "offset": "offset", "min_size": "min_size",
+              "max_size": "max_size"}  # fmt: skip
 
 
 def _python_options(where: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -558,10 +573,19 @@ def _python_options(where: str, values: Mapping[str, Any]) -> dict[str, Any]:
             options[name] = COLUMNS[name](value)
         except (TypeError, ValueError) as exc:
             raise ParameterError(f"{where}: {name} {_text(value)!r}: {exc}") from None
-    if "rois" not in options:
+    auto = options.get("auto", False)
+    found = [n for n in _FIND_ROIS if n in options]
+    if "rois" in options and (auto or found):
+        given = ", ".join(["auto"] * bool(auto) + found)
+        raise ParameterError(
+            f"{where}: rois and {given} both given: the cells come from the ROI file, or "
+            "from a threshold with auto=true, not both"
+        )
+    if "rois" not in options and not auto:
         raise ParameterError(
             f"{where}: no rois; give each recording its ROI file (a rois column, rois= "
-            "for every row, or rois_pattern= with a glob)"
+            "for every row, or rois_pattern= with a glob), or auto=true to find the cells "
+            "by a threshold"
         )
     return options
 
@@ -572,6 +596,7 @@ def _extract_task(rec: Recording) -> tuple[int, int]:
     from .io import formats, read_rois
     from .movie import open_movie
     from .save import save
+    from .segment import find_rois
 
     o = dict(rec.options)
     truncated = "keep" if o.pop("keep_truncated", False) else "error"
@@ -583,15 +608,23 @@ def _extract_task(rec: Recording) -> tuple[int, int]:
         frame_rate=o.pop("frame_rate", None),
         truncated=truncated,
     )
-    rois = o.pop("rois")
-    read: dict[str, Any] = {"shape": m.frame_shape, "allow_pickle": o.pop("trust_pickle", False)}
-    kind = next((f.name for f in formats("rois") if f.can_open(rois)), None)
-    all_rois = o.pop("all_rois", False)
-    if kind == "suite2p":
-        read["cells_only"] = not all_rois
-    if "plane_segmentation" in o:
-        read["plane_segmentation"] = o.pop("plane_segmentation")
-    cells = read_rois(rois, **read)
+    rois = o.pop("rois", None)
+    if rois is None:  # auto: one ROI per component of a thresholded projection
+        o.pop("auto")
+        found = {_FIND_ROIS[n]: o.pop(n) for n in list(o) if n in _FIND_ROIS}
+        cells = find_rois(m, **found, frames=o.get("frames"), chunk_frames=o.get("chunk_frames"))
+    else:
+        read: dict[str, Any] = {
+            "shape": m.frame_shape,
+            "allow_pickle": o.pop("trust_pickle", False),
+        }
+        kind = next((f.name for f in formats("rois") if f.can_open(rois)), None)
+        all_rois = o.pop("all_rois", False)
+        if kind == "suite2p":
+            read["cells_only"] = not all_rois
+        if "plane_segmentation" in o:
+            read["plane_segmentation"] = o.pop("plane_segmentation")
+        cells = read_rois(rois, **read)
     ring = {
         k: o.pop(f"neuropil_{k}")
         for k in ("gap", "width", "exclude_gap", "min_pixels")
@@ -608,7 +641,8 @@ def _extract_task(rec: Recording) -> tuple[int, int]:
         frames=o.pop("frames", None),
         chunk_frames=o.pop("chunk_frames", None),
     )
-    ds.attrs["rois"] = str(rois)
+    if rois is not None:
+        ds.attrs["rois"] = str(rois)
     ds.attrs[KEY_ATTR] = rec.key
     save(ds, rec.output)
     if _folder(rec.output):
@@ -640,9 +674,12 @@ def batch(
         ``neuropil_exclude_gap``, ``neuropil_min_pixels``, ``neuropil_factor``,
         ``overlap``, ``trust_pickle``, ``all_rois``, ``plane_segmentation``,
         ``frames`` (``START:STOP``), ``dataset``, ``axes``, ``channel``,
-        ``keep_truncated``, ``frame_rate``, ``chunk_frames``. (The command line's
-        ``roitrace batch`` takes every option of ``roitrace extract``, the
-        threshold route included.)
+        ``keep_truncated``, ``frame_rate``, ``chunk_frames``; instead of ``rois``,
+        ``auto=true`` finds the cells by a threshold (:func:`roitrace.find_rois`),
+        with ``projection``, ``method``, ``threshold``, ``q``, ``k``,
+        ``block_size``, ``offset``, ``min_size``, ``max_size``. (The command
+        line's ``roitrace batch`` takes every option of ``roitrace extract``:
+        figures and NWB subject fields too.)
     client : distributed.Client, optional
         Run each recording as one task on this client (each extraction runs
         whole on its worker); default: one after another here.
@@ -705,13 +742,14 @@ def batch(
             missing = "movie" if not movie else "output"
             raise ParameterError(f"{row.where}: no {missing}; every row needs movie and output")
         options = _python_options(row.where, values)
+        rois = [options["rois"]] if "rois" in options else []
         check_output(str(output), inputs=[("the input movie", str(movie)),
-                                          ("the ROI source", options["rois"])],
+                                          *[("the ROI source", r) for r in rois]],
                      name=f"{row.where}: output")  # fmt: skip
         key_options = {k: (str(v) if isinstance(v, slice) else v) for k, v in options.items()}
-        key = batch_key(str(movie), key_options, [options["rois"]])
+        key = batch_key(str(movie), key_options, rois)
         recordings.append(Recording(str(movie), str(output), options, key, row.where))
-        inputs.append([str(movie), options["rois"]])
+        inputs.append([str(movie), *rois])
     check_outputs(recordings, inputs)
     return run_recordings(
         recordings, _extract_task, client=client, summary=summary, overwrite=overwrite

@@ -170,7 +170,7 @@ def test_python_batch_on_a_client(folder):
     rows = [{"movie": "s0.tif", "output": "a.nc"}, {"movie": "gone.tif", "output": "b.nc"},
             {"movie": "s1.tif", "output": "c.csv", "how": "median"}]  # fmt: skip
     with distributed.LocalCluster(processes=False, n_workers=1, threads_per_worker=2,
-                                  dashboard_address=None) as cluster:  # fmt: skip
+                                  dashboard_address=":0") as cluster:  # fmt: skip
         with distributed.Client(cluster) as client:
             done = rt.batch(rows, client=client, summary="s.csv", rois="labels.tif")
     assert [r.status for r in done] == ["ok", "failed", "ok"]
@@ -178,3 +178,18 @@ def test_python_batch_on_a_client(folder):
     assert rt.batch(rows[:1], rois="labels.tif")[0].status == "skipped"
     with pytest.raises(rt.ParameterError, match="did you mean 'neuropil_gap'"):
         rt.batch(rows, rois="labels.tif", neuropil_gapp=2)
+
+
+def test_python_batch_finds_cells_by_a_threshold(folder):
+    rows = [{"movie": str(folder / "s0.tif"), "output": str(folder / "auto.nc"), "auto": "true",
+             "method": "otsu", "min_size": 3}]  # fmt: skip
+    (record,) = rt.batch(rows, summary=folder / "auto-summary.csv")
+    assert record.status == "ok", record.reason
+    expected = rt.extract(folder / "s0.tif", rt.find_rois(folder / "s0.tif", method="otsu",
+                                                         min_size=3))  # fmt: skip
+    assert np.array_equal(rt.load(folder / "auto.nc")["F"].values, expected["F"].values)
+    with pytest.raises(rt.ParameterError, match="not both"):
+        rt.batch([{**rows[0], "rois": str(folder / "labels.tif")}], summary=folder / "x.csv")
+    with pytest.raises(rt.ParameterError, match="auto=true"):
+        rt.batch([{"movie": str(folder / "s0.tif"), "output": str(folder / "y.nc")}],
+                 summary=folder / "y.csv")  # fmt: skip
