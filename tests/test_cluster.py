@@ -102,6 +102,15 @@ def test_an_array_in_memory_is_scattered_once(client, labels):
     assert same(local, remote)
 
 
+def test_a_big_array_in_memory_is_not_sent(client, labels, monkeypatch):
+    import roitrace.cluster
+
+    monkeypatch.setattr(roitrace.cluster, "MAX_SENT_BYTES", 1000)
+    data = np.zeros((10, 40, 50), np.uint16)
+    with pytest.raises(ParameterError, match="give its path instead"):
+        roitrace.extract(data, labels, client=client)
+
+
 @pytest.mark.parametrize(
     "method", ["mean", "std", "max", "min", "correlation", "median", "percentile"]
 )

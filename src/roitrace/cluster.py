@@ -147,6 +147,8 @@ def worker_threads(default: int | None = None) -> int | None:
 #: Tasks per worker thread, by default: enough to balance uneven workers and to
 #: lose little when one dies, few enough that each task's start-up stays small.
 TASKS_PER_THREAD = 4
+#: Largest array in memory (not a file) that a cluster run sends to its workers.
+MAX_SENT_BYTES = 2 * 1024**3
 #: Fewest frames a task gets by default (each task opens the movie and starts a reader).
 MIN_TASK_FRAMES = 64
 
@@ -249,6 +251,15 @@ def _movie_reference(client: Any, movie: Any) -> Any:
     """What a task opens: the file's source, or an array in memory, sent once."""
     if movie.source is not None:
         return movie.source
+    if movie.nbytes > MAX_SENT_BYTES:
+        from ._memory import human_bytes
+
+        raise ParameterError(
+            f"the movie is an array of {human_bytes(movie.nbytes)} in this process, not a "
+            "file: on a cluster it would be sent to every worker that needs it; give its "
+            "path instead (or roitrace.open_movie(path)), so that each task reads its own "
+            "frames"
+        )
     return _share(client, np.asarray(movie.read()))
 
 
