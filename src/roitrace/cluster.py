@@ -25,12 +25,15 @@ without a cluster. A worker that dies mid-task has its tasks run again elsewhere
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import itertools
 import logging
 import os
+import signal
 import threading
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -89,32 +92,83 @@ def connect(
                 "threads= applies to local workers (workers=); a running cluster's workers "
                 "have their thread counts already"
             )
-        try:
-            return distributed.Client(scheduler, timeout=f"{timeout}s", set_as_default=False)
-        except (OSError, TimeoutError) as exc:
-            raise ClusterError(
-                f"no Dask scheduler answered at {scheduler} within {timeout:g} s "
-                f"({' '.join(str(exc).split())[:200]}); check the address (e.g. "
-                "tcp://host:8786) and that the scheduler is running"
-            ) from exc
+        return _remote_client(distributed, scheduler, timeout)
     from ._validate import integer
 
     workers = integer("workers", workers, low=1)
     cores = os.cpu_count() or 1
-    threads = integer("threads", threads, low=1) if threads else max(1, cores // workers)
+    threads = max(1, cores // workers) if threads is None else integer("threads", threads, low=1)
     # each worker's compiled kernels use that worker's threads, not every core
     env = {"NUMBA_NUM_THREADS": str(threads)}
-    cluster = distributed.LocalCluster(
-        n_workers=workers,
-        threads_per_worker=threads,
-        processes=True,
-        host="127.0.0.1",  # this machine's own: no port open to the network
-        dashboard_address="127.0.0.1:0",  # any free port: 8787 may be taken
-        env=env,
-    )
+    with _sigint_ignored():  # Ctrl-C stops the client, which stops its workers in order
+        cluster = distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=threads,
+            processes=True,
+            host="127.0.0.1",  # this machine's own: no port open to the network
+            dashboard_address="127.0.0.1:0",  # any free port: 8787 may be taken
+            env=env,
+        )
     # not the default client: other Dask work in this process (xarray's file locks)
     # stays local
     return _local_client_class()(cluster, set_as_default=False)
+
+
+def _remote_client(distributed: Any, address: str, timeout: float) -> Any:
+    """The client of the scheduler at ``address``, or one clear error within about
+    ``timeout`` seconds: Dask's own timeout does not cover a port that answers but
+    is not a scheduler's (the dashboard's 8787), where it would wait for ever."""
+    from distributed.comm import parse_address
+    from distributed.comm.addressing import parse_host_port
+
+    try:  # before a Client exists: a half-made one complains when it is collected
+        protocol, where = parse_address(address)
+        if protocol in ("tcp", "tls"):
+            parse_host_port(where)
+    except ValueError as exc:
+        raise ParameterError(
+            f"{address!r} is not a Dask scheduler's address ({exc}); write "
+            "tcp://host:port, e.g. tcp://10.0.0.5:8786"
+        ) from None
+    box: dict[str, Any] = {}
+
+    def start() -> None:
+        try:
+            box["client"] = distributed.Client(
+                address, timeout=f"{timeout}s", set_as_default=False
+            )
+        except BaseException as exc:  # handed over to the caller's thread
+            box["error"] = exc
+
+    # a daemon thread: one still waiting on a port that never answers is abandoned
+    thread = threading.Thread(target=start, daemon=True, name="roitrace-connect")
+    thread.start()
+    thread.join(timeout + 5)
+    if thread.is_alive() or isinstance(box.get("error"), (OSError, TimeoutError)):
+        why = f" ({' '.join(str(box['error']).split())[:200]})" if "error" in box else ""
+        raise ClusterError(
+            f"no Dask scheduler answered at {address} within {timeout:g} s{why}; check the "
+            "address (e.g. tcp://host:8786: the scheduler's port, not its dashboard's, "
+            "usually 8787) and that the scheduler is running"
+        )
+    if "error" in box:
+        raise box["error"]
+    return box["client"]
+
+
+@contextlib.contextmanager
+def _sigint_ignored() -> Iterator[None]:
+    """SIGINT ignored while local worker processes start: they inherit it, so Ctrl-C
+    reaches only this process, which then closes them (without it every worker
+    prints its own KeyboardInterrupt traceback)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 @functools.cache
@@ -207,6 +261,7 @@ def run_tasks(
     distributed = _distributed()
     client = execution.client
     local = dataclasses.replace(execution, client=None, task_frames=None, progress=False)
+    _say_if_no_workers(client)
     try:
         ref = _movie_reference(client, movie)
         scattered = [_share(client, item) for item in shared]
@@ -235,6 +290,22 @@ def run_tasks(
             client.cancel(list(futures))
         if bar is not None:
             bar.close()
+
+
+def _say_if_no_workers(client: Any) -> None:
+    """A scheduler whose workers have not come yet (a batch system's queue): the run
+    waits for them, and says so instead of seeming to hang."""
+    try:
+        none = not client.nthreads()
+    except (OSError, TimeoutError):
+        return  # the run itself says that the cluster went away
+    if none:
+        from ._warnings import warn_user
+
+        warn_user(
+            f"the Dask scheduler at {_address(client)} has no workers yet: the run waits "
+            "for them (interrupt it to stop)"
+        )
 
 
 def _task_key(fn: Callable[..., Any], k: int) -> str:
@@ -268,7 +339,9 @@ def _share(client: Any, item: Any) -> Any:
     that returns it rather than scattered data: the scheduler keeps the task, so a
     worker that dies holding ``item`` is not the end of it (Dask computes it again;
     scattered data would be lost with the worker, and every task with it)."""
-    return client.submit(_itself, item, pure=False, key=_task_key(_itself, 0))
+    with warnings.catch_warnings():  # "large graph": sent once, on purpose
+        warnings.filterwarnings("ignore", "Sending large graph", UserWarning)
+        return client.submit(_itself, item, pure=False, key=_task_key(_itself, 0))
 
 
 def _itself(item: Any) -> Any:
