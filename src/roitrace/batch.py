@@ -160,7 +160,32 @@ def read_manifest(
     rows = _toml_rows(path, raw) if path.suffix.lower() == ".toml" else _csv_rows(path, raw)
     if not rows:
         raise ParameterError(f"manifest {path} has no recordings: add one row per movie")
+    for row in rows:  # a manifest's paths are relative to its own folder
+        row.values = absolute_paths(row.values, path.parent)
     return rows
+
+
+#: The columns that hold paths.
+PATH_COLUMNS = ("movie", "output", "rois", "figures")
+
+
+def absolute_paths(values: Mapping[str, Any], folder: str | os.PathLike = ".") -> dict[str, Any]:
+    """``values`` with every path column made absolute, from ``folder``: a task opens
+    its files on a cluster's worker, whose current folder is not this one. A
+    trailing ``/`` (a folder output) is kept.
+
+    Examples
+    --------
+    >>> absolute_paths({"movie": "m1/movie.tif", "how": "mean"}, "/data")
+    {'movie': '/data/m1/movie.tif', 'how': 'mean'}
+    """
+    out = dict(values)
+    for name in PATH_COLUMNS:
+        value = out.get(name)
+        if isinstance(value, str) and value.strip():
+            slash = "/" if value.endswith(("/", os.sep)) else ""
+            out[name] = os.path.abspath(os.path.join(os.fspath(folder), value)) + slash
+    return out
 
 
 def _csv_rows(path: Path, text: str) -> list[ManifestRow]:
@@ -236,7 +261,7 @@ def _glob_rows(pattern: str, rois_pattern: str | None, output_pattern: str | Non
         values: dict[str, Any] = {"movie": movie, "output": _fill(output_pattern, names)}
         if rois_pattern is not None:
             values["rois"] = _fill(rois_pattern, names)
-        rows.append(ManifestRow(movie, values))
+        rows.append(ManifestRow(movie, absolute_paths(values)))
     return rows
 
 
@@ -469,7 +494,7 @@ def check_outputs(recordings: Sequence[Recording], inputs: Sequence[Sequence[Any
     is any recording's input (``inputs[i]``: the files recording i reads)."""
     seen: dict[str, str] = {}
     every_input = [
-        (f"the input of {rec.where}:", p) for rec, ins in zip(recordings, inputs, strict=True)
+        (f"the input of {rec.where}", p) for rec, ins in zip(recordings, inputs, strict=True)
         for p in ins if p is not None
     ]  # fmt: skip
     for rec in recordings:
@@ -728,9 +753,9 @@ def batch(
     if isinstance(manifest, (str, os.PathLike)):
         rows = read_manifest(manifest, rois_pattern=rois_pattern, output_pattern=output_pattern)
     else:
-        rows = [ManifestRow(f"row {i}", {column_name(k): v for k, v in r.items()})
+        rows = [ManifestRow(f"row {i}", absolute_paths({column_name(k): v for k, v in r.items()}))
                 for i, r in enumerate(manifest, 1)]  # fmt: skip
-    base = {column_name(k): v for k, v in defaults.items() if v is not None}
+    base = absolute_paths({column_name(k): v for k, v in defaults.items() if v is not None})
     for name in ("movie", "output"):
         if name in base:
             raise ParameterError(f"{name} comes from the manifest, one per row: leave {name}= out")

@@ -116,7 +116,7 @@ def test_an_output_roitrace_batch_did_not_write_is_left_alone(folder):
     "manifest, message",
     [
         ("movie,output\ns0.tif,o.nc\ns1.tif,o.nc\n", "also the output of m.csv line 2"),
-        ("movie,output\ns0.tif,x.h5\nx.h5,o.nc\n", "output x.h5 is the input of m.csv line 3"),
+        ("movie,output\ns0.tif,x.h5\nx.h5,o.nc\n", "x.h5 is the input of m.csv line 3"),
         ("movie,output,neuropil_gapp\ns0.tif,o.nc,2\n", "did you mean 'neuropil_gap'"),
         ("movie,output,how\ns0.tif,o.nc,avg\n", "line 2: Invalid value for '--how'"),
         ("movie,output,workers\ns0.tif,o.nc,2\n", "option of roitrace batch itself"),
@@ -193,3 +193,28 @@ def test_python_batch_finds_cells_by_a_threshold(folder):
     with pytest.raises(rt.ParameterError, match="auto=true"):
         rt.batch([{"movie": str(folder / "s0.tif"), "output": str(folder / "y.nc")}],
                  summary=folder / "y.csv")  # fmt: skip
+
+
+def test_paths_are_the_manifests_and_reach_workers_elsewhere(folder, tmp_path_factory):
+    """A manifest's relative paths are from its own folder, made absolute: a worker
+    whose current folder is another one (a cluster's) finds the files."""
+    sub = folder / "sub"
+    sub.mkdir()
+    for name in ("s0.tif", "labels.tif"):
+        (sub / name).write_bytes((folder / name).read_bytes())
+    write_manifest(sub / "m.csv", "movie,output,rois\ns0.tif,t.nc,labels.tif\n")
+    elsewhere = tmp_path_factory.mktemp("elsewhere")
+    proc = run_roitrace("batch", sub / "m.csv", cwd=elsewhere)
+    assert proc.returncode == 0, proc.stderr
+    assert (sub / "t.nc").is_file() and not (elsewhere / "t.nc").exists()
+    rows = [{"movie": "sub/s0.tif", "output": "sub/u.nc", "rois": "sub/labels.tif"}]
+    (record,) = rt.batch(rows, summary=folder / "u.csv")  # from the current folder
+    assert record.status == "ok" and record.output == str(sub / "u.nc")
+
+
+def test_rows_may_not_share_a_figures_folder(folder):
+    write_manifest(folder / "m.csv", "movie,output\ns0.tif,a.nc\ns1.tif,b.nc\n")
+    proc = run_roitrace("batch", "m.csv", "--rois", "labels.tif", "--figures", "figs/",
+                        cwd=folder)  # fmt: skip
+    assert proc.returncode == 2 and "both write their figures to" in proc.stderr
+    assert not (folder / "a.nc").exists()

@@ -9,6 +9,7 @@ or on a Dask cluster).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,6 +20,7 @@ from ..batch import (
     BatchRecord,
     ManifestRow,
     Recording,
+    absolute_paths,
     batch_key,
     check_outputs,
     column_name,
@@ -150,7 +152,8 @@ def _key_options(ctx: Any) -> dict[str, Any]:
     """The options given (not defaults), as text, for the key."""
     from click.core import ParameterSource
 
-    skip = {"movie", "output_text", "no_progress"}
+    # how the movie is read does not change the traces
+    skip = {"movie", "output_text", "no_progress", "threads", "chunk_frames"}
     given = {}
     for name, value in ctx.params.items():
         if name in skip or ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
@@ -254,9 +257,10 @@ def batch(
     others; the exit code is 1 if any failed. A rerun skips up-to-date outputs."""
     cmd = _extract_command()
     columns = _columns(cmd)
-    base = _defaults(list(ctx.args), columns)
+    base = absolute_paths(_defaults(list(ctx.args), columns))  # from this folder
     rows = read_manifest(manifest, rois_pattern=rois_pattern, output_pattern=output_pattern)
     recordings, inputs = [], []
+    figures: dict[str, str] = {}
     for row in rows:
         movie, output, argv = _argv(row, base, columns)
         parsed = _parse(cmd, argv, row.where)
@@ -266,6 +270,7 @@ def batch(
         _check_row(cmd, rec)
         recordings.append(rec)
         inputs.append([movie, rois])
+        _one_figures_folder_each(figures, parsed.params.get("figures"), row.where)
     check_outputs(recordings, inputs)
     table = summary if summary is not None else _default_summary(manifest)
     _check_summary(table, recordings, inputs)
@@ -274,6 +279,20 @@ def batch(
     _report(records, table)
     if any(r.status == "failed" for r in records):
         raise typer.Exit(1)
+
+
+def _one_figures_folder_each(seen: dict[str, str], folder: Any, where: str) -> None:
+    """Two rows' figures in one folder would overwrite each other (the same names)."""
+    if folder is None:
+        return
+    key = os.path.abspath(folder)
+    if key in seen:
+        raise ParameterError(
+            f"{where} and {seen[key]} both write their figures to {folder}: the second would "
+            "overwrite the first; give each row its own folder (a figures column, e.g. "
+            "m1/figs/)"
+        )
+    seen[key] = where
 
 
 def _check_summary(table: Path, recordings: list[Recording], inputs: list[list[Any]]) -> None:
