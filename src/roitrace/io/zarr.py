@@ -167,6 +167,22 @@ class ZarrMovie(Movie):
         self._init_axes(arr, ome, axes, channel)
         self.frame_rate = frame_rate if frame_rate is not None else self._file_rate(root, ome)
         self._check_fits()
+        self._say_missing_chunks()
+
+    def _say_missing_chunks(self) -> None:
+        """Zarr reads a chunk that is not in the store as the fill value: right for a
+        chunk that held nothing else (Zarr leaves those unwritten), wrong for one that
+        was lost. A movie's chunks all hold pixels, so missing ones are said."""
+        try:
+            stored, total = self._array.nchunks_initialized, self._array.nchunks
+        except Exception:  # another zarr version: nothing said rather than a wrong count
+            return
+        if stored < total:
+            warn_user(
+                f"{self.path}: {total - stored} of {total} chunks are missing from the store; "
+                f"zarr reads them as the fill value ({self._array.fill_value}): if they were "
+                "lost (an incomplete copy), the frames there are not the recording's"
+            )
 
     # -- which array ---------------------------------------------------------------------
     def _locate(self, root: Any, dataset: str | None) -> tuple[Any, _Ome | None]:
