@@ -108,6 +108,9 @@ def connect(
             host="127.0.0.1",  # this machine's own: no port open to the network
             dashboard_address="127.0.0.1:0",  # any free port: 8787 may be taken
             env=env,
+            # the workers' own log lines (a task cancelled, a connection closed while
+            # the run is stopped) are not the user's; the client reports what fails
+            silence_logs=logging.CRITICAL,
         )
     # not the default client: other Dask work in this process (xarray's file locks)
     # stays local

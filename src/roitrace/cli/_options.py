@@ -125,8 +125,8 @@ def _cluster(workers: int | None, scheduler: str | None, threads: int | None) ->
 
     with contextlib.suppress(ImportError):  # connect() says what to install
         import distributed  # noqa: F401 - it sets its loggers to INFO when imported
-    # ... and would log every worker's start and stop
-    quiet = max(logging.getLogger().getEffectiveLevel(), logging.WARNING)
+    # ... and would log every worker's start and stop (and, stopped, each one killed)
+    quiet = logging.WARNING if logging.getLogger().isEnabledFor(logging.INFO) else logging.ERROR
     for name in ("distributed", "dask"):
         logging.getLogger(name).setLevel(quiet)
     return close_with_command(connect(scheduler=scheduler, workers=workers, threads=threads))
