@@ -444,13 +444,20 @@ def run_recordings(
     """
     done: dict[int, BatchRecord] = {}
 
+    def write() -> None:
+        # every recording, those not finished yet too: a job killed midway (or still
+        # running) leaves a table that says which are left to do
+        if summary is not None:
+            write_summary([done.get(j) or _not_run(r) for j, r in enumerate(recordings)], summary)
+
     def finish(i: int, record: BatchRecord) -> None:
         done[i] = record
         log.info("%s: %s %s", record.movie, record.status, record.reason)
-        if summary is not None:
-            write_summary([done[j] for j in sorted(done)], summary)
+        write()
         if on_done is not None:
             on_done(record)
+
+    write()
 
     if client is None:
         for i, rec in enumerate(recordings):
@@ -476,6 +483,16 @@ def run_recordings(
             finish(i, record)
             future.release()
     return [done[i] for i in range(len(recordings))]
+
+
+def _not_run(rec: Recording) -> BatchRecord:
+    return BatchRecord(
+        rec.movie,
+        "not run",
+        "not finished when the table was written: the batch was stopped (run it again) "
+        "or is still running",
+        output=rec.output,
+    )
 
 
 def write_summary(records: Iterable[BatchRecord], path: str | os.PathLike) -> Path:
@@ -710,7 +727,8 @@ def batch(
         whole on its worker); default: one after another here.
     summary : path, optional
         A CSV table (movie, status, reason, ROIs, frames, seconds, output),
-        rewritten as each recording finishes.
+        written at the start and rewritten as each recording finishes (those not
+        finished yet: status ``not run``).
     overwrite : bool
         Replace existing outputs that roitrace batch did not write (that record no
         ``batch_key``); by default they are left alone and their recording fails.

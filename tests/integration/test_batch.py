@@ -218,3 +218,21 @@ def test_rows_may_not_share_a_figures_folder(folder):
                         cwd=folder)  # fmt: skip
     assert proc.returncode == 2 and "both write their figures to" in proc.stderr
     assert not (folder / "a.nc").exists()
+
+
+def test_a_stopped_batch_leaves_a_table_of_what_is_left(folder):
+    """Stopped after the first recording (Ctrl-C), the summary still lists every
+    row, those not run said so: a rerun does the rest."""
+    from roitrace.batch import Recording, run_recordings
+
+    recs = [Recording(f"s{i}.tif", str(folder / f"r{i}.nc"), {}, f"k{i}", f"row {i}")
+            for i in range(3)]  # fmt: skip
+
+    def stop(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_recordings(recs, lambda rec: (2, 30), summary=folder / "s.csv", on_done=stop)
+    table = summary(folder / "s.csv")
+    assert [r["status"] for r in table] == ["ok", "not run", "not run"]
+    assert table[0]["ROIs"] == "2" and "run it again" in table[1]["reason"]
