@@ -337,25 +337,37 @@ def _folder(output: str) -> bool:
 def recorded_key(output: str) -> str | None:
     """The key an existing output records: ``""`` when it records none (or cannot be
     read: roitrace batch did not write it), None when there is no output."""
+    return _recorded(output)[0]
+
+
+def _recorded(output: str) -> tuple[str | None, int | None, int | None]:
+    """An existing output's key (as :func:`recorded_key`) and its ROI and frame
+    counts when it is a file that says them (for the summary of a skipped row)."""
     path = Path(output)
     if _folder(output):
         if not path.is_dir() or not any(path.iterdir()):
-            return None
+            return None, None, None
         try:
-            return str(json.loads((path / FOLDER_KEY_FILE).read_text())[KEY_ATTR])
+            key = json.loads((path / FOLDER_KEY_FILE).read_text())[KEY_ATTR]
         except (OSError, ValueError, KeyError, TypeError):
-            return ""
+            return "", None, None
+        return str(key), None, None
     if not path.exists():
-        return None
+        return None, None, None
     from .save import load
 
     try:
         ds = load(path)
     except Exception:  # damaged, or not a result: not roitrace batch's file
-        return ""
+        return "", None, None
     try:
         value = ds.attrs.get(KEY_ATTR, "")
-        return value if isinstance(value, str) else ""
+        sizes = ds.sizes
+        return (
+            value if isinstance(value, str) else "",
+            int(sizes["roi"]) if "roi" in sizes else None,
+            int(sizes["time"]) if "time" in sizes else None,
+        )
     finally:
         ds.close()
 
@@ -399,9 +411,9 @@ def run_one(task: Task, rec: Recording, overwrite: bool = False) -> BatchRecord:
     t0 = time.perf_counter()
     record = BatchRecord(movie=rec.movie, status="ok", output=rec.output)
     try:
-        found = recorded_key(rec.output)
+        found, rois, frames = _recorded(rec.output)
         if found == rec.key:
-            record.status = "skipped"
+            record.status, record.ROIs, record.frames = "skipped", rois, frames
             record.reason = "up to date: made from the same inputs and options"
             return record
         if found == "" and not overwrite:

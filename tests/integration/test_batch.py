@@ -75,6 +75,7 @@ def test_broken_recordings_in_the_middle_then_a_rerun(folder):
     assert again.output.count("up to date: made from the same inputs") == 2
     rows = summary(folder / "m-summary.csv")
     assert [r["status"] for r in rows] == ["skipped", "failed", "failed", "failed", "skipped"]
+    assert (rows[0]["ROIs"], rows[0]["frames"]) == ("2", "30")  # what the output holds
 
     # a changed option: made again, and said so
     changed = run("batch", "m.csv", "--rois", "labels.tif", "--neuropil-gap", 1,
