@@ -641,7 +641,53 @@ def _python_options(where: str, values: Mapping[str, Any]) -> dict[str, Any]:
             "for every row, or rois_pattern= with a glob), or auto=true to find the cells "
             "by a threshold"
         )
+    try:
+        _check_values(options)
+    except ParameterError as exc:
+        raise ParameterError(f"{where}: {exc}") from None
     return options
+
+
+def _check_values(o: Mapping[str, Any]) -> None:
+    """The values a row gives, checked before any recording runs (as the command line
+    checks its rows): a mistake in row 90 stops the batch at once, not after 89."""
+    from ._validate import choice, integer, number, size_range
+    from ._validate import frame_rate as check_rate
+    from .aggregate import check_proportion
+    from .options import (
+        AGGREGATION_METHODS,
+        OVERLAP_MODES,
+        PROJECTION_METHODS,
+        THRESHOLD_METHODS,
+    )
+
+    for name, choices in (
+        ("how", AGGREGATION_METHODS),
+        ("overlap", OVERLAP_MODES),
+        ("method", THRESHOLD_METHODS),
+        ("projection", PROJECTION_METHODS),
+    ):
+        if name in o:
+            choice(name, o[name], choices)
+    if ("neuropil_gap" in o) != ("neuropil_width" in o):
+        raise ParameterError("give both neuropil_gap and neuropil_width, or neither")
+    for name, low in (
+        ("neuropil_gap", 0),
+        ("neuropil_width", 1),
+        ("neuropil_exclude_gap", 0),
+        ("neuropil_min_pixels", 1),
+        ("chunk_frames", 1),
+        ("channel", 0),
+    ):
+        if name in o:
+            integer(name, o[name], low=low)
+    if "neuropil_factor" in o:
+        number("neuropil_factor", o["neuropil_factor"], low=0.0)
+    if "proportion" in o:
+        check_proportion(o["proportion"])
+    if "frame_rate" in o:
+        check_rate(o["frame_rate"])
+    size_range(o.get("min_size"), o.get("max_size"))  # fmt: skip
 
 
 def _extract_task(rec: Recording) -> tuple[int, int]:

@@ -237,3 +237,20 @@ def test_a_stopped_batch_leaves_a_table_of_what_is_left(folder):
     table = summary(folder / "s.csv")
     assert [r["status"] for r in table] == ["ok", "not run", "not run"]
     assert table[0]["ROIs"] == "2" and "run it again" in table[1]["reason"]
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"how": "bogus"}, "how='bogus' is unknown"),
+        ({"neuropil_gap": -1, "neuropil_width": 2}, "neuropil_gap must be >= 0"),
+        ({"neuropil_gap": 2}, "give both neuropil_gap and neuropil_width"),
+        ({"frame_rate": -3}, "frame_rate must be > 0"),
+    ],
+)
+def test_python_batch_checks_every_row_before_any_work(folder, bad, message):
+    rows = [{"movie": "s0.tif", "output": "a.nc", "rois": "labels.tif"},
+            {"movie": "s1.tif", "output": "b.nc", "rois": "labels.tif", **bad}]  # fmt: skip
+    with pytest.raises(rt.ParameterError, match=f"row 2: {message}"):
+        rt.batch(rows, summary=folder / "s.csv")
+    assert not (folder / "a.nc").exists() and not (folder / "s.csv").exists()
