@@ -358,3 +358,21 @@ def test_cli_cluster_mistakes_are_one_line(movie_file, tmp_path, options, messag
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and message in proc.stderr, proc.stderr
     assert not (tmp_path / "mean.tif").exists()
+
+
+# -- real data ------------------------------------------------------------------------
+def test_a_real_recording_gives_the_same_bits(client, mouse_path):
+    """Thunder's mouse cortex (500 frames of 64 x 64 int16), cells found by a threshold."""
+    rois = roitrace.find_rois(mouse_path, method="otsu", min_size=5)
+    options = dict(method="weighted", neuropil={"gap": 2, "width": 3})
+    local = roitrace.extract(mouse_path, rois, **options)
+    remote = roitrace.extract(
+        mouse_path, rois, **options, execution=Execution(client=client, task_frames=77)
+    )
+    assert local.sizes["roi"] >= 10
+    assert same(local, remote)
+    for method in ("std", "correlation", "median"):
+        np.testing.assert_array_equal(
+            roitrace.projection(mouse_path, method, client=client),
+            roitrace.projection(mouse_path, method),
+        )
