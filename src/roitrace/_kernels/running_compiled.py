@@ -1,0 +1,83 @@
+"""The running NaN-skipping median's compiled kernel (numba), imported on first use
+by :mod:`roitrace._kernels.running` only when numba is in use."""
+
+from __future__ import annotations
+
+import numba as _nb
+import numpy as np
+
+_jit = _nb.njit(cache=True, nogil=True, fastmath=False)
+
+
+@_jit
+def _kth(tree, n, top, k):  # pragma: no cover - compiled
+    # 0-based rank of the k-th smallest counted value (k >= 1): Fenwick tree descent
+    pos = 0
+    step = top
+    while step > 0:
+        if pos + step <= n and tree[pos + step] < k:
+            pos += step
+            k -= tree[pos]
+        step //= 2
+    return pos
+
+
+@_jit
+def _update(tree, n, p, delta):  # pragma: no cover - compiled
+    p += 1
+    while p <= n:
+        tree[p] += delta
+        p += p & -p
+
+
+@_jit
+def _source(j, h, n):  # pragma: no cover - compiled
+    # padded position j -> index of the trace: d c b a | a b c d | d c b a
+    if j < h:
+        return h - 1 - j
+    if j < h + n:
+        return j - h
+    return 2 * n + h - 1 - j
+
+
+@_jit
+def nanmedian_row(x, size, out):  # pragma: no cover - compiled
+    n = x.shape[0]
+    h = size // 2
+    key = np.where(np.isnan(x), np.inf, x)  # NaN sorts last and is never counted
+    order = np.argsort(key, kind="mergesort")
+    ranked = np.empty(n, np.float64)
+    rank = np.empty(n, np.int64)
+    for r in range(n):
+        ranked[r] = key[order[r]]
+        rank[order[r]] = r
+    tree = np.zeros(n + 1, np.int64)
+    top = 1
+    while top * 2 <= n:
+        top *= 2
+    count = 0
+    for j in range(n + 2 * h):
+        i = _source(j, h, n)
+        if not np.isnan(x[i]):
+            _update(tree, n, rank[i], 1)
+            count += 1
+        if j < size - 1:
+            continue
+        start = j - size + 1
+        if count == 0:
+            out[start] = np.nan
+        elif count % 2:
+            out[start] = ranked[_kth(tree, n, top, (count + 1) // 2)]
+        else:
+            lo = ranked[_kth(tree, n, top, count // 2)]
+            out[start] = (lo + ranked[_kth(tree, n, top, count // 2 + 1)]) / 2
+        i = _source(start, h, n)  # the position leaving the window
+        if not np.isnan(x[i]):
+            _update(tree, n, rank[i], -1)
+            count -= 1
+
+
+@_nb.njit(cache=True, nogil=True, parallel=True, fastmath=False)
+def nanmedian_rows(x, size, out):  # pragma: no cover - compiled
+    for r in _nb.prange(x.shape[0]):
+        nanmedian_row(x[r], size, out[r])
