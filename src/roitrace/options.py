@@ -25,6 +25,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, TypeVar
 
+import numpy as np
+
 from ._validate import choice, integer, number, pixels
 from .errors import ParameterError
 
@@ -51,7 +53,7 @@ AGGREGATION_METHODS = ("mean", "median", "weighted", "trimmed_mean")
 #: ``pixel_weights(method=)`` / ``extract(weights=)``.
 WEIGHT_METHODS = ("brightness", "proximity", "roi")
 #: ``baseline(method=)`` / ``dff(method=)``.
-BASELINE_METHODS = ("percentile",)
+BASELINE_METHODS = ("percentile", "rolling_percentile", "maximin", "inactive_median")
 #: ``extract(overlap=)``: pixels shared by several ROIs.
 OVERLAP_MODES = ("keep", "drop")
 
@@ -153,40 +155,221 @@ class Baseline(_Option):
 
     Parameters
     ----------
-    method : {"percentile"}
-        F0 is the ``q``-th percentile of the trace.
-    q : float
-        The percentile, 0 to 100 (default 8: low enough to skip transients).
-    window : int, optional
-        Frames in a sliding window, so that F0 follows slow drifts such as
-        bleaching; default: one F0 over the whole trace.
+    method : {"percentile", "rolling_percentile", "maximin", "inactive_median"}
+        ``"percentile"``: the ``q``-th percentile of the whole trace, or of a
+        sliding ``window``. ``"rolling_percentile"``: the ``q``-th percentile in a
+        sliding ``window`` (the same numbers as ``"percentile"`` with a window).
+        ``"maximin"``: suite2p's, a Gaussian smoothing (``sigma`` frames), then a
+        running minimum and a running maximum over ``window``. ``"inactive_median"``:
+        the Allen Institute's, the running median over ``window`` of the frames
+        that are not active. See :func:`roitrace.baseline` for each definition.
+    q : float, optional
+        The percentile, 0 to 100: 8 by default for the percentile methods; for
+        ``"inactive_median"`` the running low percentile that marks active frames
+        (10 by default, as published). Not for ``"maximin"``.
+    window : int or str, optional
+        The sliding window: a number of frames, or a text in seconds such as
+        ``"60s"`` (converted with the recording's frame rate). Default: the whole
+        trace for ``"percentile"``; 60 s for ``"rolling_percentile"`` and
+        ``"maximin"``; 600 s for ``"inactive_median"`` (a running method without a
+        frame rate needs a window in frames).
+    sigma : float, optional
+        ``"maximin"`` only: the Gaussian's standard deviation in frames (10 by
+        default, suite2p's ``sig_baseline``).
+    noise_window : int or str, optional
+        ``"inactive_median"`` only: the short median filter whose residual gives the
+        noise, in (odd) frames or seconds (default 3.333 s, or 31 frames without a
+        frame rate, as published).
 
     Examples
     --------
     >>> Baseline(q=10)
-    Baseline(method='percentile', q=10.0, window=None)
+    Baseline(method='percentile', q=10.0, window=None, sigma=None, noise_window=None)
+    >>> Baseline(method="maximin", window="60s").describe()
+    'maximin (Gaussian sigma 10 frames, running min then max over 60 s)'
     """
 
     keyword: ClassVar[str] = "baseline"
 
     method: str = "percentile"
-    q: float = 8.0
-    window: int | None = None
+    q: float | None = None
+    window: int | str | None = None
+    sigma: float | None = None
+    noise_window: int | str | None = None
+
+    #: Defaults in seconds where ``window`` is not given (None: the whole trace).
+    DEFAULT_WINDOW_S: ClassVar[dict[str, float | None]] = {
+        "percentile": None,
+        "rolling_percentile": 60.0,
+        "maximin": 60.0,
+        "inactive_median": 600.0,
+    }
 
     def __post_init__(self) -> None:
-        choice("baseline method", self.method, BASELINE_METHODS)
-        object.__setattr__(self, "q", number("q", self.q, low=0.0, high=100.0))
-        if self.window is not None:
-            object.__setattr__(self, "window", integer("window", self.window, low=1))
+        method = choice("baseline method", self.method, BASELINE_METHODS)
+        given = {
+            name for name in ("q", "sigma", "noise_window") if getattr(self, name) is not None
+        }
+        allowed = {
+            "percentile": {"q"},
+            "rolling_percentile": {"q"},
+            "maximin": {"sigma"},
+            "inactive_median": {"q", "noise_window"},
+        }[method]
+        extra = sorted(given - allowed)
+        if extra:
+            uses = ", ".join(["window", *sorted(allowed)])
+            raise ParameterError(
+                f"{' and '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to "
+                f"method={method!r}, which takes {uses}; leave {' and '.join(extra)} out or "
+                "choose another method"
+            )
+        if "q" in allowed:
+            q = 10.0 if method == "inactive_median" else 8.0
+            q = q if self.q is None else number("q", self.q, low=0.0, high=100.0)
+            object.__setattr__(self, "q", q)
+        if method == "maximin":
+            sigma = 10.0 if self.sigma is None else self.sigma
+            object.__setattr__(self, "sigma", number("sigma", sigma, low=0.0))
+        for name in ("window", "noise_window"):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, frames_or_seconds(name, value))
 
     @classmethod
     def _example(cls) -> str:
         return "{'q': 8}"
 
+    def in_frames(self, frame_rate: float | None, n_frames: int) -> Baseline:
+        """These options for one recording: every window in frames, defaults filled.
+
+        Seconds become frames as each method's reference does: suite2p truncates
+        (``int(s * fs)``, maximin); the Allen Institute rounds and makes the window
+        odd (inactive_median); rolling_percentile rounds.
+
+        Raises
+        ------
+        ParameterError
+            A window is needed in seconds without ``frame_rate``, or does not fit
+            the ``n_frames`` of the trace.
+
+        Examples
+        --------
+        >>> Baseline(method="inactive_median").in_frames(30.0, 36000)
+        Baseline(method='inactive_median', q=10.0, window=18001, sigma=None, noise_window=101)
+        """
+        method = self.method
+        window = self.window
+        if window is None and self.DEFAULT_WINDOW_S[method] is not None:
+            if frame_rate is None:
+                raise ParameterError(
+                    f"method={method!r} needs a window: give window= in frames, or "
+                    f"frame_rate= (frames per second) for the default of "
+                    f"{self.DEFAULT_WINDOW_S[method]:g} s"
+                )
+            window = f"{self.DEFAULT_WINDOW_S[method]:g}s"
+        window = _to_frames("window", window, frame_rate, method)
+        noise_window = self.noise_window
+        if method == "inactive_median" and noise_window is None:
+            noise_window = 31 if frame_rate is None else "3.333s"
+        noise_window = _to_frames("noise_window", noise_window, frame_rate, method)
+        for name, value in (("window", window), ("noise_window", noise_window)):
+            if value is None:
+                continue
+            if method == "inactive_median":
+                # the Allen Institute's rule (_check_kernel): odd and shorter than the trace
+                if value % 2 == 0:
+                    raise ParameterError(
+                        f"{name}={value} frames: method='inactive_median' needs an odd "
+                        f"window (a centred median); give {name}={value + 1}"
+                    )
+                if value >= n_frames:
+                    raise ParameterError(
+                        f"{name}={value} frames is not shorter than the trace ({n_frames} "
+                        f"frames): give a {name} below {n_frames} frames, or another method"
+                    )
+            elif value > n_frames:
+                raise ParameterError(
+                    f"window={value} frames is longer than the trace ({n_frames} frames): "
+                    f"give a window from 1 to {n_frames} frames"
+                )
+        return dataclasses.replace(self, window=window, noise_window=noise_window)
+
     def describe(self) -> str:
         """In words, for the result's attributes."""
-        where = "" if self.window is None else f" in a sliding window of {self.window} frames"
-        return f"{self.q:g}th percentile{where}"
+        w = self.window
+        span = f"{w} frames" if isinstance(w, int) else f"{str(w)[:-1]} s" if w else None
+        if self.method == "percentile":
+            where = "" if span is None else f" in a sliding window of {span}"
+            return f"{self.q:g}th percentile{where}"
+        if self.method == "rolling_percentile":
+            return f"{self.q:g}th percentile in a sliding window of {span or 'the default 60 s'}"
+        if self.method == "maximin":
+            return (
+                f"maximin (Gaussian sigma {self.sigma:g} frames, running min then max over "
+                f"{span or 'the default 60 s'})"
+            )
+        nw = self.noise_window
+        noise = f"{nw} frames" if isinstance(nw, int) else f"{str(nw)[:-1]} s" if nw else None
+        return (
+            f"median of the inactive frames over {span or 'the default 600 s'} (active: above "
+            f"the running {self.q:g}th percentile + 3 noise SD; noise from a "
+            f"{noise or 'default'} median filter)"
+        )
+
+
+_SECONDS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(s|sec|frames?)?\s*$", re.IGNORECASE)
+
+
+def frames_or_seconds(name: str, value: Any) -> int | str:
+    """A window as given: a whole number of frames (int), or seconds as text ``"60s"``.
+
+    Examples
+    --------
+    >>> frames_or_seconds("window", 300), frames_or_seconds("window", "1.5 s")
+    (300, '1.5s')
+    >>> frames_or_seconds("window", "300")
+    300
+    """
+    if isinstance(value, str):
+        m = _SECONDS.match(value)
+        if not m:
+            raise ParameterError(f"{name}={value!r}: give frames (300) or seconds as text ('60s')")
+        unit = (m.group(2) or "frames").lower()
+        if unit.startswith("frame"):
+            value = float(m.group(1))
+            if value != int(value):
+                raise ParameterError(f"{name}={m.group(1)} frames: give a whole number")
+            return integer(name, int(value), low=1)
+        seconds = number(name, m.group(1), low=0.0, low_open=True, hint=" (seconds)")
+        return f"{seconds:g}s"
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return integer(name, value, low=1)
+
+
+def _to_frames(name: str, value: int | str | None, frame_rate: float | None, method: str):
+    if value is None or isinstance(value, int):
+        return value
+    if frame_rate is None:
+        raise ParameterError(
+            f"{name}={value!r} is in seconds: give frame_rate= (frames per second), or "
+            f"{name}= in frames"
+        )
+    seconds = float(value[:-1])
+    if method == "maximin":  # suite2p: win = int(win_baseline * fs)
+        n = int(seconds * frame_rate)
+    elif method == "inactive_median":  # the Allen Institute: round, then make it odd
+        n = int(np.round(seconds * frame_rate))
+        n = n if n % 2 else n + 1
+    else:
+        n = int(np.round(seconds * frame_rate))
+    if n < 1:
+        raise ParameterError(
+            f"{name}={value!r} at {frame_rate:g} frames per second is no frame: give a "
+            "longer window"
+        )
+    return n
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?)\s*(?:([kmgt])(i)?)?b?\s*$", re.IGNORECASE)

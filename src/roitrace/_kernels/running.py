@@ -23,7 +23,6 @@ from . import _numba_module
 __all__ = ["nanmedian_filter"]
 
 
-
 def _compiled() -> Any:
     from . import running_compiled
 
