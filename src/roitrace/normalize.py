@@ -267,7 +267,8 @@ def _inactive_median(
     low = _running_percentile(r, q, size, "reflect")
     inactive = np.where(r > low + 3 * noise[:, None], np.nan, r)
     f0 = nanmedian_filter(inactive, size)
-    for row in f0[np.isnan(f0).any(axis=1)]:  # windows with no inactive frame
+    for i in np.flatnonzero(np.isnan(f0).any(axis=1)):  # windows with no inactive frame
+        row = f0[i]
         gap = np.isnan(row)
         row[gap] = np.interp(np.flatnonzero(gap), np.flatnonzero(~gap), row[~gap])
     return f0, noise
