@@ -165,6 +165,19 @@ def test_inactive_median_without_numba_is_the_same(monkeypatch):
     )
 
 
+@pytest.mark.parametrize("numba", [True, False])
+@pytest.mark.parametrize("mode", ["nearest", "reflect"])
+@pytest.mark.parametrize(("q", "size"), [(8, 31), (50, 10), (0, 4), (100, 7), (37.5, 200)])
+def test_the_running_percentile_kernel_is_scipys(monkeypatch, numba, mode, q, size):
+    from roitrace._kernels.running import percentile_filter as running_percentile
+
+    if not numba:
+        monkeypatch.setattr(kernels, "_nb", None)
+    f = np.round(_traces(3, 200, 13))  # ties too
+    want = np.array([percentile_filter(r, q, size=size, mode=mode) for r in f])
+    assert_array_equal(running_percentile(f, q, size, mode), want)
+
+
 def test_noise_level_is_the_mad_of_differences():
     f = _traces(5, 2000, 5)
     assert_allclose(noise_level(f), [ref_noise_level(r) for r in f])

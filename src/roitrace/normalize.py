@@ -222,14 +222,9 @@ def _lead_shape(x: np.ndarray, axis: int) -> tuple[int, ...]:
 
 
 def _running_percentile(r: np.ndarray, q: float, size: int, mode: str) -> np.ndarray:
-    from scipy.ndimage import percentile_filter
+    from ._kernels.running import percentile_filter
 
-    # one row at a time: scipy's 1-D rank filter (O(log size) per frame) serves 1-D
-    # input only; the n-D one re-selects the whole window at every frame
-    out = np.empty_like(r)
-    for i, row in enumerate(r):
-        percentile_filter(row, q, size=size, mode=mode, output=out[i])
-    return out
+    return percentile_filter(r, q, size, mode)
 
 
 def _median_rows(r: np.ndarray, size: int) -> np.ndarray:

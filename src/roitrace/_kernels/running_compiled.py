@@ -31,17 +31,21 @@ def _update(tree, n, p, delta):  # pragma: no cover - compiled
 
 
 @_jit
-def _source(j, h, n):  # pragma: no cover - compiled
-    # padded position j -> index of the trace: d c b a | a b c d | d c b a
+def _source(j, h, n, nearest):  # pragma: no cover - compiled
+    # padded position j -> index of the trace; reflect: d c b a | a b c d | d c b a,
+    # nearest: a a a a | a b c d | d d d d
     if j < h:
-        return h - 1 - j
+        return 0 if nearest else h - 1 - j
     if j < h + n:
         return j - h
-    return 2 * n + h - 1 - j
+    return n - 1 if nearest else 2 * n + h - 1 - j
 
 
 @_jit
-def nanmedian_row(x, size, out):  # pragma: no cover - compiled
+def rank_row(x, size, nearest, q, out):  # pragma: no cover - compiled
+    """Running order statistic of one row over a centred window (scipy's centring):
+    the median of the values that are not NaN (q < 0; two middle values averaged),
+    or scipy's percentile rank ``int(count * q / 100)`` of them."""
     n = x.shape[0]
     h = size // 2
     key = np.where(np.isnan(x), np.inf, x)  # NaN sorts last and is never counted
@@ -56,8 +60,8 @@ def nanmedian_row(x, size, out):  # pragma: no cover - compiled
     while top * 2 <= n:
         top *= 2
     count = 0
-    for j in range(n + 2 * h):
-        i = _source(j, h, n)
+    for j in range(n + size - 1):
+        i = _source(j, h, n, nearest)
         if not np.isnan(x[i]):
             _update(tree, n, rank[i], 1)
             count += 1
@@ -66,18 +70,21 @@ def nanmedian_row(x, size, out):  # pragma: no cover - compiled
         start = j - size + 1
         if count == 0:
             out[start] = np.nan
+        elif q >= 0:
+            k = count - 1 if q == 100.0 else int(float(count) * q / 100.0)
+            out[start] = ranked[_kth(tree, n, top, k + 1)]
         elif count % 2:
             out[start] = ranked[_kth(tree, n, top, (count + 1) // 2)]
         else:
             lo = ranked[_kth(tree, n, top, count // 2)]
             out[start] = (lo + ranked[_kth(tree, n, top, count // 2 + 1)]) / 2
-        i = _source(start, h, n)  # the position leaving the window
+        i = _source(start, h, n, nearest)  # the position leaving the window
         if not np.isnan(x[i]):
             _update(tree, n, rank[i], -1)
             count -= 1
 
 
 @_nb.njit(cache=True, nogil=True, parallel=True, fastmath=False)
-def nanmedian_rows(x, size, out):  # pragma: no cover - compiled
+def rank_rows(x, size, nearest, q, out):  # pragma: no cover - compiled
     for r in _nb.prange(x.shape[0]):
-        nanmedian_row(x[r], size, out[r])
+        rank_row(x[r], size, nearest, q, out[r])
