@@ -175,7 +175,8 @@ def test_the_running_percentile_kernel_is_scipys(monkeypatch, numba, mode, q, si
         monkeypatch.setattr(kernels, "_nb", None)
     f = np.round(_traces(3, 200, 13))  # ties too
     want = np.array([percentile_filter(r, q, size=size, mode=mode) for r in f])
-    assert_array_equal(running_percentile(f, q, size, mode), want)
+    for compiled in (None, True, False):
+        assert_array_equal(running_percentile(f, q, size, mode, compiled=compiled), want)
 
 
 def test_noise_level_is_the_mad_of_differences():

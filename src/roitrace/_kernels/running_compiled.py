@@ -49,7 +49,7 @@ def rank_row(x, size, nearest, q, out):  # pragma: no cover - compiled
     n = x.shape[0]
     h = size // 2
     key = np.where(np.isnan(x), np.inf, x)  # NaN sorts last and is never counted
-    order = np.argsort(key, kind="mergesort")
+    order = np.argsort(key)  # ties in any order: equal values, same k-th value
     ranked = np.empty(n, np.float64)
     rank = np.empty(n, np.int64)
     for r in range(n):
