@@ -310,11 +310,11 @@ class Baseline(_Option):
                 f"{span or 'the default 60 s'})"
             )
         nw = self.noise_window
-        noise = f"{nw} frames" if isinstance(nw, int) else f"{str(nw)[:-1]} s" if nw else None
+        noise = f"{nw}-frame" if isinstance(nw, int) else f"{str(nw)[:-1]} s" if nw else None
         return (
             f"median of the inactive frames over {span or 'the default 600 s'} (active: above "
             f"the running {self.q:g}th percentile + 3 noise SD; noise from a "
-            f"{noise or 'default'} median filter)"
+            f"{noise or 'default (3.333 s, or 31-frame)'} median filter)"
         )
 
 
