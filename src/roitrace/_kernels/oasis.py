@@ -137,9 +137,33 @@ def _ar1_constrained(x, g, thresh, fix_b, b_fixed, pt, pl, pyd, h, s1, s2):
         db = (s1[total] - csum) / total - b
         b += db
         lam -= db * inv1g
+    n, b, lam = _ar1_tighten(pt, pl, pyd, n, h, g, b, lam, thresh, fix_b, s1, s2)
+    # Pools only merge on the way, so a lam or b that moved back leaves some too
+    # coarse: start again from single frames at the final values, until stable.
+    for _ in range(5):
+        for t in range(total):
+            pt[t] = t
+            pl[t] = 1
+            pyd[t] = x[t]
+        n = _ar1_merge(pt, pl, pyd, total, h, g, b, lam, 0.0, total)
+        n0, b0, lam0 = n, b, lam
+        n, b, lam = _ar1_tighten(pt, pl, pyd, n, h, g, b, lam, thresh, fix_b, s1, s2)
+        if n == n0 and abs(lam - lam0) <= 1e-9 * (abs(lam0) + 1.0) and abs(b - b0) <= 1e-12:
+            break
+    return n, b, lam
+
+
+def _ar1_tighten(pt, pl, pyd, n, h, g, b, lam, thresh, fix_b, s1, s2):
+    """Update lam (and b) until the noise constraint is tight, merging pools as they
+    come to violate it; returns (pool count, b, lam)."""
+    total = s1.shape[0] - 1
+    inv1g = 1.0 / (1.0 - g)
     for _ in range(100):
         rss, csum = _ar1_stats(s1, s2, pt, pl, pyd, n, h, g, b, lam, total)
-        if abs(rss - thresh) <= TOL * thresh or csum <= 1e-12:
+        off = 0.0 if fix_b else abs((s1[total] - csum) / total - b)
+        if csum <= 1e-12 or (
+            abs(rss - thresh) <= TOL * thresh and off <= 1e-6 * math.sqrt(thresh / total)
+        ):
             break
         # For these pools and their active set, b (profiled: the mean residual) and
         # every pool value are affine in lam, so the RSS is a quadratic in lam.
@@ -463,25 +487,61 @@ def _one(y, p, g, sn, estimate_g, penalty, fix_b, b_fixed, fudge, c, s):
 
 
 def _ar1_l0(x, g, thresh, b, pt, pl, pyd, h, s1, s2, n_l1):
-    """Thresholded OASIS: ``lam = 0`` and every spike 0 or at least ``smin``, the
-    largest ``smin`` (bisection) that still meets the noise constraint."""
+    """Greedy l0: the l1 solution's spikes, largest first, as the only places a spike
+    may occur; the fewest of them whose unpenalised fit (``lam = 0``, spikes
+    non-negative) meets the noise constraint (bisection on their number, the RSS
+    falling as places are added). Returns (pool count, smallest spike kept)."""
     total = x.shape[0]
-    hi = 0.0
-    for t in range(total):
-        hi = max(hi, abs(x[t] - b))
-    lo = 0.0
-    for _ in range(40):
-        mid = 0.5 * (lo + hi)
-        n = _ar1_rebuild(x, pt, pl, pyd, h, g, b, mid)
+    inv1g = 1.0 / (1.0 - g)
+    m = n_l1 - 1
+    size = np.empty(max(m, 1))
+    where = np.empty(max(m, 1), np.int64)
+    prev = 0.0
+    for i in range(n_l1):
+        hl = h[pl[i]]
+        e = 1.0 if i == n_l1 - 1 else 1.0 - hl
+        w = (1.0 - hl * hl) / (1.0 - g * g)
+        v = pyd[i] - b * (1.0 - hl) * inv1g
+        u = v / w
+        if i > 0:
+            size[i - 1] = u - prev
+            where[i - 1] = pt[i]
+        prev = (u if u > 0.0 else 0.0) * hl
+        _ = e
+    order = np.argsort(-size[:m])
+    rank = np.full(total, total, np.int64)
+    for j in range(m):
+        rank[where[order[j]]] = j
+    lo = 0
+    hi = m
+    while lo < hi:
+        mid = (lo + hi) // 2
+        n = _ar1_places(x, pt, pl, pyd, h, g, b, rank, mid)
         rss, _cs = _ar1_stats(s1, s2, pt, pl, pyd, n, h, g, b, 0.0, total)
         if rss <= thresh:
-            lo = mid
-        else:
             hi = mid
-        if hi - lo <= 1e-4 * hi:
-            break
-    n = _ar1_rebuild(x, pt, pl, pyd, h, g, b, lo)
-    return n, lo
+        else:
+            lo = mid + 1
+    n = _ar1_places(x, pt, pl, pyd, h, g, b, rank, lo)
+    smallest = size[order[lo - 1]] if lo > 0 else 0.0
+    return n, smallest
+
+
+def _ar1_places(x, pt, pl, pyd, h, g, b, rank, k):
+    """Pools that start only at frame 0 and at the frames ranked below ``k``, then
+    merged where a spike would be negative."""
+    total = x.shape[0]
+    n = 0
+    for t in range(total):
+        if t == 0 or rank[t] < k:
+            pt[n] = t
+            pl[n] = 1
+            pyd[n] = x[t]
+            n += 1
+        else:
+            pyd[n - 1] += x[t] * h[pl[n - 1]]
+            pl[n - 1] += 1
+    return _ar1_merge(pt, pl, pyd, n, h, g, b, 0.0, 0.0, total)
 
 
 def _ar2_l0(x, g1, g2, thresh, b, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c):
@@ -522,8 +582,10 @@ _NAMES = (
     "_ar1_stats",
     "_ar1_fill",
     "_ar1_constrained",
+    "_ar1_tighten",
     "_ar1_rebuild",
     "_ar1_l0",
+    "_ar1_places",
     "_ar2_response",
     "_ar2_value",
     "_ar2_ends",
