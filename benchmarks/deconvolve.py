@@ -88,8 +88,9 @@ def main() -> None:
     print(head + f"{args.full_traces} traces s | spike corr. with truth |")
     print("|---|---|---|---|---|---|")
     runs = ", ".join(f"{t:.2f}" for t in rt)
+    once = rt_import + rt_first - best_rt * 2 / args.traces
     print(
-        f"| roitrace.deconvolve (all traces) | {rt_import + rt_first - best_rt * 2 / args.traces:.2f}"
+        f"| roitrace.deconvolve (all traces) | {once:.2f}"
         f" | {best_rt:.2f} | {runs} | {best_rt * scale:.1f} | {corr(d.spikes):.4f} |"
     )
     runs = ", ".join(f"{t:.2f}" for t in ot)

@@ -89,8 +89,14 @@ def test_l1_solves_the_lambda_problem_for_its_lambda():
     def obj(s):
         return 0.5 * np.sum((y - k @ s) ** 2) + d.lam * s.sum()
 
-    ref = minimize(obj, np.zeros(total), bounds=[(0, None)] * total, method="L-BFGS-B",
-                   jac=lambda s: -k.T @ (y - k @ s) + d.lam, options={"ftol": 1e-14})
+    ref = minimize(
+        obj,
+        np.zeros(total),
+        bounds=[(0, None)] * total,
+        method="L-BFGS-B",
+        jac=lambda s: -k.T @ (y - k @ s) + d.lam,
+        options={"ftol": 1e-14},
+    )
     mine = np.r_[d.calcium[0], d.spikes[1:]]
     assert obj(mine) <= ref.fun + 1e-6
     assert obj(mine) == pytest.approx(ref.fun, rel=1e-4)
@@ -112,8 +118,14 @@ def test_ar2_close_to_the_noise_constrained_problem():
         method="SLSQP",
         options={"maxiter": 1000, "ftol": 1e-12},
     )
-    d = deconvolve(y, model="ar2", tau=(-1 / np.log(0.7), -1 / np.log(0.8)), frame_rate=1.0,
-                   noise=0.2, baseline=0.0)
+    d = deconvolve(
+        y,
+        model="ar2",
+        tau=(-1 / np.log(0.7), -1 / np.log(0.8)),
+        frame_rate=1.0,
+        noise=0.2,
+        baseline=0.0,
+    )
     np.testing.assert_allclose(d.g, g)
     c = d.calcium
     s_full = c - np.r_[0, g[0] * c[:-1]] - np.r_[0, 0, g[1] * c[:-2]]
@@ -142,7 +154,9 @@ def test_as_good_as_oasis_on_its_simulations(g, penalty, slack):
     assert ours >= theirs - slack, (ours, theirs)
     # same estimates of g and the noise, and nearly the same calcium
     np.testing.assert_allclose(d.g, [np.atleast_1d(r[3]) for r in ref], rtol=1e-6)
-    assert _corr(d.calcium, [r[0] for r in ref]) > (0.999 if penalty == "l1" and model == "ar1" else 0.99)
+    assert _corr(d.calcium, [r[0] for r in ref]) > (
+        0.999 if penalty == "l1" and model == "ar1" else 0.99
+    )
     if penalty == "l1" and model == "ar1":
         np.testing.assert_allclose(d.baseline, [r[2] for r in ref], atol=0.01)
 
@@ -153,7 +167,7 @@ def test_ar2_pools_are_oasis_pools():
     y, _c, _s = functions.gen_data(g=(1.7, -0.712), sn=0.3, T=2000, N=3, seed=4)
     d = deconvolve(y, model="ar2")
     for i in range(3):
-        c, s = oasis.oasisAR2(y[i] - d.baseline[i], *d.g[i], lam=d.lam[i])
+        c, _s = oasis.oasisAR2(y[i] - d.baseline[i], *d.g[i], lam=d.lam[i])
         np.testing.assert_allclose(d.calcium[i], c, atol=1e-8)
 
 
@@ -177,11 +191,15 @@ def test_simulated_spikes_are_found(model, low):
 
 
 def test_tau_gives_g():
-    d = deconvolve(np.random.default_rng(0).normal(size=100), tau=1.0, frame_rate=30.0,
-                   noise=1.0)
+    d = deconvolve(np.random.default_rng(0).normal(size=100), tau=1.0, frame_rate=30.0, noise=1.0)
     np.testing.assert_allclose(d.g, [np.exp(-1 / 30)])
-    d = deconvolve(np.random.default_rng(0).normal(size=100), model="ar2", tau=(0.1, 1.0),
-                   frame_rate=30.0, noise=1.0)
+    d = deconvolve(
+        np.random.default_rng(0).normal(size=100),
+        model="ar2",
+        tau=(0.1, 1.0),
+        frame_rate=30.0,
+        noise=1.0,
+    )
     dd, r = np.exp(-1 / 30), np.exp(-1 / 3)
     np.testing.assert_allclose(d.g, [dd + r, -dd * r])
 

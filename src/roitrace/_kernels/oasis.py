@@ -131,7 +131,7 @@ def _ar1_constrained(x, g, thresh, fix_b, b_fixed, pt, pl, pyd, h, s1, s2):
     lam = 0.0
     n = _ar1_merge(pt, pl, pyd, total, h, g, b, lam, 0.0, total)
     if not fix_b:
-        rss, csum = _ar1_stats(s1, s2, pt, pl, pyd, n, h, g, b, lam, total)
+        _rss, csum = _ar1_stats(s1, s2, pt, pl, pyd, n, h, g, b, lam, total)
         # the baseline is the mean residual; keeping b/(1-g) + lam fixed keeps every
         # pool but the last where it is, so no new pass is needed
         db = (s1[total] - csum) / total - b
@@ -313,7 +313,9 @@ def _ar2_fit(x, g1, g2, b, lam, smin, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, 
     return rss
 
 
-def _ar2_constrained(x, g1, g2, thresh, fix_b, b_fixed, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c):
+def _ar2_constrained(
+    x, g1, g2, thresh, fix_b, b_fixed, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c
+):
     """The noise-constrained AR(2) problem: regula falsi (Illinois) on ``lam`` for a
     baseline, then the baseline as the mean residual, a few rounds. Returns (b, lam)."""
     total = x.shape[0]
@@ -339,7 +341,9 @@ def _ar2_constrained(x, g1, g2, thresh, fix_b, b_fixed, d, dd, dx, reach, z, pt,
                 side = 0
                 for _it in range(60):
                     lam = hi - fhi * (hi - lo) / (fhi - flo)
-                    f = _ar2_fit(x, g1, g2, b, lam, 0.0, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c)
+                    f = _ar2_fit(
+                        x, g1, g2, b, lam, 0.0, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c
+                    )
                     f -= thresh
                     if abs(f) <= TOL * thresh:
                         break
