@@ -60,8 +60,9 @@ class Deconvolution:
     noise : float or (roi,) ndarray
         The noise standard deviation used in the constraint.
     lam : float or (roi,) ndarray
-        ``penalty="l1"``: the sparsity weight that makes the constraint tight;
-        ``penalty="l0"``: the smallest spike allowed.
+        ``penalty="l1"``: the sparsity weight that makes the constraint tight.
+        ``penalty="l0"``: the smallest spike size allowed (``"ar2"``), or the l1 size
+        of the smallest spike place kept (``"ar1"``).
     """
 
     calcium: np.ndarray
@@ -188,11 +189,12 @@ def deconvolve(
         decay)``), converted with ``frame_rate`` to ``g``. Default: estimated per
         trace from its autocovariance (see :func:`estimate_ar`).
     penalty : {"l1", "l0"}
-        ``"l1"``: the convex problem above. ``"l0"``: thresholded OASIS, which
-        has no shrinkage of the amplitudes: the l1 baseline is kept, the penalty
-        dropped, and every spike is either 0 or at least ``s_min``, the largest
-        ``s_min`` (found by bisection) that still meets the noise constraint.
-        Sparser and with unbiased amplitudes; a local, not global, optimum.
+        ``"l1"``: the convex problem above. ``"l0"``: fewer spikes with amplitudes
+        not shrunk by the penalty: the l1 baseline is kept, the penalty dropped, and
+        the noise constraint still met. ``"ar1"``: the l1 solution's spike places,
+        largest first, the fewest of them that meet the constraint (greedy);
+        ``"ar2"``: every spike either 0 or at least ``s_min``, the largest ``s_min``
+        that meets it (thresholded OASIS). A local, not global, optimum.
     noise : float or (roi,) array_like, optional
         Noise standard deviations. Default: estimated from the power spectral
         density (see :func:`estimate_noise`).
@@ -225,9 +227,14 @@ def deconvolve(
     Notes
     -----
     Spikes are in the units of the trace (for dF/F: the jump of dF/F one spike
-    causes), placed at the frame where the calcium rises. Without numba (or with
-    ``ROITRACE_NUMBA=0``) the same functions run as Python: the same results,
-    about a hundred times slower.
+    causes), placed at the frame where the calcium rises. The l1 penalty shrinks
+    the fit, so the estimated baseline sits a little above the true one when cells
+    are active most of the time. ``"ar2"`` uses the paper's greedy pool merging,
+    within about 1% of the l1 optimum (the calcium agrees with an exact solver to
+    0.999 correlation; spikes are somewhat more spread). The first call on a
+    machine compiles the kernels (about a minute; cached on disk afterwards).
+    Without numba (or with ``ROITRACE_NUMBA=0``) the same functions run as
+    Python: the same results, about a hundred times slower.
 
     Examples
     --------

@@ -14,8 +14,15 @@ squares) is a closed form in the pool's start, length and three running sums of 
 data, so ``lam`` and ``b`` are updated as in the paper: for a fixed set of pools the
 residual is quadratic in ``lam`` (with ``b`` profiled out), solved exactly, then
 pools are merged where the new ``lam`` makes them violate, warm-started, until the
-constraint is tight. For AR(2) a pool's value depends on where the previous pool
-ends, so ``lam`` is found by safeguarded regula falsi on full passes instead.
+constraint is tight (then once more from single frames at the final ``lam`` and
+``b``, since warm starts only merge). For AR(2) a pool's value depends on where the
+previous pool ends, so ``lam`` is found by safeguarded regula falsi on full passes
+instead; AR(2) merging is greedy (as in the paper), near but not at the optimum.
+
+The l0 variants drop the penalty (``lam = 0``) and keep the noise constraint. AR(1):
+greedy, as in the paper's code: the l1 solution's spike places, largest first, the
+fewest of them whose fit meets the constraint. AR(2): thresholded OASIS, every spike
+0 or at least ``s_min``, the largest ``s_min`` (bisection) meeting the constraint.
 
 Every function here is plain Python that numba can compile: :func:`solver` returns
 the compiled ones (``@njit(cache=True, nogil=True)``, a ``prange`` driver across
@@ -215,16 +222,6 @@ def _ar1_tighten(pt, pl, pyd, n, h, g, b, lam, thresh, fix_b, s1, s2):
         lam = new
         n = _ar1_merge(pt, pl, pyd, n, h, g, b, lam, 0.0, total)
     return n, b, lam
-
-
-def _ar1_rebuild(x, pt, pl, pyd, h, g, b, smin):
-    """Pools of ``x - b`` with ``lam = 0`` and every spike 0 or at least ``smin``."""
-    total = x.shape[0]
-    for t in range(total):
-        pt[t] = t
-        pl[t] = 1
-        pyd[t] = x[t]
-    return _ar1_merge(pt, pl, pyd, total, h, g, b, 0.0, smin, total)
 
 
 # -- AR(2) ---------------------------------------------------------------------------------
@@ -503,7 +500,6 @@ def _ar1_l0(x, g, thresh, b, pt, pl, pyd, h, s1, s2, n_l1):
     prev = 0.0
     for i in range(n_l1):
         hl = h[pl[i]]
-        e = 1.0 if i == n_l1 - 1 else 1.0 - hl
         w = (1.0 - hl * hl) / (1.0 - g * g)
         v = pyd[i] - b * (1.0 - hl) * inv1g
         u = v / w
@@ -511,7 +507,6 @@ def _ar1_l0(x, g, thresh, b, pt, pl, pyd, h, s1, s2, n_l1):
             size[i - 1] = u - prev
             where[i - 1] = pt[i]
         prev = (u if u > 0.0 else 0.0) * hl
-        _ = e
     order = np.argsort(-size[:m])
     rank = np.full(total, total, np.int64)
     for j in range(m):
@@ -587,7 +582,6 @@ _NAMES = (
     "_ar1_fill",
     "_ar1_constrained",
     "_ar1_tighten",
-    "_ar1_rebuild",
     "_ar1_l0",
     "_ar1_places",
     "_ar2_response",
