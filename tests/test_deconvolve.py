@@ -277,6 +277,16 @@ def test_nan_is_an_error():
         deconvolve(y)
 
 
+def test_nan_traces_can_give_nan():
+    y = np.random.default_rng(0).normal(size=(3, 100))
+    y[1, 5] = np.inf
+    with pytest.warns(UserWarning, match="ROIs 1 hold NaN"):
+        d = deconvolve(y, nonfinite="nan")
+    assert y[1, 5] == np.inf  # the input is left alone
+    assert np.isnan(d.spikes[1]).all() and np.isnan(d.baseline[1]) and np.isnan(d.noise[1])
+    np.testing.assert_allclose(d.spikes[[0, 2]], deconvolve(y[[0, 2]]).spikes)
+
+
 def test_constant_trace_warns_and_gives_zeros():
     y = np.random.default_rng(0).normal(size=(3, 100))
     y[2] = 4.0

@@ -165,6 +165,7 @@ def deconvolve(
     penalty: str = "l1",
     noise: float | Any = None,
     baseline: float | Any = None,
+    nonfinite: str = "raise",
 ) -> Deconvolution:
     """Infer spiking activity from calcium traces (OASIS, Friedrich et al. 2017).
 
@@ -200,6 +201,10 @@ def deconvolve(
         density (see :func:`estimate_noise`).
     baseline : float or (roi,) array_like, optional
         A known baseline ``b`` (e.g. 0 for dF/F). Default: optimised jointly.
+    nonfinite : {"raise", "nan"}
+        Traces holding NaN or infinity: raise :class:`NonFiniteError` (default),
+        or give NaN for all their outputs, with a warning naming them (for dF/F
+        that is NaN where F0 was not positive).
 
     Returns
     -------
@@ -210,7 +215,8 @@ def deconvolve(
     Raises
     ------
     NonFiniteError
-        If a trace holds NaN or infinity (interpolate or drop those frames first).
+        If a trace holds NaN or infinity and ``nonfinite="raise"`` (interpolate or
+        drop those frames first, or pass ``nonfinite="nan"``).
     ShortTraceError
         If traces have fewer than 20 frames and ``tau`` or ``noise`` must be
         estimated (fewer than 3 frames in any case).
@@ -261,12 +267,18 @@ def deconvolve(
     one = y.ndim == 1
     rows = np.ascontiguousarray(np.atleast_2d(y), np.float64)
     n, total = rows.shape
-    if rows.size and not np.isfinite(rows).all():
-        bad = np.flatnonzero(~np.isfinite(rows).all(axis=1))
-        raise NonFiniteError(
-            f"traces of ROIs {_list(bad)} hold NaN or infinite values; interpolate or "
-            "drop those frames before deconvolving"
-        )
+    choice("nonfinite", nonfinite, ("raise", "nan"))
+    bad = ~np.isfinite(rows).all(axis=1)
+    if bad.any():
+        which = _list(np.flatnonzero(bad))
+        if nonfinite == "raise":
+            raise NonFiniteError(
+                f"traces of ROIs {which} hold NaN or infinite values; interpolate or "
+                "drop those frames before deconvolving, or pass nonfinite='nan'"
+            )
+        warn_user(f"traces of ROIs {which} hold NaN or infinite values: their outputs are NaN")
+        rows = rows.copy()  # never write into the caller's array
+        rows[bad] = 0.0
     g_given = _g_from_tau(tau, frame_rate, model)
     need = MIN_FRAMES if (g_given is None or noise is None) else 3
     if total < need:
@@ -290,13 +302,13 @@ def deconvolve(
     if g_given is not None:
         g[:, :p] = g_given
     # Constant traces (or zero noise) have nothing to deconvolve and would divide by 0.
-    flat = (np.ptp(rows, axis=1) == 0) if n else np.zeros(0, bool)
+    flat = ((np.ptp(rows, axis=1) == 0) & ~bad) if n else np.zeros(0, bool)
     if flat.any():
         warn_user(
             f"traces of ROIs {_list(np.flatnonzero(flat))} are constant: nothing to "
             "deconvolve; their calcium and spikes are 0, their g NaN"
         )
-    zero_noise = ~flat & (sn <= 0)
+    zero_noise = ~flat & ~bad & (sn <= 0)
     if zero_noise.any():
         raise ParameterError(
             f"the noise of ROIs {_list(np.flatnonzero(zero_noise))} is 0; give noise= > 0"
@@ -305,7 +317,7 @@ def deconvolve(
     spikes = np.zeros_like(rows)
     b = np.where(flat, rows[:, 0] if total else 0.0, 0.0)
     lam = np.zeros(n)
-    work = np.flatnonzero(~flat)
+    work = np.flatnonzero(~flat & ~bad)
     if work.size:
         sub = rows[work] if work.size < n else rows
         gs, cs, ss = g[work], np.zeros_like(sub), np.zeros_like(sub)
@@ -329,6 +341,10 @@ def deconvolve(
         calcium[work], spikes[work], b[work], lam[work], g[work] = cs, ss, bs, ls, gs
     g = g[:, :p]
     g[flat] = np.nan
+    if bad.any():
+        sn = np.array(sn, np.float64)
+        for arr in (calcium, spikes, b, lam, g, sn):
+            arr[bad] = np.nan
     if one:
         return Deconvolution(calcium[0], spikes[0], float(b[0]), g[0], float(sn[0]), float(lam[0]))
     return Deconvolution(calcium, spikes, b, g, np.asarray(sn, np.float64), lam)
