@@ -204,6 +204,15 @@ def test_simulated_spikes_are_found(model, low):
     np.testing.assert_allclose(d.baseline, 0.0, atol=0.05)
 
 
+@pytest.mark.parametrize("model", ["ar1", "ar2"])
+@pytest.mark.parametrize("penalty", ["l1", "l0"])
+def test_noise_above_the_signal_gives_no_calcium(model, penalty):
+    y = np.random.default_rng(0).normal(size=500) + 3.0
+    d = deconvolve(y, noise=10.0, model=model, penalty=penalty)
+    assert (d.calcium == 0).all() and (d.spikes == 0).all()
+    assert d.baseline == pytest.approx(y.mean(), abs=0.05)
+
+
 def test_tau_gives_g():
     d = deconvolve(np.random.default_rng(0).normal(size=100), tau=1.0, frame_rate=30.0, noise=1.0)
     np.testing.assert_allclose(d.g, [np.exp(-1 / 30)])

@@ -130,6 +130,16 @@ def _ar1_constrained(x, g, thresh, fix_b, b_fixed, pt, pl, pyd, h, s1, s2):
     """
     total = x.shape[0]
     inv1g = 1.0 / (1.0 - g)
+    b = b_fixed if fix_b else s1[total] / total
+    if s2[total] - 2.0 * b * s1[total] + total * b * b <= thresh:
+        # no calcium at all already meets the constraint: |s|_1 = 0 is the optimum
+        pt[0] = 0
+        pl[0] = total
+        acc = 0.0
+        for t in range(total):
+            acc += h[t] * x[t]
+        pyd[0] = acc
+        return 1, b, max(0.0, acc - b * (1.0 - h[total]) * inv1g)
     for t in range(total):
         pt[t] = t
         pl[t] = 1
@@ -462,12 +472,11 @@ def _one(y, p, g, sn, estimate_g, penalty, fix_b, b_fixed, fudge, c, s):
             s2[t + 1] = s2[t] + x[t] * x[t]
         pyd = np.empty(total)
         n, b, lam = _ar1_constrained(x, g1, thresh, fix_b, 0.0, pt, pl, pyd, h, s1, s2)
-        if penalty == 0:
+        _ar1_fill(pt, pl, pyd, n, h, g1, b, lam, c)
+        if penalty == 0 and not _empty(c):
             # reported in place of lam: the smallest spike size
             n, lam = _ar1_l0(x, g1, thresh, b, pt, pl, pyd, h, s1, s2, n)
             _ar1_fill(pt, pl, pyd, n, h, g1, b, 0.0, c)
-        else:
-            _ar1_fill(pt, pl, pyd, n, h, g1, b, lam, c)
     else:
         d, dd, dx, reach = _ar2_response(g1, g2, total)
         z = np.empty(total)
@@ -477,7 +486,7 @@ def _one(y, p, g, sn, estimate_g, penalty, fix_b, b_fixed, fudge, c, s):
         b, lam = _ar2_constrained(
             x, g1, g2, thresh, fix_b, 0.0, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c
         )
-        if penalty == 0:
+        if penalty == 0 and not _empty(c):
             lam = _ar2_l0(x, g1, g2, thresh, b, d, dd, dx, reach, z, pt, pl, pv, pe, pe2, c)
     s[0] = 0.0
     for t in range(1, total):
@@ -485,6 +494,13 @@ def _one(y, p, g, sn, estimate_g, penalty, fix_b, b_fixed, fudge, c, s):
         # within a pool s is 0 up to rounding; the model has no negative spikes
         s[t] = v if v > 1e-12 * (abs(c[t]) + 1e-300) else 0.0
     return b + ref, lam, g1, g2
+
+
+def _empty(c):
+    for t in range(c.shape[0]):
+        if c[t] != 0.0:
+            return False
+    return True
 
 
 def _ar1_l0(x, g, thresh, b, pt, pl, pyd, h, s1, s2, n_l1):
@@ -582,6 +598,7 @@ _NAMES = (
     "_ar1_fill",
     "_ar1_constrained",
     "_ar1_tighten",
+    "_empty",
     "_ar1_l0",
     "_ar1_places",
     "_ar2_response",
