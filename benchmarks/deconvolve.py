@@ -44,7 +44,7 @@ def main() -> None:
 
     oasis_import = time.perf_counter() - t0
     t0 = time.perf_counter()
-    from roitrace.deconvolve import deconvolve
+    from roitrace.deconvolution import deconvolve
 
     rt_import = time.perf_counter() - t0
 

@@ -1,4 +1,4 @@
-"""roitrace.deconvolve: OASIS against its published definition, oasis-deconv and the
+"""roitrace.deconvolution: OASIS against its published definition, oasis-deconv and the
 simulator's truth; detect_events."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from scipy.signal import lfilter
 
 import roitrace
 from roitrace import _kernels
-from roitrace.deconvolve import (
+from roitrace.deconvolution import (
     Deconvolution,
     ShortTraceError,
     deconvolve,
