@@ -235,9 +235,9 @@ def deconvolve(
     Spikes are in the units of the trace (for dF/F: the jump of dF/F one spike
     causes), placed at the frame where the calcium rises. The l1 penalty shrinks
     the fit, so the estimated baseline sits a little above the true one when cells
-    are active most of the time. ``"ar2"`` uses the paper's greedy pool merging,
-    within about 1% of the l1 optimum (the calcium agrees with an exact solver to
-    0.999 correlation; spikes are somewhat more spread). The first call on a
+    are active most of the time. ``"ar2"`` starts from the paper's greedy pool
+    merging (about 0.5% above the l1 optimum) and finishes with an exact
+    active-set refinement. The first call on a
     machine compiles the kernels (about a minute; cached on disk afterwards).
     Without numba (or with ``ROITRACE_NUMBA=0``) the same functions run as
     Python: the same results, about a hundred times slower.
