@@ -502,4 +502,8 @@ def _regression(
         r = new
         if done.all():
             break
+    # rounding in the baselines would fake a slope: a constant F holds no
+    # neuropil, a constant Fneu tells no r from another
+    r[np.ptp(f, axis=1) == 0] = 0.0
+    r[np.ptp(n, axis=1) == 0] = np.nan
     return r
