@@ -171,11 +171,12 @@ def stationary_neuropil(rng: np.random.Generator, t: int) -> np.ndarray:
 @given(seed=st.integers(0, 2**32 - 1), method=st.sampled_from(["smoothness", "regression"]))
 def test_no_neuropil_in_f_gives_r_near_zero(seed, method):
     rng = np.random.default_rng(seed)
-    f, _ = synthetic(rng, 4000, 0.0)
-    n = stationary_neuropil(rng, 4000)
+    # the smoothness method's chance spread is wider: at 4000 frames |r| reached
+    # 0.27 (regression: 0.1); at 16000, 0.12 on 60 seeds
+    t = 16000 if method == "smoothness" else 4000
+    f, _ = synthetic(rng, t, 0.0)
+    n = stationary_neuropil(rng, t)
     r = neuropil_coefficient(f, n, method=method, fill=False)
-    # the smoothness method's chance spread is wider: on 100 seeds the 99th
-    # percentile of |r| was 0.15 (regression: 0.08)
     assert abs(float(r)) < (0.2 if method == "smoothness" else 0.1)
 
 

@@ -40,9 +40,9 @@ methods here estimate ``r`` from the traces themselves.
     consecutive blocks of ``window`` frames. Both are then smoothed over
     ``smooth`` frames (a moving average), which leaves the slope as it is but
     averages away the ring's shot noise, which would bias a slope of F on Fneu
-    towards 0. A frame is quiet when ``F - r Fneu`` (detrended) is below its
-    own running ``q``-th percentile baseline plus ``n_sigma`` noise sigmas, sigma
-    being ``(median - q-th percentile) / z_q`` of that detrended trace (the
+    towards 0. A frame is quiet when ``F - r Fneu`` (both detrended) is below
+    its ``q``-th percentile plus ``n_sigma`` noise sigmas, sigma being
+    ``(median - q-th percentile) / z_q`` of that trace (the
     spread of its lower part, which the cell's activity barely reaches; ``z_q``
     the normal quantile). r starts from the least-squares slope over all
     frames and is refitted (Huber weights on the quiet frames, then a new quiet
@@ -68,6 +68,7 @@ from typing import Any
 
 import numpy as np
 
+from ._kernels import _numba_module
 from ._validate import choice, integer, number
 from ._warnings import warn_user
 from .errors import NonFiniteError, ParameterError, ShapeMismatchError
@@ -109,6 +110,8 @@ _REGRESSION_ITERATIONS = 30
 _HUBER_K = 1.345
 #: Bytes of float64 work arrays the banded solves may hold at once.
 _CHUNK_BYTES = 64 << 20
+#: The regression's quiet level and noise come from at most this many frames.
+_LEVEL_FRAMES = 8192
 
 
 @dataclass(frozen=True, eq=False)
@@ -448,10 +451,11 @@ def running_baseline(x: np.ndarray, window: int, q: float) -> np.ndarray:
         return np.repeat(levels, t, axis=-1)
     centres = (edges[:-1] + edges[1:] - 1) / 2.0
     frames = np.arange(t)
-    # np.interp is 1-D: interpolate all rows at once by hand
-    j = np.clip(np.searchsorted(centres, frames, side="right") - 1, 0, n_blocks - 2)
-    w = np.clip((frames - centres[j]) / (centres[j + 1] - centres[j]), 0.0, 1.0)
-    return levels[..., j] * (1.0 - w) + levels[..., j + 1] * w
+    flat = levels.reshape(-1, n_blocks)
+    out = np.empty((flat.shape[0], t))
+    for i, row in enumerate(flat):
+        out[i] = np.interp(frames, centres, row)
+    return out.reshape(x.shape)
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
@@ -462,48 +466,99 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
     return uniform_filter1d(x, width, axis=-1, mode="nearest")
 
 
-def _weighted_slope(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Slope and intercept of the weighted least-squares line of y on x, per row."""
-    sw = w.sum(axis=1)
-    safe = np.where(sw > 0, sw, 1.0)
-    mx = (w * x).sum(axis=1) / safe
-    my = (w * y).sum(axis=1) / safe
-    dx = x - mx[:, None]
-    sxx = (w * dx * dx).sum(axis=1)
-    sxy = (w * dx * (y - my[:, None])).sum(axis=1)
+def _line(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Slope and intercept from the weighted sums ``(w, wx, wy, wxx, wxy)`` per row."""
+    sw, sx, sy, sxx, sxy = sums.T
     with np.errstate(invalid="ignore", divide="ignore"):
-        slope = np.where(sxx > 0, sxy / np.where(sxx > 0, sxx, 1.0), np.nan)
+        mx, my = sx / sw, sy / sw
+        # x is detrended (mean near 0): the one-pass sums lose nothing to cancellation
+        vxx = sxx - sx * mx
+        slope = np.where(vxx > 0, (sxy - sx * my) / vxx, np.nan)
     return slope, my - slope * mx
+
+
+def _weighted_sums_numpy(x, y, r, c, threshold, scale) -> np.ndarray:
+    """What the compiled ``weighted_sums`` computes (see _kernels/neuropil_fit.py)."""
+    e = y - r[:, None] * x
+    d = np.abs(e - c[:, None])
+    with np.errstate(divide="ignore"):
+        w = np.where(d > scale[:, None], scale[:, None] / d, 1.0)
+    w *= e <= threshold[:, None]
+    wx = w * x
+    return np.stack(
+        [
+            w.sum(axis=1),
+            wx.sum(axis=1),
+            np.einsum("ij,ij->i", w, y),
+            np.einsum("ij,ij->i", wx, x),
+            np.einsum("ij,ij->i", wx, y),
+        ],
+        axis=1,
+    )
+
+
+def _weighted_sums(x, y, r, c, threshold, scale) -> np.ndarray:
+    if _numba_module() is None:
+        return _weighted_sums_numpy(x, y, r, c, threshold, scale)
+    from ._kernels.neuropil_fit import weighted_sums
+
+    return weighted_sums(x, y, r, c, threshold, scale)
 
 
 def _regression(
     f: np.ndarray, n: np.ndarray, *, window: int, q: float, n_sigma: float, smooth: int
 ) -> np.ndarray:
+    out = np.empty(f.shape[0])
+    # rows at a time: a few (rows, T) work arrays stay within a few _CHUNK_BYTES
+    step = max(1, _CHUNK_BYTES // (8 * f.shape[1]))
+    for r0 in range(0, f.shape[0], step):
+        rows = slice(r0, r0 + step)
+        out[rows] = _regression_rows(
+            f[rows], n[rows], window=window, q=q, n_sigma=n_sigma, smooth=smooth
+        )
+    # rounding in the baselines would fake a slope: a constant F holds no
+    # neuropil, a constant Fneu tells no r from another
+    out[np.ptp(f, axis=1) == 0] = 0.0
+    out[np.ptp(n, axis=1) == 0] = np.nan
+    return out
+
+
+def _regression_rows(
+    f: np.ndarray, n: np.ndarray, *, window: int, q: float, n_sigma: float, smooth: int
+) -> np.ndarray:
     y = _moving_average(f - running_baseline(f, window, q), smooth)
     x = _moving_average(n - running_baseline(n, window, q), smooth)
+    # The quiet level and noise come from evenly spaced frames, at most
+    # _LEVEL_FRAMES of them: percentiles of more cost time and change nothing.
+    stride = -(-y.shape[1] // _LEVEL_FRAMES)
+    xs, ys = x[:, ::stride], y[:, ::stride]
     # Noise below the baseline is the quiet cell's alone (activity only adds
     # fluorescence): median - q-th percentile is z_q sigmas of it.
     z = -NormalDist().inv_cdf(q / 100.0) if q < 50.0 else 1.0
-    r, c = _weighted_slope(x, y, np.ones_like(y))
+    rows = np.arange(y.shape[0])
+    r, c = _line(
+        _weighted_sums(
+            x,
+            y,
+            np.zeros(rows.size),
+            np.zeros(rows.size),
+            np.full(rows.size, np.inf),
+            np.full(rows.size, np.inf),
+        )
+    )
+    active = rows[np.isfinite(r)]
     for _ in range(_REGRESSION_ITERATIONS):
-        if not np.isfinite(r).any():
+        if active.size == 0:
             break
-        rr, cc = np.nan_to_num(r), np.nan_to_num(c)
-        e = y - rr[:, None] * x
-        e -= running_baseline(e, window, q)
-        sigma = np.median(e, axis=1) / z
-        quiet = e <= n_sigma * sigma[:, None]
+        ra, ca = r[active], c[active]
+        # both traces are detrended already: one level per ROI is its baseline
+        low, mid = np.percentile(ys[active] - ra[:, None] * xs[active], [q, 50.0], axis=1)
+        sigma = np.maximum((mid - low) / z, 0.0)
         # Huber weights on the quiet frames' distances from the current line
-        resid = np.abs(y - (rr[:, None] * x + cc[:, None]))
-        scale = _HUBER_K * np.where(sigma > 0, sigma, 1.0)[:, None]
-        w = quiet * np.minimum(1.0, scale / np.maximum(resid, 1e-300))
-        new, c = _weighted_slope(x, y, w)
-        done = np.abs(np.nan_to_num(new) - rr) < 1e-4
-        r = new
-        if done.all():
-            break
-    # rounding in the baselines would fake a slope: a constant F holds no
-    # neuropil, a constant Fneu tells no r from another
-    r[np.ptp(f, axis=1) == 0] = 0.0
-    r[np.ptp(n, axis=1) == 0] = np.nan
+        scale = _HUBER_K * np.where(sigma > 0, sigma, 1.0)
+        sums = _weighted_sums(x[active], y[active], ra, ca, low + n_sigma * sigma, scale)
+        new, new_c = _line(sums)
+        moved = ~(np.abs(new - ra) < 1e-4)  # NaN: stop too
+        r[active], c[active] = new, new_c
+        active = active[moved & np.isfinite(new)]
     return r
