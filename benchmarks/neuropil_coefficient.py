@@ -44,7 +44,8 @@ method:
 
 The same ``HF shared`` is measured on the real Thunder recording
 (``../shared/data/thunder-mouse/mouse.tif``, ROIs from
-``roitrace.find_rois(movie, method="otsu", min_size=5)``), where every method runs too and their distributions are compared (no truth there).
+``roitrace.find_rois(movie, method="otsu", min_size=5)``), where every method runs
+too and their distributions are compared (no truth there).
 
 Timing. 2000 ROIs x 50,000 frames of synthetic traces (float64): the fast smoothness
 method and the regression, best of 2 calls after a warm-up, against a plain grid
