@@ -95,8 +95,10 @@ CONDITIONS = {
 }
 QUICK = ["default (40 photons/unit, neuropil 0.5, 0.5 Hz)", "noisy (10 photons/unit)"]
 METHODS = {
-    "smoothness (AllenSDK)": dict(method="smoothness"),
-    "smoothness (ophys_etl, unscaled folds)": dict(method="smoothness", fold_normalization=False),
+    "smoothness (published)": dict(method="smoothness"),
+    "smoothness (early AllenSDK, folds rescaled)": dict(
+        method="smoothness", fold_normalization=True
+    ),
     "regression": dict(method="regression"),
 }
 GAP, WIDTH = 2, 3

@@ -26,11 +26,11 @@ from roitrace.errors import NonFiniteError, ParameterError, ShapeMismatchError
 
 
 # -- the published smoothness method, written plainly ----------------------------------------
-def allen_r(f_m: np.ndarray, f_n: np.ndarray, *, normalize: bool = True) -> float:
+def allen_r(f_m: np.ndarray, f_n: np.ndarray, *, normalize: bool = False) -> float:
     """AllenSDK's r_neuropil.estimate_contamination_ratios, step by step and slow:
     a sparse M = I + 0.05 L'L, 4 folds of int(T / 4) frames (each rescaled so that
-    F_N spans [0, 1] when ``normalize``, as AllenSDK's normalize_F; ophys_etl
-    does not), and for each candidate r one solve_banded per fold."""
+    F_N spans [0, 1] when ``normalize``, as an earlier version's normalize_F did),
+    and for each candidate r one solve_banded per fold."""
     lam, folds = 0.05, 4
     t_f = int(len(f_m) / folds)
     ls = -sparse.eye(t_f - 1, t_f, format="csr") + sparse.eye(t_f - 1, t_f, 1, format="csr")

@@ -8,13 +8,14 @@ methods here estimate ``r`` from the traces themselves.
 ``"smoothness"``
     The method the Allen Brain Observatory was processed with (de Vries et al.
     2020, Nature Neuroscience 23:138, Methods, "Neuropil subtraction"; the code
-    is AllenSDK's ``allensdk/brain_observatory/r_neuropil.py``). The trace is
-    cut into 4 folds of ``T // 4`` frames (the last ``T % 4`` frames are
-    unused); on each fold F_C minimises ``|F_C - (F - r Fneu)|^2 + lam |D
-    F_C|^2`` (D the first difference, ``lam = 0.05``) and the fold's error is
-    ``RMS(F_C - (F - r Fneu)) / mean(F)``, both scaled first so that Fneu spans
-    [0, 1] on the fold (AllenSDK's ``normalize_F``; ``fold_normalization=False``
-    gives the later ophys_etl_pipelines version, which does not scale). ``r``
+    is AllenSDK's ``allensdk/brain_observatory/r_neuropil.py``, which
+    ophys_etl_pipelines' ``neuropil_correction`` copies). The trace is cut into
+    4 folds of ``T // 4`` frames (the last ``T % 4`` frames are unused); on
+    each fold F_C minimises ``|F_C - (F - r Fneu)|^2 + lam |D F_C|^2`` (D the
+    first difference, ``lam = 0.05``) and the fold's error is ``RMS(F_C - (F -
+    r Fneu)) / mean(F)``, with F the fold's raw trace. (An earlier version of
+    r_neuropil.py first rescaled each fold so that Fneu spans [0, 1], its
+    ``normalize_F``, since commented out: ``fold_normalization=True``.) ``r``
     minimises the mean error of the folds on AllenSDK's grid: ``np.arange(0, 2,
     0.1)``, then ``0.01`` and ``0.001`` steps between the neighbours of the
     best value, the range moving up whenever the best value is its last one.
@@ -127,7 +128,7 @@ class NeuropilCoefficient:
     converged : numpy.ndarray of bool, shape (roi,) or ()
         ``raw`` is finite and within [0, 1].
     filled : numpy.ndarray of bool, shape (roi,) or ()
-        ``r`` was filled in (``~converged``).
+        ``r`` was filled in (``~converged``; all False with ``fill=False``).
     method : str
         The method that ran (``"estimate"`` resolved to its method).
     """
@@ -147,7 +148,7 @@ def neuropil_coefficient(
     fill: bool = True,
     full_output: bool = False,
     lam: float = _LAMBDA,
-    fold_normalization: bool = True,
+    fold_normalization: bool = False,
     window: int | None = None,
     q: float = 10.0,
     n_sigma: float = 2.0,
@@ -176,9 +177,10 @@ def neuropil_coefficient(
         ``"smoothness"`` only: weight of the smoothness penalty (> 0; 0.05 as
         published).
     fold_normalization : bool
-        ``"smoothness"`` only: scale each fold so that Fneu spans [0, 1] before
-        the error is measured, as AllenSDK's ``r_neuropil.py`` does (default);
-        False measures it on the raw traces (ophys_etl_pipelines).
+        ``"smoothness"`` only: rescale each fold so that Fneu spans [0, 1]
+        before the error is measured, as an earlier AllenSDK ``r_neuropil.py``
+        did; the default (False) measures it on the raw traces, as AllenSDK's
+        current code and ophys_etl_pipelines do.
     window : int, optional
         ``"regression"`` only: frames per block of the running baseline
         (>= 3, at most T); default 900 frames or ``T // 4`` when shorter.
@@ -371,17 +373,20 @@ def _smoothness(f: np.ndarray, n: np.ndarray, *, lam: float, normalize: bool) ->
     aa, ab, bb, length = fold_quadratics(f, n, lam=lam)
     cuts = [slice(i * length, (i + 1) * length) for i in range(_FOLDS)]
     mean_f = np.stack([f[:, c].mean(axis=1) for c in cuts])
+    lo = np.stack([n[:, c].min(axis=1) for c in cuts])
+    flat = lo == np.stack([n[:, c].max(axis=1) for c in cuts])
+    # a constant Fneu has no fast part: keep rounding from making one up
+    ab[flat] = 0.0
+    bb[flat] = 0.0
     if normalize:
-        # AllenSDK rescales each fold by Fneu's range and minimum: the residual
-        # scales by 1/range (the offset is smooth and drops out), and so does
-        # mean(F) - min(Fneu); the range cancels.
-        lo = np.stack([n[:, c].min(axis=1) for c in cuts])
-        hi = np.stack([n[:, c].max(axis=1) for c in cuts])
+        # The early AllenSDK rescaled each fold by Fneu's range and minimum: the
+        # residual scales by 1/range (the offset is smooth and drops out), and so
+        # does mean(F) - min(Fneu); the range cancels. A flat fold divides by 0.
         denom = np.abs(mean_f - lo)
-        undefined = (hi == lo).any(axis=0)
+        undefined = flat.any(axis=0)
     else:
         denom = np.abs(mean_f)
-        undefined = (bb == 0.0).all(axis=0)
+        undefined = flat.all(axis=0)
     undefined |= (denom == 0.0).any(axis=0)
     raw = np.full(f.shape[0], np.nan)
     for k in np.flatnonzero(~undefined):
