@@ -482,8 +482,9 @@ def _line(sums: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return slope, my - slope * mx
 
 
-def _weighted_sums_numpy(x, y, r, c, threshold, scale) -> np.ndarray:
+def _weighted_sums_numpy(x, y, rows, r, c, threshold, scale) -> np.ndarray:
     """What the compiled ``weighted_sums`` computes (see _kernels/neuropil_fit.py)."""
+    x, y = x[rows], y[rows]
     e = y - r[:, None] * x
     d = np.abs(e - c[:, None])
     with np.errstate(divide="ignore"):
@@ -502,12 +503,12 @@ def _weighted_sums_numpy(x, y, r, c, threshold, scale) -> np.ndarray:
     )
 
 
-def _weighted_sums(x, y, r, c, threshold, scale) -> np.ndarray:
+def _weighted_sums(x, y, rows, r, c, threshold, scale) -> np.ndarray:
     if _numba_module() is None:
-        return _weighted_sums_numpy(x, y, r, c, threshold, scale)
+        return _weighted_sums_numpy(x, y, rows, r, c, threshold, scale)
     from ._kernels.neuropil_fit import weighted_sums
 
-    return weighted_sums(x, y, r, c, threshold, scale)
+    return weighted_sums(x, y, rows, r, c, threshold, scale)
 
 
 def _regression(
@@ -541,16 +542,9 @@ def _regression_rows(
     # fluorescence): median - q-th percentile is z_q sigmas of it.
     z = -NormalDist().inv_cdf(q / 100.0) if q < 50.0 else 1.0
     rows = np.arange(y.shape[0])
-    r, c = _line(
-        _weighted_sums(
-            x,
-            y,
-            np.zeros(rows.size),
-            np.zeros(rows.size),
-            np.full(rows.size, np.inf),
-            np.full(rows.size, np.inf),
-        )
-    )
+    everything = np.full(rows.size, np.inf)
+    zero = np.zeros(rows.size)
+    r, c = _line(_weighted_sums(x, y, rows, zero, zero, everything, everything))
     active = rows[np.isfinite(r)]
     for _ in range(_REGRESSION_ITERATIONS):
         if active.size == 0:
@@ -561,7 +555,7 @@ def _regression_rows(
         sigma = np.maximum((mid - low) / z, 0.0)
         # Huber weights on the quiet frames' distances from the current line
         scale = _HUBER_K * np.where(sigma > 0, sigma, 1.0)
-        sums = _weighted_sums(x[active], y[active], ra, ca, low + n_sigma * sigma, scale)
+        sums = _weighted_sums(x, y, active, ra, ca, low + n_sigma * sigma, scale)
         new, new_c = _line(sums)
         moved = ~(np.abs(new - ra) < 1e-4)  # NaN: stop too
         r[active], c[active] = new, new_c

@@ -11,17 +11,19 @@ import numpy as np
 
 
 @_nb.njit(cache=True, nogil=True, parallel=True, fastmath=False)
-def weighted_sums(x, y, r, c, threshold, scale):  # pragma: no cover - compiled
-    """Per row: Huber-weighted sums over the quiet frames (``y - r x <= threshold``),
-    ``(sum w, sum w x, sum w y, sum w x x, sum w x y)``, the weight of a quiet frame
-    being ``min(1, scale / |y - r x - c|)``; in one pass, without temporaries."""
-    n_rows, n_t = x.shape
+def weighted_sums(x, y, rows, r, c, threshold, scale):  # pragma: no cover - compiled
+    """For row ``rows[i]`` of x and y, Huber-weighted sums over the quiet frames
+    (``y - r x <= threshold``): ``(sum w, sum w x, sum w y, sum w x x, sum w x y)``,
+    the weight of a quiet frame being ``min(1, scale / |y - r x - c|)``; in one
+    pass, without temporaries."""
+    n_rows, n_t = rows.size, x.shape[1]
     out = np.zeros((n_rows, 5))
     for i in _nb.prange(n_rows):
+        k = rows[i]
         ri, ci, ti, si = r[i], c[i], threshold[i], scale[i]
         sw = sx = sy = sxx = sxy = 0.0
         for t in range(n_t):
-            xv, yv = x[i, t], y[i, t]
+            xv, yv = x[k, t], y[k, t]
             e = yv - ri * xv
             if e <= ti:
                 d = abs(e - ci)
