@@ -32,6 +32,7 @@ method:
 * ``HF corr. with farthest ring``: correlation of Fneu's frame-to-frame differences
   with those of the ring of the farthest ROI: fast fluctuations common to the whole
   field (laser, motion, a global rhythm) rather than local neuropil;
+* ``corr(Fneu, frame mean)``: how much of Fneu is one field-wide fluctuation;
 * ``HF shared``: the fraction of the variance of Fneu's frame-to-frame differences
   that is neuropil rather than the ring's own noise, from the correlation rho of the
   differences of two halves of each ring's pixels (every other pixel):
@@ -154,6 +155,13 @@ def hf_distant(fneu: np.ndarray, labels: np.ndarray) -> np.ndarray:
     return corr_rows(d, d[far])
 
 
+def frame_corr(fneu: np.ndarray, movie: np.ndarray) -> np.ndarray:
+    """Per ROI, the correlation of Fneu with the mean of the whole frame: how much
+    of the neuropil is one field-wide fluctuation."""
+    g = movie.reshape(movie.shape[0], -1).mean(axis=1, dtype=np.float64)
+    return corr_rows(fneu, np.broadcast_to(g, fneu.shape))
+
+
 def q(x: np.ndarray, fmt: str = "{:+.3f}") -> str:
     lo, mid, hi = np.nanpercentile(x, [10, 50, 90])
     return f"{fmt.format(mid)} ({fmt.format(lo)}..{fmt.format(hi)})"
@@ -170,6 +178,7 @@ def run_condition(name: str, extra: dict, seed: int) -> list[str]:
     track = slope(detrend(n), detrend(in_cell))
     shared = hf_shared(sim.movie, sim.labels)
     distant = hf_distant(n, sim.labels)
+    frame = frame_corr(n, sim.movie)
     rows = []
     cands = {}
     for label, kw in METHODS.items():
@@ -194,7 +203,7 @@ def run_condition(name: str, extra: dict, seed: int) -> list[str]:
     rows.append(
         f"| {name} | *diagnostics* | ring/in-cell slope {q(track, '{:.2f}')} | "
         f"HF shared {q(shared, '{:.2f}')} | HF corr. with farthest ring "
-        f"{q(distant, '{:.2f}')} | |"
+        f"{q(distant, '{:.2f}')} | corr(Fneu, frame mean) {q(frame, '{:.2f}')} |"
     )
     return rows
 
@@ -213,10 +222,13 @@ def thunder() -> list[str]:
     f, n = ds["F"].values.astype(np.float64), ds["Fneu"].values.astype(np.float64)
     shared = hf_shared(movie, rois.to_labels())
     distant = hf_distant(n, rois.to_labels())
+    frame = frame_corr(n, movie)
     lines = [
         f"Thunder mouse cortex: {movie.shape[0]} frames of {movie.shape[1]}x{movie.shape[2]}, "
         f"{f.shape[0]} ROIs from find_rois; HF shared {q(shared, '{:.2f}')}; "
-        f"HF corr. with farthest ring {q(distant, '{:.2f}')}",
+        f"HF corr. with farthest ring {q(distant, '{:.2f}')}; "
+        f"corr(Fneu, frame mean) {q(frame, '{:.2f}')}; "
+        f"ROI sizes {q(ds['npix'].values, '{:.0f}')} px",
         "",
         "| method | r median (10..90 %) | outside [0, 1] | r after filling, median |",
         "|---|---|---|---|",
