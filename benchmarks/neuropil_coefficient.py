@@ -35,7 +35,7 @@ method:
 * ``corr(Fneu, frame mean)``: how much of Fneu is one field-wide fluctuation;
 * ``HF shared``: the fraction of the variance of Fneu's frame-to-frame differences
   that is neuropil rather than the ring's own noise, from the correlation rho of the
-  differences of two halves of each ring's pixels (every other pixel):
+  differences of the two halves of each ring (above and below the ROI's centroid):
   ``2 rho / (1 + rho)`` (Spearman-Brown). "smoothness" only sees these fastest
   fluctuations, so its r is about ``contamination x HF shared`` when the ring's
   neuropil is the cell's;
@@ -126,17 +126,23 @@ def corr_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def hf_shared(movie: np.ndarray, labels: np.ndarray) -> np.ndarray:
-    """Per ROI, the share of Fneu's frame-to-frame variance that is common to two
-    halves of its ring (neuropil) rather than independent (noise)."""
+    """Per ROI, the share of Fneu's frame-to-frame variance that is common to the
+    two halves of its ring (neuropil) rather than independent (noise). The halves
+    are opposite (above and below the ROI's centroid), not interleaved pixels:
+    a downsampled recording such as Thunder's shares noise between neighbouring
+    pixels (its frame-to-frame differences correlate 0.40 one pixel apart, 0.05
+    two apart), which interleaved halves would count as neuropil."""
     rings = neuropil_rings(RoiSet.from_labels(labels), gap=GAP, width=WIDTH)
     flat = movie.reshape(movie.shape[0], -1)
     out = []
-    for ring in rings:
-        if ring.size < 4:
+    for k, ring in enumerate(rings):
+        cy = np.argwhere(labels == k + 1)[:, 0].mean()
+        upper = ring // labels.shape[1] < cy
+        if upper.sum() < 2 or (~upper).sum() < 2:
             out.append(np.nan)
             continue
-        a = np.diff(flat[:, ring[::2]].astype(np.float64).mean(axis=1))
-        b = np.diff(flat[:, ring[1::2]].astype(np.float64).mean(axis=1))
+        a = np.diff(flat[:, ring[upper]].astype(np.float64).mean(axis=1))
+        b = np.diff(flat[:, ring[~upper]].astype(np.float64).mean(axis=1))
         rho = np.corrcoef(a, b)[0, 1]
         out.append(2 * rho / (1 + rho))
     return np.array(out)

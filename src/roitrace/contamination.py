@@ -80,6 +80,7 @@ __all__ = [
     "ESTIMATE_METHOD",
     "NEUROPIL_FACTOR_METHODS",
     "NeuropilCoefficient",
+    "fill_value",
     "neuropil_coefficient",
 ]
 
@@ -213,8 +214,15 @@ def neuropil_coefficient(
     Warns
     -----
     UserWarning
-        When ROIs were filled, naming them; a constant Fneu (on a fold, for
-        ``"smoothness"``) leaves r undefined and is filled like the rest.
+        When ROIs were filled, naming them.
+
+    Notes
+    -----
+    Constant traces: a constant F holds no neuropil and gets r = 0; a constant
+    Fneu (for ``"smoothness"``: constant on every fold, or on any fold with
+    ``fold_normalization=True``) cannot tell one r from another: its raw r is
+    NaN, it has not converged, and is filled (and named in the warning) like
+    the other unconverged ROIs.
 
     Examples
     --------
