@@ -277,3 +277,19 @@ def test_running_baseline_follows_a_trend():
     x = 100 * np.exp(-t / 3000) + np.random.default_rng(0).normal(0, 1, 5000)
     base = running_baseline(x[None], 500, 50)[0]
     assert np.abs(base - 100 * np.exp(-t / 3000))[300:-300].max() < 1.5
+
+
+def test_compiled_pass_matches_numpy():
+    from roitrace import _kernels
+    from roitrace.contamination import _weighted_sums_numpy
+
+    if not _kernels.available():
+        pytest.skip("numba is not in use")
+    from roitrace._kernels.neuropil_fit import weighted_sums
+
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(5, 300)), rng.normal(size=(5, 300))
+    rows = np.array([4, 0, 2])
+    args = (x, y, rows, rng.uniform(0, 1, 3), rng.normal(0, 0.1, 3), rng.uniform(0, 1, 3))
+    args += (rng.uniform(0.2, 1, 3),)
+    assert_allclose(weighted_sums(*args), _weighted_sums_numpy(*args), rtol=1e-12)
