@@ -403,3 +403,47 @@ def test_negative_values_are_refused_for_unsigned_types():
 def test_too_many_cells_to_place():
     with pytest.raises(ParameterError, match="could not place 100 cells"):
         simulate(shape=(32, 32), n_frames=10, n_cells=100, seed=0)
+
+
+# -- contamination: the true neuropil coefficient ------------------------------------------
+def test_contamination_default_changes_nothing(sim):
+    again = simulate(seed=SEED, contamination=1.0)
+    assert_array_equal(again.movie, sim.movie)
+    assert_array_equal(sim.contamination, np.ones(sim.n_cells))
+    assert sim.contamination.dtype == np.float64 and not sim.contamination.flags.writeable
+
+
+def test_contamination_range_draws_per_cell_from_its_own_stream(sim):
+    drawn = simulate(seed=SEED, contamination=(0.3, 1.0))
+    c = drawn.contamination
+    assert c.shape == (sim.n_cells,) and np.all((c >= 0.3) & (c <= 1.0)) and np.ptp(c) > 0
+    # the other streams are untouched: same cells, activity and neuropil outside the cells
+    for name in ("labels", "footprints", "traces", "spikes", "resting", "bleaching"):
+        assert_array_equal(getattr(drawn, name), getattr(sim, name))
+    assert_allclose(drawn.neuropil, sim.neuropil * c[:, None].astype(np.float32), rtol=1e-5)
+    assert drawn.params["contamination"] == (0.3, 1.0)
+    assert_array_equal(simulate(**drawn.params).contamination, c)
+
+
+def test_contamination_zero_takes_the_neuropil_out_of_the_cells():
+    kw = dict(seed=3, n_frames=400, read_noise=0.0, photons_per_unit=400.0, dtype="float32")
+    full, none = simulate(**kw), simulate(**kw, contamination=0.0)
+    assert_array_equal(none.neuropil, 0.0)
+    diff = full.movie.astype(np.float64) - none.movie
+    gain = full.params["gain"]
+    for k in range(full.n_cells):
+        inside = full.labels == k + 1
+        # what left the label is its neuropil (shot noise of 400 photons/unit aside)
+        lost = diff[:, inside].mean(axis=1)
+        assert corr(lost, full.neuropil[k]) > 0.9
+        assert abs(lost.mean() / full.neuropil[k].mean() - 1) < 0.02
+        assert np.abs(diff[:, inside].mean()) > 10 * gain
+    outside = full.labels == 0
+    assert abs(diff[:, outside].mean()) < 0.01 * np.abs(full.movie[:, outside]).mean()
+
+
+def test_contamination_checked():
+    with pytest.raises(ParameterError, match="contamination"):
+        simulate(contamination=-0.1)
+    with pytest.raises(ParameterError, match="contamination"):
+        simulate(contamination=(1.0, 0.5))

@@ -100,8 +100,13 @@ class Simulation:
         period; each one's transient first shows in the next frame.
     neuropil : numpy.ndarray of float32, shape (n_cells, T)
         True neuropil fluorescence (counts above the baseline, bleaching included)
-        averaged over each cell's label: the contamination a neuropil ring
-        estimates and should remove.
+        actually inside each cell's label, averaged over the label: it includes
+        the cell's ``contamination`` factor, so it is the contamination a
+        neuropil correction should remove (``contamination[k]`` times the
+        neuropil a ring around the cell would see there).
+    contamination : numpy.ndarray of float64, shape (n_cells,)
+        Factor multiplying the neuropil in each cell's label (the true neuropil
+        coefficient r of ``F - r * Fneu``); 1.0 everywhere by default.
     resting : numpy.ndarray of float32, shape (n_cells,)
         Each cell's resting fluorescence at its footprint's peak, in counts above
         the baseline at the first frame.
@@ -128,6 +133,7 @@ class Simulation:
     traces: np.ndarray
     spikes: np.ndarray
     neuropil: np.ndarray
+    contamination: np.ndarray
     resting: np.ndarray
     centers: np.ndarray
     radii: np.ndarray
@@ -225,6 +231,7 @@ def simulate(
     neuropil_event_rate: float = 0.5,
     baseline: float = 100.0,
     bleach_fraction: float = 0.2,
+    contamination: float | tuple[float, float] = 1.0,
     photons_per_unit: float = 40.0,
     gain: float = 15.0,
     read_noise: float = 10.0,
@@ -274,6 +281,17 @@ def simulate(
     bleach_fraction : float
         Fraction of all fluorescence lost by the last frame to photobleaching,
         in [0, 1).
+    contamination : float or (float, float)
+        Factor multiplying the neuropil inside each cell's label (>= 0): the
+        true neuropil coefficient, recorded in ``Simulation.contamination``. A
+        pair draws one value per cell uniformly from it, from a random stream of
+        its own (the rest of the movie does not change); a single number
+        applies to every cell. 1.0 (the default) leaves the neuropil under the
+        cells as it is around them; 0 takes it out of the cells entirely. It
+        applies to the label's pixels only (labels do not overlap, so a pixel
+        that two cells' footprints share takes the factor of the cell whose
+        label it is); the dim edge of a footprint outside its label keeps the
+        full neuropil, like the background around it.
     photons_per_unit : float
         Detected photons per pixel per frame for one fluorescence unit (> 0);
         sets the shot noise (fewer photons, noisier movie).
@@ -332,6 +350,8 @@ def simulate(
       cell_brightness``. Each activity :math:`m_j(t) = 1 +` slow drift
       (low-pass noise, 10 % SD, 2 s) + its own transients (half the amplitude,
       twice the decay of a cell's) + 0.3 x the cells' mean trace.
+    * Contamination: inside cell :math:`k`'s label :math:`n(x, t)` is
+      multiplied by ``contamination[k]``.
     * Bleaching: :math:`b(t) = (1 - f)^{t / (T - 1)}` with f = ``bleach_fraction``.
     * Shot noise is drawn exactly below 10 expected photons and above that from
       a normal distribution with the Cornish-Fisher skewness correction,
@@ -360,7 +380,10 @@ def simulate(
     n_t, n_k = p["n_frames"], p["n_cells"]
     # Independent streams: the cells' layout does not change with n_frames,
     # nor the activity with the frame size.
-    layout_seq, activity_seq, neuropil_seq, noise_seq = np.random.SeedSequence(p["seed"]).spawn(4)
+    # A fifth stream, spawned after the other four, leaves those four as they were.
+    layout_seq, activity_seq, neuropil_seq, noise_seq, contamination_seq = np.random.SeedSequence(
+        p["seed"]
+    ).spawn(5)
     layout_rng = np.random.default_rng(layout_seq)
     activity_rng = np.random.default_rng(activity_seq)
     neuropil_rng = np.random.default_rng(neuropil_seq)
@@ -386,6 +409,17 @@ def simulate(
         tau_decay=p["tau_decay"],
     )
     weights, activity = _neuropil(neuropil_rng, p, traces)
+    lo, hi = p["contamination"]
+    if lo == hi:
+        contamination = np.full(n_k, lo)
+    else:
+        contamination = np.random.default_rng(contamination_seq).uniform(lo, hi, n_k)
+    if np.any(contamination != 1.0):
+        # Scaling the spatial weights per pixel scales every component alike.
+        factor = np.ones((ny, nx), dtype=np.float32)
+        for k in range(n_k):
+            factor[labels == k + 1] = contamination[k]
+        weights = weights * factor
     bleaching = _bleaching(n_t, p["bleach_fraction"])
 
     photon_scale = p["photons_per_unit"]
@@ -427,6 +461,7 @@ def simulate(
         traces=traces,
         spikes=spikes,
         neuropil=neuropil,
+        contamination=contamination,
         resting=(resting_units * counts_scale).astype(np.float32),
         centers=centers,
         radii=radii,
@@ -517,6 +552,7 @@ def _check_params(**kw: Any) -> dict[str, Any]:
         "bleach_fraction": _number(
             "bleach_fraction", kw["bleach_fraction"], low=0.0, high=1.0, high_open=True
         ),
+        "contamination": _range("contamination", kw["contamination"], low=0.0, low_open=False),
         "photons_per_unit": _number(
             "photons_per_unit", kw["photons_per_unit"], low=0.0, low_open=True
         ),
