@@ -68,10 +68,12 @@ def assert_same_rois(got: RoiSet, want: RoiSet) -> None:
 def test_build_result_rebuilds_what_extract_returns(movie, labels):
     ds = rt.extract(movie, labels, neuropil={"gap": 1, "width": 2}, frames=(4, 25))
     trace_attrs = {
-        v: {k: a for k, a in ds[v].attrs.items() if k != "long_name"} for v in schema.TRACE_VARS
+        v: {k: a for k, a in ds[v].attrs.items() if k != "long_name"}
+        for v in schema.TRACE_VARS
+        if v in ds
     }
     rebuilt = build_result(
-        {v: ds[v].values for v in schema.TRACE_VARS},
+        {v: ds[v].values for v in schema.TRACE_VARS if v in ds},
         result_rois(ds),
         frames=ds["frame"].values,
         frame_rate=result_frame_rate(ds),
@@ -79,6 +81,8 @@ def test_build_result_rebuilds_what_extract_returns(movie, labels):
         npix_neuropil=ds["npix_neuropil"].values,
         snr=ds["snr"].values,
         skewness=ds["skewness"].values,
+        neuropil_factor=ds["neuropil_factor"].values,
+        noise=ds["noise"].values,
         trace_attrs=trace_attrs,
         source=ds.attrs["source"],
         parameters=result_parameters(ds),
@@ -122,8 +126,8 @@ def test_build_result_refuses_what_does_not_fit(labels):
     rois = RoiSet.from_labels(labels)
     with pytest.raises(ParameterError, match="give 'F'"):
         build_result({"Fneu": np.zeros((3, 4))}, rois, frames=np.arange(4))
-    with pytest.raises(ParameterError, match="spikes"):
-        build_result({"F": np.zeros((3, 4)), "spikes": 1}, rois, frames=np.arange(4))
+    with pytest.raises(ParameterError, match="spks"):
+        build_result({"F": np.zeros((3, 4)), "spks": 1}, rois, frames=np.arange(4))
     with pytest.raises(ShapeMismatchError, match=r"\(3, 4\)"):
         build_result({"F": np.zeros((2, 4))}, rois, frames=np.arange(4))
     with pytest.raises(ShapeMismatchError, match="snr"):

@@ -14,7 +14,9 @@ import sys as _sys
 from ._version import __version__
 from .aggregate import aggregate
 from .batch import batch
+from .contamination import NeuropilCoefficient, neuropil_coefficient
 from .datasets import Simulation, fetch, simulate
+from .deconvolution import Deconvolution, deconvolve, detect_events
 from .errors import (
     BaselineError,
     ClusterError,
@@ -45,8 +47,8 @@ from .extract import extract
 from .io import read_rois, write_rois
 from .movie import Movie, as_movie, open_movie
 from .neuropil import neuropil_ring
-from .normalize import baseline, dff, minmax, zscore
-from .options import Baseline, Execution, Neuropil, NWBImagingPlane, NWBSession
+from .normalize import Dff, baseline, dff, minmax, noise_level, zscore
+from .options import Baseline, Deconvolve, Execution, Neuropil, NWBImagingPlane, NWBSession
 from .plan import ExtractionPlan, plan_extraction
 from .projection import projection, projections
 from .rois import Roi, RoiSet, label
@@ -59,6 +61,9 @@ __all__ = [
     "Baseline",
     "BaselineError",
     "ClusterError",
+    "Deconvolution",
+    "Deconvolve",
+    "Dff",
     "DiskFullError",
     "EmptyMaskError",
     "Execution",
@@ -75,6 +80,7 @@ __all__ = [
     "NWBImagingPlane",
     "NWBSession",
     "Neuropil",
+    "NeuropilCoefficient",
     "NonFiniteError",
     "NotAMovieError",
     "OutputError",
@@ -95,6 +101,8 @@ __all__ = [
     "as_movie",
     "baseline",
     "batch",
+    "deconvolve",
+    "detect_events",
     "dff",
     "extract",
     "fetch",
@@ -102,7 +110,9 @@ __all__ = [
     "label",
     "load",
     "minmax",
+    "neuropil_coefficient",
     "neuropil_ring",
+    "noise_level",
     "open_movie",
     "pixel_traces",
     "pixel_weights",

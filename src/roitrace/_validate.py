@@ -140,7 +140,7 @@ def check_subject(subject: Mapping[str, Any] | None) -> dict[str, Any] | None:
     return out
 
 
-def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
+def choice(name: str, value: Any, choices: tuple[str, ...], *, hint: str = "") -> str:
     """Return ``value`` if it is one of ``choices``, else raise ParameterError listing them.
 
     Examples
@@ -153,7 +153,7 @@ def choice(name: str, value: Any, choices: tuple[str, ...]) -> str:
     roitrace.errors.ParameterError: method='mena' is unknown; use one of mean, median
     """
     if not isinstance(value, str) or value not in choices:
-        raise ParameterError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}")
+        raise ParameterError(f"{name}={value!r} is unknown; use one of {', '.join(choices)}{hint}")
     return value
 
 

@@ -571,6 +571,54 @@ def _as_float(v: Any) -> float:
     return x
 
 
+def _as_factor(v: Any) -> float | str:
+    """A number, or the name of a method that estimates the factor per ROI."""
+    try:
+        return _as_float(v)
+    except (TypeError, ValueError):
+        return str(v).strip().lower()
+
+
+def _as_window(v: Any) -> int | str:
+    """Frames (``900``) or seconds (``"60s"``)."""
+    text = str(v).strip()
+    return int(text) if text.isdigit() else text
+
+
+def _as_taus(v: Any) -> float | tuple[float, ...]:
+    """One time constant in seconds, or ``RISE,DECAY``."""
+    if isinstance(v, list | tuple):
+        return tuple(_as_float(x) for x in v)
+    values = tuple(_as_float(x) for x in str(v).split(","))
+    return values[0] if len(values) == 1 else values
+
+
+def _row_baseline(o: dict[str, Any]) -> Any:
+    """The row's baseline options as a Baseline (None: the default); pops them."""
+    from .options import Baseline
+
+    names = ("q", "window", "sigma", "noise_window")
+    given = {k: o.pop(f"baseline_{k}") for k in names if f"baseline_{k}" in o}
+    if "baseline" in o:
+        given["method"] = o.pop("baseline")
+    return Baseline(**given) if given else None
+
+
+def _row_deconvolve(o: dict[str, Any]) -> Any:
+    """The row's deconvolution options as a Deconvolve (None: none); pops them."""
+    from .options import Deconvolve
+
+    given = {
+        k: o.pop(f"deconvolve_{k}") for k in ("model", "penalty", "tau") if f"deconvolve_{k}" in o
+    }
+    on = o.pop("deconvolve", False)
+    if given and not on:
+        raise ParameterError(
+            f"{', '.join('deconvolve_' + k for k in given)} given without deconvolve=true"
+        )
+    return Deconvolve(**given) if on else None
+
+
 def _as_frames(v: Any) -> slice:
     a, b = str(v).split(":")
     return slice(int(a) if a.strip() else None, int(b) if b.strip() else None)
@@ -585,7 +633,7 @@ COLUMNS: dict[str, Callable[[Any], Any]] = {
     "neuropil_width": _as_int,
     "neuropil_exclude_gap": _as_int,
     "neuropil_min_pixels": _as_int,
-    "neuropil_factor": _as_float,
+    "neuropil_factor": _as_factor,
     "overlap": str,
     "trust_pickle": _as_bool,
     "all_rois": _as_bool,
@@ -597,6 +645,15 @@ COLUMNS: dict[str, Callable[[Any], Any]] = {
     "keep_truncated": _as_bool,
     "frame_rate": _as_float,
     "chunk_frames": _as_int,
+    "baseline": str,
+    "baseline_q": _as_float,
+    "baseline_window": _as_window,
+    "baseline_sigma": _as_float,
+    "baseline_noise_window": _as_window,
+    "deconvolve": _as_bool,
+    "deconvolve_model": str,
+    "deconvolve_penalty": str,
+    "deconvolve_tau": _as_taus,
     # the threshold route (instead of rois): roitrace.find_rois's options
     "auto": _as_bool,
     "projection": str,
@@ -681,13 +738,20 @@ def _check_values(o: Mapping[str, Any]) -> None:
     ):
         if name in o:
             integer(name, o[name], low=low)
-    if "neuropil_factor" in o:
+    if isinstance(o.get("neuropil_factor"), str):
+        from .contamination import NEUROPIL_FACTOR_METHODS
+
+        choice("neuropil_factor", o["neuropil_factor"], NEUROPIL_FACTOR_METHODS)
+    elif "neuropil_factor" in o:
         number("neuropil_factor", o["neuropil_factor"], low=0.0)
     if "proportion" in o:
         check_proportion(o["proportion"])
     if "frame_rate" in o:
         check_rate(o["frame_rate"])
     size_range(o.get("min_size"), o.get("max_size"))  # fmt: skip
+    rest = dict(o)
+    _row_baseline(rest)
+    _row_deconvolve(rest)
 
 
 def _extract_task(rec: Recording) -> tuple[int, int]:
@@ -738,6 +802,8 @@ def _extract_task(rec: Recording) -> tuple[int, int]:
         neuropil_factor=o.pop("neuropil_factor", None),
         proportion=o.pop("proportion", None),
         overlap=o.pop("overlap", None),
+        baseline=_row_baseline(o),
+        deconvolve=_row_deconvolve(o),
         frames=o.pop("frames", None),
         chunk_frames=o.pop("chunk_frames", None),
     )
@@ -774,7 +840,10 @@ def batch(
         ``neuropil_exclude_gap``, ``neuropil_min_pixels``, ``neuropil_factor``,
         ``overlap``, ``trust_pickle``, ``all_rois``, ``plane_segmentation``,
         ``frames`` (``START:STOP``), ``dataset``, ``axes``, ``channel``,
-        ``keep_truncated``, ``frame_rate``, ``chunk_frames``; instead of ``rois``,
+        ``keep_truncated``, ``frame_rate``, ``chunk_frames``, ``baseline``,
+        ``baseline_q``, ``baseline_window``, ``baseline_sigma``,
+        ``baseline_noise_window``, ``deconvolve``,
+        ``deconvolve_model``, ``deconvolve_penalty``, ``deconvolve_tau``; instead of ``rois``,
         ``auto=true`` finds the cells by a threshold (:func:`roitrace.find_rois`),
         with ``projection``, ``method``, ``threshold``, ``q``, ``k``,
         ``block_size``, ``offset``, ``min_size``, ``max_size``. (The command

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import warnings
 from typing import Any
 
 import numpy as np
 
-from ._validate import number
+from ._validate import choice, number
 from ._warnings import renamed_keywords, warn_user
 from .aggregate import GroupAggregator
 from .engine import FramesLike, n_selected, resolve_frames, stream, task_jobs
 from .errors import NonFiniteError, ParameterError, ShapeMismatchError
 from .measure import trace_statistics
 from .movie import Movie, as_movie
-from .normalize import dff
-from .options import Baseline, Execution, Neuropil
+from .normalize import Dff, dff
+from .options import Baseline, Deconvolve, Execution, Neuropil
 from .plan import ExtractionPlan, as_roiset, plan_extraction, to_labels
 from .result import build_result, result_rois
 from .traces import PixelMeans
@@ -44,11 +45,12 @@ def extract(
     method: str | None = None,
     weights: Any = None,
     neuropil: Neuropil | dict[str, Any] | None = None,
-    neuropil_factor: float | None = None,
+    neuropil_factor: float | str | None = None,
     neuropil_method: str | None = None,
     proportion: float | None = None,
     overlap: str | None = None,
     baseline: Baseline | dict[str, Any] | None = None,
+    deconvolve: bool | Deconvolve | dict[str, Any] | None = None,
     execution: Execution | None = None,
     frames: FramesLike = None,
     chunk_frames: int | None = None,
@@ -82,9 +84,11 @@ def extract(
         away, e.g. ``Neuropil(gap=2, width=3)`` or ``{"gap": 2, "width": 3}``;
         every ring leaves out every cell's pixels (see :class:`roitrace.Neuropil`
         for ``exclude_gap`` and ``min_pixels``).
-    neuropil_factor : float, optional
-        ``F_corrected = F - neuropil_factor * Fneu``; default 0.7 (as in suite2p).
-        Only with ``neuropil``.
+    neuropil_factor : float or {"estimate", "smoothness", "regression"}, optional
+        r in ``F_corrected = F - r * Fneu``: one number for every ROI (default 0.7,
+        as in suite2p), or estimated per ROI from its F and Fneu by
+        :func:`roitrace.neuropil_coefficient` with this ``method`` (``"estimate"``:
+        the method roitrace recommends). Only with ``neuropil``.
     neuropil_method : str, optional
         How ring pixels are combined; default the same as ``method``, but
         ``"mean"`` when ``method="weighted"``.
@@ -96,8 +100,14 @@ def extract(
         an error.
     baseline : Baseline or dict, optional
         How F0 of the ``dff`` variable is found: by default the 8th percentile of
-        the whole trace; e.g. ``{"q": 10, "window": 900}`` for a running 10th
-        percentile (see :class:`roitrace.Baseline`).
+        the whole trace; e.g. ``{"method": "maximin", "window": "60s"}`` for
+        suite2p's running baseline, ``{"method": "inactive_median"}`` for the
+        Allen Brain Observatory's (see :class:`roitrace.Baseline`; windows in
+        seconds need the movie's frame rate).
+    deconvolve : bool, Deconvolve or dict, optional
+        Infer spikes from each ``dff`` trace with OASIS (:func:`roitrace.deconvolve`):
+        ``True`` for the defaults (AR(1), l1, time constant estimated per ROI), or
+        e.g. ``{"model": "ar2", "penalty": "l0"}`` (see :class:`roitrace.Deconvolve`).
     execution, frames, chunk_frames, progress
         How the movie is read: see :class:`roitrace.Execution`.
     client : distributed.Client, optional
@@ -109,11 +119,17 @@ def extract(
     result : xarray.Dataset
         Dims ``(roi, time)``. ``F``: the cell trace; with a neuropil also ``Fneu``
         and ``F_corrected``; ``dff``: dF/F0 of ``F_corrected`` (or ``F``), F0 as
-        ``baseline`` says (NaN, with a warning, for a ROI whose F0 is <= 0).
+        ``baseline`` says (NaN, with a warning, for a ROI whose F0 is <= 0);
+        ``F0``, that baseline, one value per frame; per ROI ``noise``, the noise
+        SD of the trace dF/F0 was made from (:func:`roitrace.noise_level`). With
+        ``deconvolve``, ``calcium`` (denoised dF/F0) and ``spikes`` (inferred
+        activity, >= 0, in dF/F0 units).
         Coordinates ``roi`` (ids), ``frame`` (frame index in the movie) and
         ``time`` (seconds, when the frame rate is known); per ROI ``name``,
         ``npix``, ``npix_neuropil``, ``centroid_y``, ``centroid_x``, ``snr``
-        and ``skewness`` of ``F_corrected`` (see :mod:`roitrace.measure`).
+        and ``skewness`` of ``F_corrected`` (see :mod:`roitrace.measure`); with a
+        neuropil ``neuropil_factor`` (r per ROI, also when one number was given)
+        and, when r was estimated, ``neuropil_converged``.
         ``.attrs`` records the parameters and the roitrace version.
 
     Examples
@@ -142,20 +158,27 @@ def extract(
         overlap=overlap,
     )
     factor = _neuropil_factor(plan, neuropil_factor)
-    f0 = Baseline.coerce(baseline) or Baseline()
     sel = resolve_frames(movie.n_frames, ex.frames)
+    f0 = (Baseline.coerce(baseline) or Baseline()).in_frames(movie.frame_rate, n_selected(sel))
+    spikes = _deconvolve_options(deconvolve, movie.frame_rate)
     ex = dataclasses.replace(ex, frames=sel)
     if plan.needs_brightness():
         plan = weigh_by_brightness(movie, plan, execution=ex)
     cells, rings = run_plan(movie, plan, execution=ex)
-    traces, attrs = _traces(plan, cells, rings, factor)
+    traces, attrs, per_roi = _traces(plan, cells, rings, factor)
     signal = traces["F_corrected" if rings is not None else "F"]
-    traces["dff"] = _dff(signal, plan.ids, f0, corrected=rings is not None)
-    attrs["dff"] = {"baseline": f0.describe()}
+    normalised = _dff(signal, plan.ids, f0, corrected=rings is not None)
+    traces["F0"], traces["dff"] = normalised.f0, normalised.dff
+    per_roi["noise"] = normalised.noise
+    attrs["dff"] = attrs["F0"] = {"baseline": f0.describe()}
+    if spikes is not None:
+        traces["calcium"], traces["spikes"] = _spikes(traces["dff"], spikes, movie.frame_rate)
+        attrs["calcium"] = attrs["spikes"] = {"deconvolution": _describe(spikes)}
     params = {
         **plan.parameters(),
         "neuropil_factor": factor,
         "baseline": f0.as_dict(),
+        "deconvolve": None if spikes is None else spikes.as_dict(),
         "frames": _frames_label(sel, movie.n_frames),
     }
     result = build_result(
@@ -167,6 +190,7 @@ def extract(
         centroids=plan.centroids,
         npix_neuropil=None if rings is None else np.array([r.size for r in plan.rings]),
         **trace_statistics(signal),
+        **per_roi,
         trace_attrs=attrs,
         source=str(movie.path) if movie.path is not None else "array",
         parameters=params,
@@ -266,7 +290,8 @@ def _plan(rois: Any, frame_shape: tuple[int, int], **options: Any) -> Extraction
     return rois
 
 
-def _neuropil_factor(plan: ExtractionPlan, factor: float | None) -> float | None:
+def _neuropil_factor(plan: ExtractionPlan, factor: float | str | None) -> float | str | None:
+    """The fixed factor, or the name of the method that estimates one per ROI."""
     if plan.neuropil is None:
         if factor is not None:
             raise ParameterError(
@@ -274,24 +299,62 @@ def _neuropil_factor(plan: ExtractionPlan, factor: float | None) -> float | None
                 "'width': ...} or leave neuropil_factor out"
             )
         return None
+    if isinstance(factor, str):
+        from .contamination import NEUROPIL_FACTOR_METHODS
+
+        return choice("neuropil_factor", factor, NEUROPIL_FACTOR_METHODS, hint=" or a number")
     return number("neuropil_factor", 0.7 if factor is None else factor, low=0.0)
 
 
 def _traces(
-    plan: ExtractionPlan, cells: np.ndarray, rings: np.ndarray | None, factor: float | None
-) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]]]:
-    """F, and with a neuropil Fneu and F_corrected, each checked finite; their attrs."""
+    plan: ExtractionPlan, cells: np.ndarray, rings: np.ndarray | None, factor: float | str | None
+) -> tuple[dict[str, np.ndarray], dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+    """F, and with a neuropil Fneu and F_corrected, each checked finite; their attrs;
+    the per-ROI neuropil factor (and whether its estimate converged)."""
     traces = {"F": cells}
     attrs: dict[str, dict[str, Any]] = {"F": {"aggregation": plan.method}}
+    for name, values in traces.items():
+        _check_finite(name, values, plan.ids)
+    per_roi: dict[str, np.ndarray] = {}
     if rings is not None:
-        corrected = rings * -factor
+        _check_finite("Fneu", rings, plan.ids)
+        if isinstance(factor, str):
+            from .contamination import neuropil_coefficient
+
+            with warnings.catch_warnings():
+                # said again below in the ROIs' ids, not their row indices
+                warnings.filterwarnings("ignore", "neuropil_coefficient", UserWarning)
+                fit = neuropil_coefficient(cells, rings, method=factor, full_output=True)
+            r = np.asarray(fit.r, np.float64).reshape(-1)
+            per_roi["neuropil_converged"] = np.asarray(fit.converged, bool).reshape(-1)
+            _warn_filled(np.asarray(fit.filled, bool).reshape(-1), r, plan.ids, factor)
+            formula = (
+                f"F - neuropil_factor * Fneu, neuropil_factor per ROI estimated by "
+                f"roitrace.neuropil_coefficient(method={fit.method!r})"
+            )
+        else:
+            r = np.full(plan.n_rois, factor)
+            formula = f"F - {factor} * Fneu"
+        per_roi["neuropil_factor"] = r
+        corrected = rings * -r[:, None]
         corrected += cells
         traces.update(Fneu=rings, F_corrected=corrected)
         attrs["Fneu"] = {"aggregation": plan.neuropil_method}
-        attrs["F_corrected"] = {"formula": f"F - {factor} * Fneu"}
-    for name, values in traces.items():
-        _check_finite(name, values, plan.ids)
-    return traces, attrs
+        attrs["F_corrected"] = {"formula": formula}
+    return traces, attrs, per_roi
+
+
+def _warn_filled(filled: np.ndarray, r: np.ndarray, ids: np.ndarray, method: str) -> None:
+    if not filled.any():
+        return
+    n = int(filled.sum())
+    listed = ", ".join(map(str, ids[filled][:10])) + (", ..." if n > 10 else "")
+    warn_user(
+        f"neuropil_factor={method!r}: the estimate did not converge for {n} of {ids.size} "
+        f"ROIs ({listed}); they took r = {float(r[filled][0]):.3g} (the mean r of the "
+        "converged ROIs when at least 5 converged, else 0.7); result['neuropil_converged'] "
+        "marks them"
+    )
 
 
 def _frames_label(sel: slice | np.ndarray, n_frames: int) -> str:
@@ -313,11 +376,13 @@ def rois_from_result(result: Any):
     return result_rois(result)
 
 
-def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) -> np.ndarray:
-    """dF/F0 of every trace (:func:`roitrace.dff`), NaN and a warning where F0 <= 0."""
-    if signal.shape[1] < 2:
-        return np.zeros_like(signal)
-    out = dff(signal, method=f0.method, q=f0.q, window=f0.window, nonpositive="nan")
+def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) -> Dff:
+    """dF/F0, F0 (per frame) and the noise of every trace (:func:`roitrace.dff`);
+    NaN and a warning where F0 <= 0."""
+    if signal.shape[1] < 2:  # one frame: no change, and no noise to measure
+        return Dff(np.zeros_like(signal), signal.copy(), np.full(signal.shape[0], np.nan))
+    got = dff(signal, **f0.as_dict(), nonpositive="nan", full_output=True)
+    out = got.dff
     bad = np.isnan(out).any(axis=1)
     if bad.any():
         n_bad = int(bad.sum())
@@ -331,7 +396,48 @@ def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) 
             f"{n_bad} of {ids.size} ROIs ({listed}): F0 (the {f0.describe()} of the {trace}) "
             f"is <= 0, so their dff is NaN; {fix}",
         )
-    return out
+    f0_values = np.array(np.broadcast_to(got.f0, signal.shape), np.float64)
+    return Dff(out, f0_values, np.asarray(got.noise, np.float64))
+
+
+def _deconvolve_options(value: Any, frame_rate: float | None) -> Deconvolve | None:
+    """``deconvolve=``: None/False (no), True (the defaults), or the options."""
+    if value is None or value is False:
+        return None
+    options = Deconvolve() if value is True else Deconvolve.coerce(value)
+    if options.tau is not None and not frame_rate:
+        raise ParameterError(
+            f"deconvolve tau={options.tau!r} is in seconds, and the movie records no frame "
+            "rate: give the movie's frame_rate (open_movie(..., frame_rate=)) or leave tau "
+            "out to estimate it per ROI"
+        )
+    return options
+
+
+def _spikes(
+    dff_values: np.ndarray, options: Deconvolve, frame_rate: float | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Calcium and spikes of each dF/F0 trace (NaN rows, whose F0 was <= 0, stay NaN)."""
+    from .deconvolution import deconvolve as oasis
+
+    calcium = np.full_like(dff_values, np.nan)
+    spikes = np.full_like(dff_values, np.nan)
+    ok = np.all(np.isfinite(dff_values), axis=1)
+    if ok.any():
+        got = oasis(
+            dff_values[ok],
+            frame_rate=frame_rate,
+            model=options.model,
+            tau=options.tau,
+            penalty=options.penalty,
+        )
+        calcium[ok], spikes[ok] = got.calcium, got.spikes
+    return calcium, spikes
+
+
+def _describe(options: Deconvolve) -> str:
+    tau = "estimated per ROI" if options.tau is None else f"{options.tau} s"
+    return f"OASIS {options.model.upper()}, {options.penalty} penalty, tau {tau}, of dff"
 
 
 def _check_finite(name: str, values: np.ndarray, ids: np.ndarray) -> None:

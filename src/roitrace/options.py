@@ -33,11 +33,14 @@ from .errors import ParameterError
 __all__ = [
     "AGGREGATION_METHODS",
     "BASELINE_METHODS",
+    "DECONVOLUTION_MODELS",
+    "DECONVOLUTION_PENALTIES",
     "OVERLAP_MODES",
     "PROJECTION_METHODS",
     "THRESHOLD_METHODS",
     "WEIGHT_METHODS",
     "Baseline",
+    "Deconvolve",
     "Execution",
     "NWBImagingPlane",
     "NWBSession",
@@ -219,8 +222,9 @@ class Baseline(_Option):
         extra = sorted(given - allowed)
         if extra:
             uses = ", ".join(["window", *sorted(allowed)])
+            named = " and ".join(f"{n}={getattr(self, n)!r}" for n in extra)
             raise ParameterError(
-                f"{' and '.join(extra)} {'does' if len(extra) == 1 else 'do'} not apply to "
+                f"{named} {'does' if len(extra) == 1 else 'do'} not apply to "
                 f"method={method!r}, which takes {uses}; leave {' and '.join(extra)} out or "
                 "choose another method"
             )
@@ -303,7 +307,10 @@ class Baseline(_Option):
             where = "" if span is None else f" in a sliding window of {span}"
             return f"{self.q:g}th percentile{where}"
         if self.method == "rolling_percentile":
-            return f"{self.q:g}th percentile in a sliding window of {span or 'the default 60 s'}"
+            return (
+                f"rolling {self.q:g}th percentile in a sliding window of "
+                f"{span or 'the default 60 s'}"
+            )
         if self.method == "maximin":
             return (
                 f"maximin (Gaussian sigma {self.sigma:g} frames, running min then max over "
@@ -603,3 +610,55 @@ class NWBImagingPlane:
                 object.__setattr__(
                     self, name, number(name, value, low=0.0, low_open=True, hint=" (nm)")
                 )
+
+
+#: ``deconvolve(model=)``: the autoregressive model of the calcium's decay.
+DECONVOLUTION_MODELS = ("ar1", "ar2")
+#: ``deconvolve(penalty=)``: sparsity of the inferred spikes.
+DECONVOLUTION_PENALTIES = ("l1", "l0")
+
+
+@dataclass(frozen=True)
+class Deconvolve(_Option):
+    """How :func:`roitrace.extract` infers spikes from dF/F (``extract(deconvolve=...)``;
+    the same keywords as :func:`roitrace.deconvolve`).
+
+    Parameters
+    ----------
+    model : {"ar1", "ar2"}
+        AR(1): instantaneous rise, exponential decay; AR(2): a rise time too.
+    penalty : {"l1", "l0"}
+        ``"l1"``: OASIS with the noise constraint; ``"l0"``: thresholded OASIS
+        (sparser spikes, each at least a minimum size).
+    tau : float or (float, float), optional
+        The decay time constant in seconds (AR(2): ``(rise, decay)``); default:
+        estimated from each trace's autocovariance. Needs the frame rate.
+
+    Examples
+    --------
+    >>> Deconvolve(model="ar2")
+    Deconvolve(model='ar2', penalty='l1', tau=None)
+    """
+
+    keyword: ClassVar[str] = "deconvolve"
+
+    model: str = "ar1"
+    penalty: str = "l1"
+    tau: float | tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        choice("deconvolve model", self.model, DECONVOLUTION_MODELS)
+        choice("deconvolve penalty", self.penalty, DECONVOLUTION_PENALTIES)
+        if self.tau is None:
+            return
+        want = 2 if self.model == "ar2" else 1
+        values = tuple(self.tau) if isinstance(self.tau, Sequence) else (self.tau,)
+        if len(values) != want:
+            form = "(rise, decay) in seconds" if want == 2 else "one decay time in seconds"
+            raise ParameterError(f"tau={self.tau!r}: model={self.model!r} takes {form}")
+        taus = tuple(number("tau", v, low=0.0, low_open=True, hint=" (seconds)") for v in values)
+        object.__setattr__(self, "tau", taus if want == 2 else taus[0])
+
+    @classmethod
+    def _example(cls) -> str:
+        return "{'model': 'ar1'}"

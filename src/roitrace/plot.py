@@ -14,6 +14,8 @@ prints, or chooses a matplotlib backend: that is left to the caller.
 :func:`dff`                 dF/F0 traces with a dashed zero line
 :func:`roi_contours`        many ROIs' outlines (and neuropil rings) on a projection
 :func:`heatmap`             a (roi x time) heatmap, e.g. of dF/F0
+:func:`trace_stages`        one ROI from F to spikes: F and Fneu, F_corrected and F0,
+                            dF/F0, inferred spikes (against the truth when known)
 :func:`save`                write a figure atomically, with metadata in the file
 ==========================  =====================================================
 """
@@ -51,6 +53,7 @@ __all__ = [
     "projection_contour",
     "roi_contours",
     "save",
+    "trace_stages",
     "traces",
     "weighted_vs_mean",
     "weights",
@@ -1141,6 +1144,121 @@ def _file_metadata(fmt: str, metadata: Mapping[str, Any] | None) -> dict[str, st
             "save as PNG or leave metadata out"
         )
     return None
+
+
+def trace_stages(
+    result: Any,
+    roi: int | None = None,
+    *,
+    truth: ArrayLike | None = None,
+    true_spikes: ArrayLike | None = None,
+    figsize: tuple[float, float] = (10, 7.5),
+) -> Figure:
+    """One ROI of an :func:`roitrace.extract` result, stage by stage, in stacked panels.
+
+    1. ``F`` and ``Fneu``;
+    2. ``F_corrected`` (its neuropil factor r in the legend) and the baseline ``F0``;
+    3. ``dff`` (and ``calcium``, the deconvolved trace, and ``truth`` when given);
+    4. ``spikes`` (when the result was deconvolved), against ``true_spikes`` when
+       given (e.g. a :func:`roitrace.simulate` cell's ``spikes``, drawn as ticks).
+
+    Panels whose variables the result lacks are left out.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        What :func:`roitrace.extract` returns.
+    roi : int, optional
+        The ROI's id (a value of ``result["roi"]``); default the first ROI.
+    truth, true_spikes : (T,) array_like, optional
+        The true dF/F and spike counts per frame (simulations know them).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import roitrace as rt
+    >>> sim = rt.simulate(shape=(48, 48), n_cells=3, n_frames=300, seed=0)
+    >>> ds = rt.extract(sim.movie, sim.labels, neuropil={"gap": 2, "width": 3},
+    ...                 neuropil_factor="estimate", deconvolve=True)
+    >>> fig = trace_stages(ds, roi=1, truth=sim.traces[0], true_spikes=sim.spikes[0])
+    >>> len(fig.axes)
+    4
+    >>> plt.close("all")
+    """
+    ids = [int(v) for v in np.asarray(result[ROI].values)]
+    if roi is None:
+        roi = ids[0]
+    if roi not in ids:
+        raise ParameterError(
+            f"roi={roi!r} is not in this result; its ROI ids are "
+            f"{', '.join(map(str, ids[:10]))}{', ...' if len(ids) > 10 else ''}"
+        )
+    one = result.sel({ROI: roi})
+    rate = result_frame_rate(result)
+    n = one.sizes[TIME]
+    x, xlabel = _time_axis(n, rate)
+    if TIME in one.coords and rate:
+        x = np.asarray(one[TIME].values, np.float64)
+
+    def has(*names: str) -> bool:
+        return all(v in one.data_vars for v in names)
+
+    panels = ["F"]
+    if has("F_corrected") or has("F0"):
+        panels.append("corrected")
+    if has("dff"):
+        panels.append("dff")
+    if has("spikes") or true_spikes is not None:
+        panels.append("spikes")
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=figsize, sharex=True, layout="constrained", squeeze=False
+    )
+    for ax, panel in zip(axes[:, 0], panels, strict=True):
+        if panel == "F":
+            ax.plot(x, one["F"].values, lw=0.8, label="F")
+            if has("Fneu"):
+                ax.plot(x, one["Fneu"].values, lw=0.8, label="Fneu")
+            ax.set_ylabel("fluorescence")
+        elif panel == "corrected":
+            if has("F_corrected"):
+                r = one["neuropil_factor"].values if "neuropil_factor" in one.coords else None
+                label = "F_corrected" if r is None else f"F - {float(r):.2f} Fneu"
+                ax.plot(x, one["F_corrected"].values, lw=0.8, label=label)
+            if has("F0"):
+                ax.plot(x, one["F0"].values, lw=1.5, color="k", label="F0 (baseline)")
+            ax.set_ylabel("fluorescence")
+        elif panel == "dff":
+            if truth is not None:  # underneath: the estimates are drawn over it
+                ax.plot(x, _trace_1d(truth, "truth"), lw=2.0, color="C3", alpha=0.5, label="truth")
+            ax.plot(x, one["dff"].values, lw=0.7, color="0.3", label="dF/F0")
+            if has("calcium"):
+                ax.plot(x, one["calcium"].values, lw=0.9, color="C2", label="deconvolved")
+            ax.axhline(0.0, color="0.6", lw=0.6, ls="--")
+            ax.set_ylabel("dF/F0")
+        else:
+            if has("spikes"):
+                ax.plot(x, one["spikes"].values, lw=0.8, color="C2", label="inferred spikes")
+            if true_spikes is not None:
+                counts = _trace_1d(true_spikes, "true_spikes")
+                at = np.flatnonzero(counts > 0)
+                top = float(np.nanmax(one["spikes"].values)) if has("spikes") else 1.0
+                ax.plot(
+                    x[at],
+                    np.full(at.size, -0.1 * (top or 1.0)),
+                    "|",
+                    color="C3",
+                    ms=8,
+                    label="true spikes",
+                )
+            ax.set_ylabel("spikes (dF/F0)")
+        _legend_outside(ax)
+    axes[-1, 0].set_xlabel(xlabel)
+    name = str(one["name"].values) if "name" in one.coords else f"roi {roi}"
+    fig.suptitle(name)
+    return fig
 
 
 def save(

@@ -7,10 +7,13 @@ and writers call it instead of re-deriving names and attributes, and none of the
 needs the extraction itself:
 
 * dims ``roi`` and ``time`` (and ``pixel`` for the pixel table);
-* trace variables, dims ``(roi, time)``: ``F``, ``Fneu``, ``F_corrected``, ``dff``;
+* trace variables, dims ``(roi, time)``: ``F``, ``Fneu``, ``F_corrected``, ``F0``
+  (the baseline of dF/F), ``dff``, and after deconvolution ``calcium`` and ``spikes``;
 * coordinates ``roi`` (ids), ``frame`` (movie frame of each time point), ``time``
   (seconds, when the frame rate is known), and per ROI ``name``, ``npix``,
-  ``npix_neuropil``, ``centroid_y``, ``centroid_x``, ``snr``, ``skewness``;
+  ``npix_neuropil``, ``centroid_y``, ``centroid_x``, ``snr``, ``skewness``,
+  ``neuropil_factor`` (the r of ``F_corrected = F - r Fneu``), ``neuropil_converged``
+  (when r was estimated) and ``noise`` (the noise SD of the trace dF/F was made from);
 * the pixel table, dim ``pixel``: ``pixel_roi``, ``pixel_y``, ``pixel_x``,
   ``pixel_weight``, so that a saved result carries its ROIs;
 * attributes ``roitrace_version``, ``created``, ``source``, ``frame_rate`` (left out
@@ -36,6 +39,8 @@ from .rois import Roi, RoiSet
 
 __all__ = [
     "ATTRS",
+    "BASELINE_VARS",
+    "DECONVOLUTION_VARS",
     "DFF_VARS",
     "FLUORESCENCE_VARS",
     "PIXEL_VARS",
@@ -63,10 +68,17 @@ VAR_F = "F"
 VAR_FNEU = "Fneu"
 VAR_F_CORRECTED = "F_corrected"
 VAR_DFF = "dff"
-#: Fluorescence (NWB ``Fluorescence``) and normalised (NWB ``DfOverF``) traces.
+VAR_F0 = "F0"
+VAR_CALCIUM = "calcium"
+VAR_SPIKES = "spikes"
+#: Fluorescence (NWB ``Fluorescence``), its baseline (a further series there),
+#: normalised (NWB ``DfOverF``) and deconvolved (NWB ``Fluorescence`` named
+#: ``Deconvolved``) traces.
 FLUORESCENCE_VARS = (VAR_F, VAR_FNEU, VAR_F_CORRECTED)
+BASELINE_VARS = (VAR_F0,)
 DFF_VARS = (VAR_DFF,)
-TRACE_VARS = (*FLUORESCENCE_VARS, *DFF_VARS)
+DECONVOLUTION_VARS = (VAR_CALCIUM, VAR_SPIKES)
+TRACE_VARS = (*FLUORESCENCE_VARS, *BASELINE_VARS, *DFF_VARS, *DECONVOLUTION_VARS)
 
 #: Per-ROI coordinates.
 NAME = "name"
@@ -76,7 +88,22 @@ CENTROID_Y = "centroid_y"
 CENTROID_X = "centroid_x"
 SNR = "snr"
 SKEWNESS = "skewness"
-ROI_COORDS = (NAME, NPIX, NPIX_NEUROPIL, CENTROID_Y, CENTROID_X, SNR, SKEWNESS)
+NEUROPIL_FACTOR = "neuropil_factor"
+NEUROPIL_CONVERGED = "neuropil_converged"
+NOISE = "noise"
+ROI_COORDS = (
+    NAME,
+    NPIX,
+    NPIX_NEUROPIL,
+    CENTROID_Y,
+    CENTROID_X,
+    SNR,
+    SKEWNESS,
+    NEUROPIL_FACTOR,
+    NEUROPIL_CONVERGED,
+    NOISE,
+)
+
 
 #: The pixel table: one entry per (ROI, pixel), in ROI order then each ROI's own order.
 PIXEL_ROI = "pixel_roi"
@@ -100,6 +127,9 @@ LONG_NAMES = {
     VAR_FNEU: "neuropil fluorescence",
     VAR_F_CORRECTED: "neuropil-corrected fluorescence",
     VAR_DFF: "dF/F0",
+    VAR_F0: "baseline fluorescence F0 of dF/F0",
+    VAR_CALCIUM: "denoised calcium (deconvolution of dF/F0)",
+    VAR_SPIKES: "inferred spiking activity (deconvolution of dF/F0)",
 }
 
 
@@ -114,6 +144,9 @@ def build_result(
     npix_neuropil: Any = None,
     snr: Any = None,
     skewness: Any = None,
+    neuropil_factor: Any = None,
+    neuropil_converged: Any = None,
+    noise: Any = None,
     trace_attrs: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "array",
     parameters: Mapping[str, Any] | None = None,
@@ -124,7 +157,8 @@ def build_result(
     Parameters
     ----------
     traces : mapping of str to (n_rois, T) array_like
-        ``"F"`` and optionally ``"Fneu"``, ``"F_corrected"`` and ``"dff"``.
+        ``"F"`` and optionally ``"Fneu"``, ``"F_corrected"``, ``"F0"``, ``"dff"``,
+        ``"calcium"`` and ``"spikes"``.
     rois : RoiSet
         The pixels each trace was computed from, in the traces' row order: they
         give the ``roi`` ids, ``name``, ``npix``, the pixel table and
@@ -136,7 +170,8 @@ def build_result(
         ``frame_rate`` attribute. None or 0: unknown, both left out.
     centroids : (n_rois, 2) array_like, optional
         ``(y, x)`` per ROI; default :meth:`RoiSet.centroids` of ``rois``.
-    npix_neuropil, snr, skewness : (n_rois,) array_like, optional
+    npix_neuropil, snr, skewness, neuropil_factor, neuropil_converged, noise : \
+(n_rois,) array_like, optional
         Per-ROI coordinates, left out when not given.
     trace_attrs : mapping of str to mapping, optional
         More attributes per trace variable (``aggregation``, ``formula``...), after
@@ -177,8 +212,8 @@ def build_result(
     unknown = sorted(set(traces) - set(TRACE_VARS))
     if VAR_F not in traces or unknown:
         raise ParameterError(
-            f"traces hold {sorted(traces)}: give 'F' and optionally 'Fneu', 'F_corrected' "
-            "and 'dff'"
+            f"traces hold {sorted(traces)}: give 'F' and optionally any of "
+            f"{', '.join(repr(v) for v in TRACE_VARS[1:])}"
         )
     frames = np.asarray(frames)
     n_roi, n_t = len(rois), frames.size
@@ -194,7 +229,15 @@ def build_result(
             )
     centroids = rois.centroids() if centroids is None else np.asarray(centroids)
     per_roi = {CENTROID_Y: centroids[:, 0], CENTROID_X: centroids[:, 1]}
-    for key, values in ((NPIX_NEUROPIL, npix_neuropil), (SNR, snr), (SKEWNESS, skewness)):
+    given = {
+        NPIX_NEUROPIL: npix_neuropil,
+        SNR: snr,
+        SKEWNESS: skewness,
+        NEUROPIL_FACTOR: neuropil_factor,
+        NEUROPIL_CONVERGED: neuropil_converged,
+        NOISE: noise,
+    }
+    for key, values in given.items():
         if values is not None:
             per_roi[key] = np.asarray(values)
     for key, values in per_roi.items():
@@ -215,7 +258,7 @@ def build_result(
     }
     if frame_rate:
         coords[TIME] = (TIME, frames / float(frame_rate), {"units": "s", "long_name": "time"})
-    for key in (NPIX_NEUROPIL, SNR, SKEWNESS):
+    for key in given:
         if key in per_roi:
             coords[key] = (ROI, per_roi[key])
 
@@ -224,7 +267,7 @@ def build_result(
 
     data_vars = {v: variable(v) for v in FLUORESCENCE_VARS if v in arrays}
     data_vars.update(pixel_table(rois))
-    data_vars.update({v: variable(v) for v in DFF_VARS if v in arrays})
+    data_vars.update({v: variable(v) for v in TRACE_VARS[len(FLUORESCENCE_VARS) :] if v in arrays})
 
     attrs: dict[str, Any] = {
         ROITRACE_VERSION: __version__,

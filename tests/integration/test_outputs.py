@@ -76,7 +76,7 @@ def test_save_load_round_trip(tmp_path, suffix):
 def test_csv_is_tidy(tmp_path):
     path = rt.save(_result(), tmp_path / "t.csv")
     lines = [ln for ln in path.read_text().splitlines() if not ln.startswith("#")]
-    assert lines[0] == "roi,name,frame,time,F,Fneu,F_corrected,dff"
+    assert lines[0] == "roi,name,frame,time,F,Fneu,F_corrected,F0,dff,neuropil_factor,noise"
     assert len(lines) == 1 + 2 * 30
 
 

@@ -109,7 +109,12 @@ def test_write_file_structure(written, result):
         module = nwbfile.processing["ophys"]
         table = module["ImageSegmentation"]["PlaneSegmentation"]
         f = module["Fluorescence"]["F"]
-        assert set(module["Fluorescence"].roi_response_series) == {"F", "Fneu", "F_corrected"}
+        assert set(module["Fluorescence"].roi_response_series) == {
+            "F",
+            "Fneu",
+            "F_corrected",
+            "F0",
+        }
         assert set(module["DfOverF"].roi_response_series) == {"dff"}
         assert f.data.shape == (40, 3)  # time first
         assert f.data.compression == "gzip"

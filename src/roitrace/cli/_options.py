@@ -12,7 +12,15 @@ import typer
 
 from ..errors import ParameterError
 from ..io import writable_suffixes
-from ..options import AGGREGATION_METHODS, OVERLAP_MODES, PROJECTION_METHODS, THRESHOLD_METHODS
+from ..options import (
+    AGGREGATION_METHODS,
+    BASELINE_METHODS,
+    DECONVOLUTION_MODELS,
+    DECONVOLUTION_PENALTIES,
+    OVERLAP_MODES,
+    PROJECTION_METHODS,
+    THRESHOLD_METHODS,
+)
 
 
 def _choices(name: str, values: tuple[str, ...]) -> type[StrEnum]:
@@ -24,6 +32,9 @@ Kind = _choices("Kind", PROJECTION_METHODS)
 Method = _choices("Method", THRESHOLD_METHODS)
 How = _choices("How", AGGREGATION_METHODS)
 Overlap = _choices("Overlap", OVERLAP_MODES)
+BaselineMethod = _choices("BaselineMethod", BASELINE_METHODS)
+Model = _choices("Model", DECONVOLUTION_MODELS)
+Penalty = _choices("Penalty", DECONVOLUTION_PENALTIES)
 
 
 # -- shared options ----------------------------------------------------------------------

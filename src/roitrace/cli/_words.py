@@ -35,6 +35,12 @@ _OPTION_OF = {
     "sex": "--sex",
     "age": "--age",
     "species": "--species",
+    "window": "--baseline-window",
+    "sigma": "--baseline-sigma",
+    "noise_window": "--baseline-noise-window",
+    "model": "--deconvolve-model",
+    "penalty": "--deconvolve-penalty",
+    "tau": "--deconvolve-tau",
 }
 _PHRASES = (
     (re.compile(r"truncated='keep'"), "--keep-truncated"),

@@ -15,6 +15,7 @@ from ..io import writable_suffixes
 from ._app import app, handle_errors, out
 from ._options import (
     AxesOpt,
+    BaselineMethod,
     BlockOpt,
     ChannelOpt,
     ChunkOpt,
@@ -26,10 +27,12 @@ from ._options import (
     MaxSizeOpt,
     MethodOpt,
     MinSizeOpt,
+    Model,
     MovieArg,
     NoProgress,
     OffsetOpt,
     Overlap,
+    Penalty,
     ProjOpt,
     QOpt,
     RateOpt,
@@ -99,11 +102,54 @@ def extract(
         typer.Option(help="Grow each ring to at least this many pixels (suite2p: 350)."),
     ] = None,
     neuropil_factor: Annotated[
-        float | None, typer.Option(help="F_corrected = F - factor * Fneu (0.7).")
+        str | None,
+        typer.Option(
+            help="r in F_corrected = F - r * Fneu: a number (0.7), or estimate, smoothness, "
+            "regression to estimate r per ROI."
+        ),
     ] = None,
     overlap: Annotated[
         Overlap, typer.Option(help="Pixels shared by ROIs: keep in each, or drop.")
     ] = Overlap.keep,
+    baseline: Annotated[
+        BaselineMethod | None,
+        typer.Option(
+            help="F0 of dF/F: a percentile of the whole trace (default), or a running "
+            "baseline (suite2p's maximin, the Allen Institute's inactive_median)."
+        ),
+    ] = None,
+    baseline_q: Annotated[
+        float | None, typer.Option(help="Percentile for --baseline (8; inactive_median: 10).")
+    ] = None,
+    baseline_window: Annotated[
+        str | None,
+        typer.Option(
+            help="Running window: frames, or seconds such as 60s (maximin and "
+            "rolling_percentile: 60s; inactive_median: 600s)."
+        ),
+    ] = None,
+    baseline_sigma: Annotated[
+        float | None, typer.Option(help="--baseline maximin: Gaussian sigma in frames (10).")
+    ] = None,
+    baseline_noise_window: Annotated[
+        str | None,
+        typer.Option(
+            help="--baseline inactive_median: the noise's median filter, frames or s (3.333s)."
+        ),
+    ] = None,
+    deconvolve: Annotated[
+        bool, typer.Option("--deconvolve", help="Infer spikes from dF/F (OASIS).")
+    ] = False,
+    deconvolve_model: Annotated[
+        Model | None, typer.Option(help="--deconvolve: AR model of the decay (ar1).")
+    ] = None,
+    deconvolve_penalty: Annotated[
+        Penalty | None, typer.Option(help="--deconvolve: l1 (default) or l0 (sparser).")
+    ] = None,
+    deconvolve_tau: Annotated[
+        str | None,
+        typer.Option(help="--deconvolve: decay time in s (ar2: RISE,DECAY); default estimated."),
+    ] = None,
     trust_pickle: Annotated[
         bool, typer.Option("--trust-pickle", help="Allow reading suite2p's pickled stat.npy.")
     ] = False,
@@ -150,6 +196,10 @@ def extract(
         neuropil_gap, neuropil_width, neuropil_exclude_gap, neuropil_min_pixels, neuropil_factor
     )
     _check_aggregation(how, proportion)
+    f0 = _baseline_options(
+        baseline, baseline_q, baseline_window, baseline_sigma, baseline_noise_window
+    )
+    spikes = _deconvolve_options(deconvolve, deconvolve_model, deconvolve_penalty, deconvolve_tau)
     source = _CellSource(
         rois, auto, projection_kind, min_size, max_size, figures is not None,
         suite2p=(trust_pickle, all_rois), plane_segmentation=plane_segmentation,
@@ -180,6 +230,8 @@ def extract(
             neuropil_factor=rings["factor"],
             proportion=proportion,
             overlap=overlap.value,
+            baseline=f0,
+            deconvolve=spikes,
             execution=run,
         )
     ds.attrs.update(source.provenance)
@@ -329,7 +381,7 @@ def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, 
             "without a neuropil ring (--neuropil-gap and --neuropil-width)",
         )
         return {"neuropil": None, "factor": None}
-    from .._validate import integer, number
+    from .._validate import integer
 
     integer("--neuropil-gap", gap, low=0)
     integer("--neuropil-width", width, low=1)
@@ -338,9 +390,86 @@ def _neuropil_options(gap, width, exclude_gap, min_pixels, factor) -> dict[str, 
     if min_pixels is not None:
         integer("--neuropil-min-pixels", min_pixels, low=1)
     if factor is not None:
-        number("neuropil_factor", factor, low=0.0)
+        factor = _factor(factor)
     ring = {"gap": gap, "width": width, "exclude_gap": exclude_gap or 0, "min_pixels": min_pixels}
     return {"neuropil": ring, "factor": factor}
+
+
+def _baseline_options(method, q, window, sigma, noise_window) -> Any:
+    """--baseline and its options as a Baseline, checked before the movie is read."""
+    from ..options import Baseline
+
+    if method is None:
+        _not_applicable(
+            {
+                "baseline_window": window,
+                "baseline_sigma": sigma,
+                "baseline_noise_window": noise_window,
+            },
+            "without --baseline (the default F0 is a percentile of the whole trace)",
+        )
+    with _speaking(q="--baseline-q", method="--baseline"):
+        f0 = Baseline(
+            method=method.value if method is not None else "percentile",
+            q=q,
+            window=_frames_or_text(window),
+            sigma=sigma,
+            noise_window=_frames_or_text(noise_window),
+        )
+    return None if f0 == Baseline() else f0
+
+
+def _frames_or_text(text: str | None) -> int | str | None:
+    """A window given as frames (``900``) or seconds (``60s``)."""
+    if text is None:
+        return None
+    stripped = text.strip()
+    return int(stripped) if stripped.isdigit() else stripped
+
+
+def _deconvolve_options(on: bool, model, penalty, tau: str | None) -> Any:
+    """--deconvolve and its options, checked before the movie is read."""
+    if not on:
+        _not_applicable(
+            {"deconvolve_model": model, "deconvolve_penalty": penalty, "deconvolve_tau": tau},
+            "without --deconvolve",
+        )
+        return None
+    from ..options import Deconvolve
+
+    taus: Any = None
+    if tau is not None:
+        try:
+            values = [float(v) for v in tau.split(",")]
+        except ValueError:
+            raise ParameterError(
+                f"--deconvolve-tau {tau}: give the decay time in seconds, e.g. 0.6 (with "
+                "--deconvolve-model ar2: RISE,DECAY, e.g. 0.05,0.6)"
+            ) from None
+        taus = values[0] if len(values) == 1 else tuple(values)
+    with _speaking():
+        return Deconvolve(
+            model=(model.value if model is not None else "ar1"),
+            penalty=(penalty.value if penalty is not None else "l1"),
+            tau=taus,
+        )
+
+
+def _factor(text: str) -> float | str:
+    """--neuropil-factor: a number, or the name of a method that estimates r per ROI."""
+    from .._validate import number
+    from ..contamination import NEUROPIL_FACTOR_METHODS
+
+    if text.strip().lower() in NEUROPIL_FACTOR_METHODS:
+        return text.strip().lower()
+    try:
+        value = float(text)
+    except ValueError:
+        raise ParameterError(
+            f"--neuropil-factor {text}: give a number such as 0.7, or one of "
+            f"{', '.join(NEUROPIL_FACTOR_METHODS)} to estimate it per ROI"
+        ) from None
+    return number("neuropil_factor", value, low=0.0)
 
 
 def _read_rois_for(m, rois: Path, axes, trust_pickle, all_rois, plane_segmentation):

@@ -1,7 +1,9 @@
 """Results as CSV: a tidy table, one row per (ROI, frame).
 
-Columns ``roi, name, frame, time, F, Fneu, F_corrected, dff`` (those the result
-holds; a name with a comma, quote or line break is quoted), preceded by ``#``
+Columns ``roi, name, frame, time, F, Fneu, F_corrected, F0, dff, calcium, spikes``
+(those the result holds; a name with a comma, quote or line break is quoted), then
+the per-ROI values ``neuropil_factor``, ``neuropil_converged`` (1 or 0) and
+``noise`` repeated on each of the ROI's rows, preceded by ``#``
 comment lines holding the result's attributes (the parameters, the roitrace
 version). Read it with ``pandas.read_csv(path, comment="#")``, or back into a result
 with :func:`roitrace.load`.
@@ -18,11 +20,24 @@ import numpy as np
 
 from .._atomic import atomic_path
 from ..errors import ResultError, ResultFormatError
-from ..result import FRAME, NAME, ROI, TIME, TRACE_VARS, check_result
+from ..result import (
+    FRAME,
+    NAME,
+    NEUROPIL_CONVERGED,
+    NEUROPIL_FACTOR,
+    NOISE,
+    ROI,
+    TIME,
+    TRACE_VARS,
+    check_result,
+)
 from ._attrs import attr_text, file_attrs
 from ._base import Format
 
 __all__ = ["CSVFormat", "read_csv", "write_csv"]
+
+#: Per-ROI values written as columns (one value repeated on the ROI's rows).
+_ROI_COLUMNS = (NEUROPIL_FACTOR, NEUROPIL_CONVERGED, NOISE)
 
 
 class CSVFormat(Format):
@@ -52,9 +67,11 @@ def write_csv(ds: Any, path: str | os.PathLike) -> Path:
     if TIME in ds.coords:
         numeric[TIME] = ds[TIME].values
     header = "".join(f"# {k}: {attr_text(v)}\n" for k, v in file_attrs(ds).items())
-    columns = [ROI, *([NAME] if NAME in ds.coords else []), *numeric, *names]
+    per_roi = [c for c in _ROI_COLUMNS if c in ds.coords or c in ds.data_vars]
+    columns = [ROI, *([NAME] if NAME in ds.coords else []), *numeric, *names, *per_roi]
     traces = [ds[v].transpose(ROI, TIME).values for v in names]
-    fmt = ["%d"] + ["%.17g"] * (len(numeric) - 1 + len(names))
+    values = [np.asarray(ds[c].values, np.float64) for c in per_roi]
+    fmt = ["%d"] + ["%.17g"] * (len(numeric) - 1 + len(names) + len(per_roi))
     with atomic_path(path) as tmp, open(tmp, "w", newline="") as f:
         f.write(header)
         f.write(",".join(columns) + "\n")
@@ -63,7 +80,9 @@ def write_csv(ds: Any, path: str | os.PathLike) -> Path:
             if NAME in ds.coords:
                 lead += _csv_field(str(ds[NAME].values[k])) + ","
             table = np.column_stack(
-                [*(np.asarray(c, np.float64) for c in numeric.values())] + [t[k] for t in traces]
+                [*(np.asarray(c, np.float64) for c in numeric.values())]
+                + [t[k] for t in traces]
+                + [np.full(n_t, v[k]) for v in values]
             )
             buf = io.StringIO()
             np.savetxt(buf, table.reshape(n_t, -1), fmt=fmt, delimiter=",")
@@ -107,6 +126,7 @@ def read_csv(path: str | os.PathLike) -> Any:
         rois, roi_idx = np.unique(table[ROI].to_numpy(np.int64), return_inverse=True)
         frames, t_idx = np.unique(table[FRAME].to_numpy(np.int64), return_inverse=True)
         columns = {v: table[v].to_numpy(np.float64) for v in TRACE_VARS if v in table}
+        per_roi = {c: table[c].to_numpy(np.float64) for c in _ROI_COLUMNS if c in table}
         times = table[TIME].to_numpy(np.float64) if TIME in table else None
     except (ValueError, TypeError) as exc:  # an empty or text cell: a cut or edited file
         raise ResultFormatError(
@@ -132,6 +152,10 @@ def read_csv(path: str | os.PathLike) -> Any:
         names = np.empty(rois.size, object)
         names[roi_idx] = table[NAME].to_numpy()
         coords[NAME] = (ROI, names.astype(str))
+    for c, values in per_roi.items():
+        col = np.empty(rois.size)
+        col[roi_idx] = values
+        coords[c] = (ROI, col.astype(bool) if c == NEUROPIL_CONVERGED else col)
     if times is not None:
         t = np.full(frames.size, np.nan)
         t[t_idx] = times

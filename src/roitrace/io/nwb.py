@@ -60,9 +60,11 @@ from ..errors import (
 )
 from ..options import NWBImagingPlane, NWBSession
 from ..result import (
+    BASELINE_VARS,
     CENTROID_X,
     CENTROID_Y,
     CREATED,
+    DECONVOLUTION_VARS,
     DFF_VARS,
     FLUORESCENCE_VARS,
     FRAME,
@@ -111,8 +113,20 @@ _COLUMN_DESCRIPTIONS = {
     "centroid_x": "column of the ROI's centroid, in pixels",
     "snr": "signal-to-noise proxy of the trace (suite2p's 1 - 0.5 var(diff(x)) / var(x))",
     "skewness": "skewness of the trace",
+    "neuropil_factor": "r in F_corrected = F - r * Fneu (fixed, or estimated per ROI)",
+    "neuropil_converged": "whether the estimate of r converged (r <= 1); if not, r was "
+    "filled in with the mean of the converged ROIs",
+    "noise": "noise standard deviation of the trace dF/F0 was made from",
 }
 _UNIT = "a.u."
+#: The Fluorescence interface holding deconvolved traces (suite2p's name for it).
+DECONVOLVED = "Deconvolved"
+#: Trace variables written, in order, and the interface of those not in Fluorescence.
+_WRITTEN = (*FLUORESCENCE_VARS, *BASELINE_VARS, *DFF_VARS, *DECONVOLUTION_VARS)
+_INTERFACE = {
+    **{v: "DfOverF" for v in DFF_VARS},
+    **{v: DECONVOLVED for v in DECONVOLUTION_VARS},
+}
 _SESSION_DESCRIPTION = "calcium imaging: fluorescence traces of cells, extracted by roitrace"
 _COMPRESSION = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 #: NWB's pixel_mask row, as the schema defines it.
@@ -612,9 +626,11 @@ def write_nwb(
       ids;
     * ``SummaryImages/roi_coverage``: how many ROIs cover each pixel, an image of
       the whole frame, which records the frame size;
-    * ``Fluorescence``: RoiResponseSeries ``F``, and ``Fneu`` and ``F_corrected``
-      when present;
+    * ``Fluorescence``: RoiResponseSeries ``F``, and ``Fneu``, ``F_corrected`` and
+      ``F0`` (the baseline of dF/F) when present;
     * ``DfOverF``: RoiResponseSeries ``dff`` when present;
+    * ``Deconvolved`` (a Fluorescence interface, as suite2p names it):
+      RoiResponseSeries ``calcium`` and ``spikes`` when the result was deconvolved;
     * ``frame_index``: the movie frame of each time point.
 
     Data is time first, ``(n_frames, n_rois)``, gzip-compressed, unit ``"a.u."``.
@@ -724,10 +740,12 @@ def write_nwb(
     interfaces = {"Fluorescence": Fluorescence(name="Fluorescence")}
     if any(v in result.data_vars for v in DFF_VARS):
         interfaces["DfOverF"] = DfOverF(name="DfOverF")
+    if any(v in result.data_vars for v in DECONVOLUTION_VARS):
+        interfaces[DECONVOLVED] = Fluorescence(name=DECONVOLVED)
     for holder in interfaces.values():
         module.add(holder)
     first = None
-    for var in (*FLUORESCENCE_VARS, *DFF_VARS):
+    for var in _WRITTEN:
         if var not in result.data_vars:
             continue
         # an array, not create_roi_table_region's list: hdmf checks the type of
@@ -748,7 +766,7 @@ def write_nwb(
             comments=_comments(version, result[var].attrs, attrs),
             **_timing_kwargs(timing, first),
         )
-        holder = interfaces["DfOverF" if var in DFF_VARS else "Fluorescence"]
+        holder = interfaces[_INTERFACE.get(var, "Fluorescence")]
         holder.add_roi_response_series(series)
         if first is None:
             first = series
@@ -762,11 +780,11 @@ def write_nwb(
             **_timing_kwargs(timing, first),
         )
     )
-    skipped = sorted(set(result.data_vars) - {*FLUORESCENCE_VARS, *DFF_VARS, *PIXEL_VARS})
+    skipped = sorted(set(result.data_vars) - {*_WRITTEN, *PIXEL_VARS})
     if skipped:
         warn_user(
             f"write_nwb: variables {skipped} are not written to {path.name}: NWB files from "
-            "roitrace hold F, Fneu, F_corrected and dff only",
+            f"roitrace hold {', '.join(_WRITTEN)} only",
         )
 
     return _write_nwbfile(nwbfile, path)
@@ -1183,7 +1201,8 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
     -------
     result : xarray.Dataset
         As :func:`roitrace.extract` returns: dims ``(roi, time)``; ``F`` and, when the
-        file has them, ``Fneu``, ``F_corrected`` and ``dff``; coordinates ``roi``
+        file has them, ``Fneu``, ``F_corrected``, ``F0``, ``dff``, ``calcium`` and
+        ``spikes``; coordinates ``roi``
         (ROI ids), ``frame``, ``time`` (s); per ROI ``name``, ``npix`` and the
         ROI table's other columns (``npix_neuropil``, ``centroid_y``, ``snr``...);
         the pixel table (``pixel_roi``, ``pixel_y``, ``pixel_x``, ``pixel_weight``)
@@ -1219,7 +1238,7 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
         holder = f_series.parent
         module = holder.parent
         series = {VAR_F: f_series}
-        for var in FLUORESCENCE_VARS[1:]:
+        for var in (*FLUORESCENCE_VARS[1:], *BASELINE_VARS):
             if var in holder.roi_response_series:
                 series[var] = holder.roi_response_series[var]
         dff_holders = [
@@ -1229,6 +1248,10 @@ def read_nwb_result(path: str | os.PathLike) -> Any:
         ]
         if dff_holders:
             series[VAR_DFF] = dff_holders[0].roi_response_series[VAR_DFF]
+        deconvolved = getattr(module, "data_interfaces", {}).get(DECONVOLVED)
+        for var in DECONVOLUTION_VARS:
+            if deconvolved is not None and var in getattr(deconvolved, "roi_response_series", {}):
+                series[var] = deconvolved.roi_response_series[var]
 
         region = f_series.rois
         rows = np.asarray(region.data[:], np.int64)

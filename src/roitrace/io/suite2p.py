@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..result import (
     FRAME,
+    NEUROPIL_FACTOR,
     NPIX,
     PARAMETERS,
     ROI,
@@ -49,6 +50,7 @@ from ..result import (
     VAR_F,
     VAR_F_CORRECTED,
     VAR_FNEU,
+    VAR_SPIKES,
     check_result,
     result_frame_rate,
     result_rois,
@@ -483,7 +485,8 @@ def write_suite2p(
     - ``F.npy``: ``result["F"]`` as float32, (n_rois, n_frames).
     - ``Fneu.npy``: ``result["Fneu"]``; zeros (and a logged warning) when the
       result has no neuropil.
-    - ``spks.npy``: zeros of the same shape: roitrace does not deconvolve.
+    - ``spks.npy``: ``result["spikes"]`` when the result was deconvolved
+      (``extract(..., deconvolve=True)``), else zeros of the same shape.
     - ``iscell.npy``: ones, (n_rois, 2): every ROI a cell, probability 1.
     - ``stat.npy``: one dict per ROI with ``ypix``, ``xpix``, ``lam`` (the ROI's
       weights, else uniform ``1 / npix``; float32 as in suite2p), ``med`` (the
@@ -491,7 +494,9 @@ def write_suite2p(
       (``sqrt(npix / pi)``) and ``overlap`` (all False).
     - ``ops.npy``: ``Ly``, ``Lx``, ``nframes``, ``fs`` (the result's
       ``frame_rate`` attribute, else from its ``time`` coordinate; left out when
-      unknown), ``roitrace_version`` and ``parameters`` (the result's JSON).
+      unknown), ``neucoeff`` (the neuropil factor, as suite2p names it, when one
+      number serves every ROI) and ``neuropil_factor`` (one per ROI, when the
+      result records it), ``roitrace_version`` and ``parameters`` (the result's JSON).
 
     ``stat.npy`` and ``ops.npy`` are pickled object arrays, as suite2p writes them.
 
@@ -539,6 +544,11 @@ def write_suite2p(
         ops["fs"] = fs
     else:
         log.info("the result's frame rate is unknown: %s/ops.npy has no 'fs'", folder)
+    if NEUROPIL_FACTOR in result.variables:
+        r = np.asarray(result[NEUROPIL_FACTOR].values, np.float64)
+        ops["neuropil_factor"] = r
+        if r.size and np.all(r == r[0]):
+            ops["neucoeff"] = float(r[0])
     ops["roitrace_version"] = __version__
     ops["parameters"] = str(result.attrs.get(PARAMETERS, ""))
 
@@ -551,7 +561,8 @@ def write_suite2p(
     with atomic_folder(folder, owned=owned) as stage:
         _save(stage / "F.npy", F)
         _save(stage / "Fneu.npy", Fneu)
-        _save(stage / "spks.npy", np.zeros_like(F))
+        spks = _traces(result, VAR_SPIKES) if VAR_SPIKES in result.data_vars else np.zeros_like(F)
+        _save(stage / "spks.npy", spks)
         _save(stage / "iscell.npy", iscell)
         _save(stage / "stat.npy", stat, allow_pickle=True)
         _save(stage / "ops.npy", np.array(ops, dtype=object), allow_pickle=True)
