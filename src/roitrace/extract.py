@@ -394,10 +394,18 @@ def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) 
         )
         warn_user(
             f"{n_bad} of {ids.size} ROIs ({listed}): F0 (the {f0.describe()} of the {trace}) "
-            f"is <= 0, so their dff is NaN; {fix}",
+            f"is <= 0{_where(np.isnan(out)[bad])}, so their dff is NaN there (and they "
+            f"are not deconvolved); {fix}",
         )
     f0_values = np.array(np.broadcast_to(got.f0, signal.shape), np.float64)
     return Dff(out, f0_values, np.asarray(got.noise, np.float64))
+
+
+def _where(nan: np.ndarray) -> str:
+    """Where F0 <= 0: in every frame, or in how many (a running F0)."""
+    if nan.all():
+        return ""
+    return f" in {int(nan.sum())} of {nan.size} frames of those ROIs"
 
 
 def _deconvolve_options(value: Any, frame_rate: float | None) -> Deconvolve | None:
