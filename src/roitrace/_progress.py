@@ -47,3 +47,32 @@ class _Progress:
 def progress_bar(total: int, desc: str) -> _Progress:
     """A progress bar over ``total`` frames, on standard error."""
     return _Progress(total, desc)
+
+
+class _Status:
+    """A spinner with a line of text on standard error, for a step with no frame count."""
+
+    def __init__(self, desc: str) -> None:
+        from rich.console import Console
+
+        self._s = Console(stderr=True).status(desc)
+
+    def __enter__(self) -> _Status:
+        self._s.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._s.stop()
+
+
+class _Silent:
+    def __enter__(self) -> _Silent:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def status(desc: str, *, show: bool) -> _Status | _Silent:
+    """A spinner saying what runs now (``show``: the caller asked for progress)."""
+    return _Status(desc) if show else _Silent()

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from ._progress import status
 from ._validate import choice, number
 from ._warnings import renamed_keywords, warn_user
 from .aggregate import GroupAggregator
@@ -165,14 +166,18 @@ def extract(
     if plan.needs_brightness():
         plan = weigh_by_brightness(movie, plan, execution=ex)
     cells, rings = run_plan(movie, plan, execution=ex)
-    traces, attrs, per_roi = _traces(plan, cells, rings, factor)
+    with status(f"estimating the neuropil factor ({factor})", show=_shows(ex, factor)):
+        traces, attrs, per_roi = _traces(plan, cells, rings, factor)
     signal = traces["F_corrected" if rings is not None else "F"]
-    normalised = _dff(signal, plan.ids, f0, corrected=rings is not None)
+    with status(f"dF/F: {f0.describe()}", show=ex.progress and f0.method != "percentile"):
+        normalised = _dff(signal, plan.ids, f0, corrected=rings is not None)
     traces["F0"], traces["dff"] = normalised.f0, normalised.dff
     per_roi["noise"] = normalised.noise
     attrs["dff"] = attrs["F0"] = {"baseline": f0.describe()}
     if spikes is not None:
-        traces["calcium"], traces["spikes"] = _spikes(traces["dff"], spikes, movie.frame_rate)
+        # the first run on a machine also compiles OASIS (about a minute): say what runs
+        with status("deconvolving (OASIS)", show=ex.progress):
+            traces["calcium"], traces["spikes"] = _spikes(traces["dff"], spikes, movie.frame_rate)
         attrs["calcium"] = attrs["spikes"] = {"deconvolution": _describe(spikes)}
     params = {
         **plan.parameters(),
@@ -342,6 +347,10 @@ def _traces(
         attrs["Fneu"] = {"aggregation": plan.neuropil_method}
         attrs["F_corrected"] = {"formula": formula}
     return traces, attrs, per_roi
+
+
+def _shows(ex: Execution, factor: Any) -> bool:
+    return bool(ex.progress) and isinstance(factor, str)
 
 
 def _warn_filled(filled: np.ndarray, r: np.ndarray, ids: np.ndarray, method: str) -> None:
