@@ -150,13 +150,13 @@ def _parse(cmd: Any, argv: list[str], where: str) -> Any:
 
 def _key_options(ctx: Any) -> dict[str, Any]:
     """The options given (not defaults), as text, for the key."""
-    from click.core import ParameterSource
-
     # how the movie is read does not change the traces
     skip = {"movie", "output_text", "no_progress", "threads", "chunk_frames"}
     given = {}
     for name, value in ctx.params.items():
-        if name in skip or ctx.get_parameter_source(name) is ParameterSource.DEFAULT:
+        # by name: typer 0.2x has its own click, whose ParameterSource is not click's
+        source = getattr(ctx.get_parameter_source(name), "name", None)
+        if name in skip or source == "DEFAULT":
             continue
         given[name] = getattr(value, "value", value)
     return {k: str(v) for k, v in given.items()}
