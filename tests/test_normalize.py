@@ -326,9 +326,9 @@ def test_baseline_options_belong_to_their_method():
     )
     with pytest.raises(rt.ParameterError, match="q=8 does not apply to method='maximin'"):
         rt.dff(np.ones(20), method="maximin", q=8, window=5)
-    with pytest.raises(rt.ParameterError, match="sigma=.* does not apply"):
+    with pytest.raises(rt.ParameterError, match=r"sigma=.* does not apply"):
         Baseline(method="rolling_percentile", sigma=2)
-    with pytest.raises(rt.ParameterError, match="noise_window=.* does not apply"):
+    with pytest.raises(rt.ParameterError, match=r"noise_window=.* does not apply"):
         Baseline(noise_window=31)
     with pytest.raises(rt.ParameterError, match="window='an hour'"):
         Baseline(window="an hour")
@@ -393,3 +393,15 @@ def test_inactive_median_divides_by_the_noise_where_f0_is_small():
     assert np.all(np.isfinite(out.dff))
     with pytest.raises(rt.BaselineError, match=r"the trace .*undefined"):
         rt.dff(np.full(50, -3.0), method="inactive_median", window=11, noise_window=3)
+
+
+def test_full_output_of_a_roi_by_time_dataarray():
+    import xarray as xr
+
+    x = np.random.default_rng(0).normal(100, 3, (5, 400))
+    da = xr.DataArray(x, dims=("roi", "time"), coords={"roi": np.arange(1, 6)})
+    got = rt.dff(da, method="maximin", window=50, full_output=True)
+    assert got.dff.dims == got.f0.dims == ("roi", "time") and got.noise.dims == ("roi",)
+    flipped = rt.dff(da.T, method="maximin", window=50, full_output=True)
+    np.testing.assert_allclose(flipped.noise.values, got.noise.values)
+    np.testing.assert_allclose(flipped.dff.T.values, got.dff.values)

@@ -159,12 +159,12 @@ def neuropil_coefficient(
     method: str = "smoothness",
     fill: bool = True,
     full_output: bool = False,
-    lam: float = _LAMBDA,
-    fold_normalization: bool = False,
+    lam: float | None = None,
+    fold_normalization: bool | None = None,
     window: int | None = None,
-    q: float = 10.0,
-    n_sigma: float = 2.0,
-    smooth: int = 5,
+    q: float | None = None,
+    n_sigma: float | None = None,
+    smooth: int | None = None,
 ) -> np.ndarray | NeuropilCoefficient:
     """Estimate each ROI's neuropil coefficient r (``F_corrected = F - r * Fneu``).
 
@@ -185,10 +185,10 @@ def neuropil_coefficient(
     full_output : bool
         Return a :class:`NeuropilCoefficient` (r before and after filling,
         which converged) instead of r alone.
-    lam : float
+    lam : float, optional
         ``"smoothness"`` only: weight of the smoothness penalty (> 0; 0.05 as
-        published).
-    fold_normalization : bool
+        published). Each method's options are an error with the other method.
+    fold_normalization : bool, optional
         ``"smoothness"`` only: rescale each fold so that Fneu spans [0, 1]
         before the error is measured, as an earlier AllenSDK ``r_neuropil.py``
         did; the default (False) measures it on the raw traces, as AllenSDK's
@@ -196,13 +196,13 @@ def neuropil_coefficient(
     window : int, optional
         ``"regression"`` only: frames per block of the running baseline
         (>= 3, at most T); default 900 frames or ``T // 4`` when shorter.
-    q : float
-        ``"regression"`` only: the baseline's percentile, in (0, 100).
-    n_sigma : float
+    q : float, optional
+        ``"regression"`` only: the baseline's percentile, in (0, 100); default 10.
+    n_sigma : float, optional
         ``"regression"`` only: a frame is quiet up to this many noise sigmas
-        above the baseline (> 0).
-    smooth : int
-        ``"regression"`` only: width in frames of the moving average applied to
+        above the baseline (> 0); default 2.
+    smooth : int, optional
+        ``"regression"`` only (default 5): width in frames of the moving average applied to
         both traces before the fit (>= 1; 1 leaves them as they are).
 
     Returns
@@ -248,6 +248,23 @@ def neuropil_coefficient(
     """
     method = choice("method", method, NEUROPIL_FACTOR_METHODS)
     resolved = ESTIMATE_METHOD if method == "estimate" else method
+    options = {
+        "smoothness": {"lam": lam, "fold_normalization": fold_normalization},
+        "regression": {"window": window, "q": q, "n_sigma": n_sigma, "smooth": smooth},
+    }
+    wrong = [
+        k for m, kw in options.items() if m != resolved for k, v in kw.items() if v is not None
+    ]
+    if wrong:
+        raise ParameterError(
+            f"{', '.join(f'{k}=' for k in wrong)} {'is' if len(wrong) == 1 else 'are'} for "
+            f"another method than method={method!r} ({resolved}): leave "
+            f"{'it' if len(wrong) == 1 else 'them'} out"
+        )
+    lam = _LAMBDA if lam is None else lam
+    q = 10.0 if q is None else q
+    n_sigma = 2.0 if n_sigma is None else n_sigma
+    smooth = 5 if smooth is None else smooth
     f, n, one = _traces(F, Fneu)
     if resolved == "smoothness":
         lam = number("lam", lam, low=0.0, low_open=True)

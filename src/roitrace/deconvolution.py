@@ -178,9 +178,10 @@ def deconvolve(
 
     Parameters
     ----------
-    traces : (T,) or (roi, T) array_like
-        Fluorescence traces, time last: dF/F (what :func:`roitrace.extract`
-        deconvolves) or raw fluorescence. Must be finite.
+    traces : (T,) or (roi, T) array_like, or DataArray with a ``time`` dim
+        Fluorescence traces, time last (a DataArray's ``time`` dim wherever it is):
+        dF/F (what :func:`roitrace.extract` deconvolves) or raw fluorescence. Must be
+        finite.
     frame_rate : float, optional
         Frames per second; needed only with ``tau``.
     model : {"ar1", "ar2"}
@@ -259,7 +260,7 @@ def deconvolve(
     choice("model", model, DECONVOLUTION_MODELS)
     choice("penalty", penalty, DECONVOLUTION_PENALTIES)
     p = 1 if model == "ar1" else 2
-    y = np.asarray(traces)
+    y, _ids, _times = _time_last(traces, "traces")
     if y.dtype.kind not in "biuf":
         raise ParameterError(f"traces must be a numeric array, got dtype {y.dtype}")
     if y.ndim not in (1, 2):
@@ -350,6 +351,28 @@ def deconvolve(
     return Deconvolution(calcium, spikes, b, g, np.asarray(sn, np.float64), lam)
 
 
+#: The per-ROI coordinate of a result that holds the noise its spikes were inferred with.
+DECONVOLUTION_NOISE = "deconvolution_noise"
+
+
+def _time_last(x: Any, name: str) -> tuple[np.ndarray, Any, Any]:
+    """An array with time last; from a DataArray also its ROI ids and times (or None)."""
+    if hasattr(x, "data_vars"):
+        raise ParameterError(
+            f"{name} is a whole Dataset: give one of its variables, e.g. ds['dff'] "
+            "(or ds['spikes'] for events)"
+        )
+    dims = getattr(x, "dims", None)
+    if dims is None or not hasattr(x, "transpose") or "time" not in dims:
+        return np.asarray(x), None, None
+    x = x.transpose(..., "time")
+    ids = None
+    if x.ndim == 2 and x.dims[0] in x.coords:
+        ids = np.asarray(x.coords[x.dims[0]].values)
+    times = np.asarray(x["time"].values) if "time" in x.coords else None
+    return np.asarray(x.values), ids, times
+
+
 def _list(idx: np.ndarray, most: int = 10) -> str:
     shown = ", ".join(str(int(i)) for i in idx[:most])
     return shown + (f" and {idx.size - most} more" if idx.size > most else "")
@@ -437,12 +460,18 @@ def detect_events(
 
     choice("signal", signal, ("spikes", "dff"))
     is_spikes = isinstance(trace, Deconvolution) or signal == "spikes"
+    ids = times = None
     if isinstance(trace, Deconvolution):
         y = np.asarray(trace.spikes, np.float64)
         if noise is None:
             noise = trace.noise
     else:
-        y = np.asarray(trace, np.float64)
+        if noise is None and is_spikes:  # extract(deconvolve=True)'s spikes carry it
+            coords = getattr(trace, "coords", {})
+            if DECONVOLUTION_NOISE in coords:
+                noise = np.asarray(coords[DECONVOLUTION_NOISE].values, np.float64)
+        y, ids, times = _time_last(trace, "trace")
+        y = np.asarray(y, np.float64)
     if y.ndim not in (1, 2):
         raise ParameterError(f"trace must be 1-D or (roi, time), got shape {y.shape}")
     rows = np.atleast_2d(y)
@@ -480,11 +509,18 @@ def detect_events(
             cols["frame"].append(lo + int(np.argmax(seg)))
             cols["amplitude"].append(float(seg.sum() if is_spikes else seg.max()))
     frames = np.asarray(cols["frame"], np.int64)
+    rows_of = np.asarray(cols["roi"], np.int64)
+    if fr:
+        time = frames / fr
+    elif times is not None:  # a DataArray's own time coordinate
+        time = np.asarray(times, np.float64)[frames]
+    else:
+        time = np.full(frames.size, np.nan)
     return pd.DataFrame(
         {
-            "roi": np.asarray(cols["roi"], np.int64),
+            "roi": rows_of if ids is None else np.asarray(ids)[rows_of],
             "frame": frames,
-            "time": frames / fr if fr else np.full(frames.size, np.nan),
+            "time": time,
             "amplitude": np.asarray(cols["amplitude"], np.float64),
         }
     )

@@ -124,7 +124,8 @@ def extract(
         ``F0``, that baseline, one value per frame; per ROI ``noise``, the noise
         SD of the trace dF/F0 was made from (:func:`roitrace.noise_level`). With
         ``deconvolve``, ``calcium`` (denoised dF/F0) and ``spikes`` (inferred
-        activity, >= 0, in dF/F0 units).
+        activity, >= 0, in dF/F0 units) and per ROI ``deconvolution_noise`` (the
+        noise SD of dF/F0 OASIS used: :func:`roitrace.detect_events` reads it).
         Coordinates ``roi`` (ids), ``frame`` (frame index in the movie) and
         ``time`` (seconds, when the frame rate is known); per ROI ``name``,
         ``npix``, ``npix_neuropil``, ``centroid_y``, ``centroid_x``, ``snr``
@@ -177,7 +178,9 @@ def extract(
     if spikes is not None:
         # the first run on a machine also compiles OASIS (about a minute): say what runs
         with status("deconvolving (OASIS)", show=ex.progress):
-            traces["calcium"], traces["spikes"] = _spikes(traces["dff"], spikes, movie.frame_rate)
+            traces["calcium"], traces["spikes"], per_roi["deconvolution_noise"] = _spikes(
+                traces["dff"], spikes, movie.frame_rate
+            )
         attrs["calcium"] = attrs["spikes"] = {"deconvolution": _describe(spikes)}
     params = {
         **plan.parameters(),
@@ -361,8 +364,8 @@ def _warn_filled(filled: np.ndarray, r: np.ndarray, ids: np.ndarray, method: str
     warn_user(
         f"neuropil_factor={method!r}: the estimate did not converge for {n} of {ids.size} "
         f"ROIs ({listed}); they took r = {float(r[filled][0]):.3g} (the mean r of the "
-        "converged ROIs when at least 5 converged, else 0.7); result['neuropil_converged'] "
-        "marks them"
+        "converged ROIs when at least 5 converged, else 0.7); the result's "
+        "neuropil_converged marks them"
     )
 
 
@@ -392,7 +395,9 @@ def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) 
         return Dff(np.zeros_like(signal), signal.copy(), np.full(signal.shape[0], np.nan))
     got = dff(signal, **f0.as_dict(), nonpositive="nan", full_output=True)
     out = got.dff
-    bad = np.isnan(out).any(axis=1)
+    f0_values = np.array(np.broadcast_to(got.f0, signal.shape), np.float64)
+    low = ~(f0_values > 0)
+    bad = low.any(axis=1)
     if bad.any():
         n_bad = int(bad.sum())
         listed = ", ".join(map(str, ids[bad][:10])) + (", ..." if n_bad > 10 else "")
@@ -401,12 +406,16 @@ def _dff(signal: np.ndarray, ids: np.ndarray, f0: Baseline, *, corrected: bool) 
             if corrected
             else ("trace", "the movie may have an offset to remove; or use roitrace.zscore")
         )
+        # the Allen Institute's dF/F divides by max(F0, noise): defined, but not dF/F0
+        then = (
+            "their dff divides by the noise there (max(F0, noise), as published)"
+            if f0.method == "inactive_median"
+            else "their dff is NaN there (and they are not deconvolved)"
+        )
         warn_user(
             f"{n_bad} of {ids.size} ROIs ({listed}): F0 (the {f0.describe()} of the {trace}) "
-            f"is <= 0{_where(np.isnan(out)[bad])}, so their dff is NaN there (and they "
-            f"are not deconvolved); {fix}",
+            f"is <= 0{_where(low[bad])}, so {then}; {fix}",
         )
-    f0_values = np.array(np.broadcast_to(got.f0, signal.shape), np.float64)
     return Dff(out, f0_values, np.asarray(got.noise, np.float64))
 
 
@@ -425,20 +434,22 @@ def _deconvolve_options(value: Any, frame_rate: float | None) -> Deconvolve | No
     if options.tau is not None and not frame_rate:
         raise ParameterError(
             f"deconvolve tau={options.tau!r} is in seconds, and the movie records no frame "
-            "rate: give the movie's frame_rate (open_movie(..., frame_rate=)) or leave tau "
-            "out to estimate it per ROI"
+            "rate: give it one (frame_rate=, e.g. roitrace.as_movie(array, frame_rate=30)), "
+            "or leave tau out to estimate it per ROI"
         )
     return options
 
 
 def _spikes(
     dff_values: np.ndarray, options: Deconvolve, frame_rate: float | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """Calcium and spikes of each dF/F0 trace (NaN rows, whose F0 was <= 0, stay NaN)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Calcium, spikes and the noise used, of each dF/F0 trace (NaN rows, whose F0 was
+    <= 0, stay NaN)."""
     from .deconvolution import deconvolve as oasis
 
     calcium = np.full_like(dff_values, np.nan)
     spikes = np.full_like(dff_values, np.nan)
+    noise = np.full(dff_values.shape[0], np.nan)
     ok = np.all(np.isfinite(dff_values), axis=1)
     if ok.any():
         got = oasis(
@@ -448,8 +459,8 @@ def _spikes(
             tau=options.tau,
             penalty=options.penalty,
         )
-        calcium[ok], spikes[ok] = got.calcium, got.spikes
-    return calcium, spikes
+        calcium[ok], spikes[ok], noise[ok] = got.calcium, got.spikes, got.noise
+    return calcium, spikes, noise
 
 
 def _describe(options: Deconvolve) -> str:

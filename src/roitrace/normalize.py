@@ -437,9 +437,8 @@ def _apply(
         reduced = lambda a: trace.isel(time=0, drop=True).copy(data=np.asarray(a))  # noqa: E731
         if outputs == 0:
             return reduced(res) if reduce else full(res)
-        parts = [full(a) for a in res]
-        if outputs == 3:
-            parts[2] = reduced(res[2])
+        # the third output (the noise) has no time axis: never broadcast it over time
+        parts = [reduced(a) if i == 2 else full(a) for i, a in enumerate(res)]
         return parts[0] if outputs == 1 else tuple(parts)
     x = _checked(trace, axis)
     res = fn(x, axis)

@@ -221,12 +221,12 @@ class Baseline(_Option):
         }[method]
         extra = sorted(given - allowed)
         if extra:
-            uses = ", ".join(["window", *sorted(allowed)])
+            uses = ", ".join(f"{n}=" for n in ["window", *sorted(allowed)])
             named = " and ".join(f"{n}={getattr(self, n)!r}" for n in extra)
             raise ParameterError(
                 f"{named} {'does' if len(extra) == 1 else 'do'} not apply to "
-                f"method={method!r}, which takes {uses}; leave {' and '.join(extra)} out or "
-                "choose another method"
+                f"method={method!r}, which takes {uses}; leave "
+                f"{' and '.join(n + '=' for n in extra)} out or choose another method"
             )
         if "q" in allowed:
             q = 10.0 if method == "inactive_median" else 8.0
@@ -277,9 +277,19 @@ class Baseline(_Option):
         if method == "inactive_median" and noise_window is None:
             noise_window = 31 if frame_rate is None else "3.333s"
         noise_window = _to_frames("noise_window", noise_window, frame_rate, method)
+        defaults = {
+            "window": self.window is None and self.DEFAULT_WINDOW_S[method] is not None,
+            "noise_window": self.noise_window is None,
+        }
         for name, value in (("window", window), ("noise_window", noise_window)):
             if value is None:
                 continue
+            if defaults[name] and value >= n_frames:
+                raise ParameterError(
+                    f"method={method!r}: the default {name} ({value} frames) is not shorter "
+                    f"than the trace ({n_frames} frames); give a shorter {name}= in frames "
+                    "or seconds"
+                )
             if method == "inactive_median":
                 # the Allen Institute's rule (_check_kernel): odd and shorter than the trace
                 if value % 2 == 0:

@@ -1199,6 +1199,12 @@ def trace_stages(
     one = result.sel({ROI: roi})
     rate = result_frame_rate(result)
     n = one.sizes[TIME]
+    for name, given in (("truth", truth), ("true_spikes", true_spikes)):
+        if given is not None and np.shape(given) != (n,):
+            raise ShapeMismatchError(
+                f"{name} has shape {np.shape(given)}; it needs one value per time point "
+                f"of the result ({n},), e.g. the simulated cell's row"
+            )
     x, xlabel = _time_axis(n, rate)
     if TIME in one.coords and rate:
         x = np.asarray(one[TIME].values, np.float64)

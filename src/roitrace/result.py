@@ -13,7 +13,8 @@ needs the extraction itself:
   (seconds, when the frame rate is known), and per ROI ``name``, ``npix``,
   ``npix_neuropil``, ``centroid_y``, ``centroid_x``, ``snr``, ``skewness``,
   ``neuropil_factor`` (the r of ``F_corrected = F - r Fneu``), ``neuropil_converged``
-  (when r was estimated) and ``noise`` (the noise SD of the trace dF/F was made from);
+  (when r was estimated), ``noise`` (the noise SD of the trace dF/F was made from) and
+  ``deconvolution_noise`` (the noise SD of dF/F the spikes were inferred with);
 * the pixel table, dim ``pixel``: ``pixel_roi``, ``pixel_y``, ``pixel_x``,
   ``pixel_weight``, so that a saved result carries its ROIs;
 * attributes ``roitrace_version``, ``created``, ``source``, ``frame_rate`` (left out
@@ -91,6 +92,7 @@ SKEWNESS = "skewness"
 NEUROPIL_FACTOR = "neuropil_factor"
 NEUROPIL_CONVERGED = "neuropil_converged"
 NOISE = "noise"
+DECONVOLUTION_NOISE = "deconvolution_noise"
 ROI_COORDS = (
     NAME,
     NPIX,
@@ -102,6 +104,7 @@ ROI_COORDS = (
     NEUROPIL_FACTOR,
     NEUROPIL_CONVERGED,
     NOISE,
+    DECONVOLUTION_NOISE,
 )
 
 
@@ -147,6 +150,7 @@ def build_result(
     neuropil_factor: Any = None,
     neuropil_converged: Any = None,
     noise: Any = None,
+    deconvolution_noise: Any = None,
     trace_attrs: Mapping[str, Mapping[str, Any]] | None = None,
     source: str = "array",
     parameters: Mapping[str, Any] | None = None,
@@ -170,8 +174,8 @@ def build_result(
         ``frame_rate`` attribute. None or 0: unknown, both left out.
     centroids : (n_rois, 2) array_like, optional
         ``(y, x)`` per ROI; default :meth:`RoiSet.centroids` of ``rois``.
-    npix_neuropil, snr, skewness, neuropil_factor, neuropil_converged, noise : \
-(n_rois,) array_like, optional
+    npix_neuropil, snr, skewness, neuropil_factor, neuropil_converged, noise, \
+deconvolution_noise : (n_rois,) array_like, optional
         Per-ROI coordinates, left out when not given.
     trace_attrs : mapping of str to mapping, optional
         More attributes per trace variable (``aggregation``, ``formula``...), after
@@ -236,6 +240,7 @@ def build_result(
         NEUROPIL_FACTOR: neuropil_factor,
         NEUROPIL_CONVERGED: neuropil_converged,
         NOISE: noise,
+        DECONVOLUTION_NOISE: deconvolution_noise,
     }
     for key, values in given.items():
         if values is not None:

@@ -254,3 +254,21 @@ def test_python_batch_checks_every_row_before_any_work(folder, bad, message):
     with pytest.raises(rt.ParameterError, match=f"row 2: {message}"):
         rt.batch(rows, summary=folder / "s.csv")
     assert not (folder / "a.nc").exists() and not (folder / "s.csv").exists()
+
+
+def test_the_rerun_key_reads_option_sources_by_name():
+    """typer 0.2x has its own click: the key must not need click's ParameterSource."""
+    from enum import Enum
+
+    from roitrace.cli.batch import _key_options
+
+    Source = Enum("Source", "DEFAULT COMMANDLINE")  # another library's enum, same names
+
+    class Ctx:
+        def __init__(self):
+            self.params = {"movie": "m.tif", "how": "median", "proportion": None, "threads": 2}
+
+        def get_parameter_source(self, name):
+            return Source.COMMANDLINE if name in ("how", "threads") else Source.DEFAULT
+
+    assert _key_options(Ctx()) == {"how": "median"}

@@ -155,7 +155,9 @@ def test_netcdf_keeps_everything(trusted, tmp_path):
 def test_csv_has_per_roi_columns(trusted, tmp_path):
     path = rt.save(trusted, tmp_path / "t.csv")
     header = next(ln for ln in path.read_text().splitlines() if not ln.startswith("#"))
-    assert header.endswith("F0,dff,calcium,spikes,neuropil_factor,neuropil_converged,noise")
+    assert header.endswith(
+        "F0,dff,calcium,spikes,neuropil_factor,neuropil_converged,noise,deconvolution_noise"
+    )
     back = rt.load(path)
     assert_array_equal(back["neuropil_factor"].values, trusted["neuropil_factor"].values)
     assert_array_equal(back["neuropil_converged"].values, trusted["neuropil_converged"].values)
@@ -190,6 +192,59 @@ def test_suite2p_spks_are_the_spikes(trusted, tmp_path):
     ops = np.load(folder / "ops.npy", allow_pickle=True).item()
     assert_allclose(ops["neuropil_factor"], trusted["neuropil_factor"].values)
     assert "neucoeff" not in ops  # one per ROI, not one for all
+    back = rt.load(folder, allow_pickle=True)
+    for v in ("F0", "calcium", "spikes"):
+        assert_allclose(back[v].values, trusted[v].values.astype(np.float32))
+    for c in ("neuropil_factor", "neuropil_converged", "noise", "deconvolution_noise"):
+        assert_array_equal(back[c].values, trusted[c].values)
+    assert "spikes" not in rt.load(folder)  # without ops.npy, spks.npy may be zeros
+
+
+def test_suite2p_zeros_are_not_read_as_spikes(movie, sim, tmp_path):
+    ds = rt.extract(movie, sim.labels, neuropil=RING)
+    folder = rt.save(ds, str(tmp_path / "plane0") + "/")
+    back = rt.load(folder, allow_pickle=True)
+    assert "spikes" not in back and back["neuropil_factor"].values.tolist() == [0.7] * 12
+    assert np.load(folder / "ops.npy", allow_pickle=True).item()["neucoeff"] == 0.7
+
+
+def test_events_from_a_result_use_its_roi_ids_and_noise(trusted):
+    events = rt.detect_events(trusted["spikes"])
+    assert set(events["roi"]) <= set(trusted["roi"].values.tolist()) and len(events) > 50
+    assert np.isfinite(events["time"]).all()  # from the result's time coordinate
+    with pytest.raises(rt.ParameterError, match="whole Dataset"):
+        rt.detect_events(trusted)
+    with pytest.raises(rt.ParameterError, match="whole Dataset"):
+        rt.deconvolve(trusted)
+    one = rt.deconvolve(trusted["dff"].T)  # (time, roi): time found by its name
+    assert one.spikes.shape == trusted["dff"].shape
+
+
+def test_inactive_median_warns_where_f0_is_not_positive(movie, sim):
+    with pytest.warns(UserWarning, match="divides by the noise there"):
+        ds = rt.extract(
+            movie,
+            sim.labels,
+            neuropil=RING,
+            neuropil_factor=3.0,
+            baseline={"method": "inactive_median", "window": 301},
+        )
+    assert np.isfinite(ds["dff"].values).all()
+
+
+def test_trace_stages_refuses_a_truth_of_another_length(trusted):
+    from roitrace.plot import trace_stages
+
+    with pytest.raises(rt.ShapeMismatchError, match="one value per time point"):
+        trace_stages(trusted, truth=[1.0, 2.0, 3.0])
+
+
+def test_neuropil_coefficient_refuses_the_other_methods_options(trusted):
+    F, Fneu = trusted["F"].values, trusted["Fneu"].values
+    with pytest.raises(rt.ParameterError, match="lam= is for another method"):
+        rt.neuropil_coefficient(F, Fneu, method="regression", lam=0.1)
+    with pytest.raises(rt.ParameterError, match="q=, smooth= are for another method"):
+        rt.neuropil_coefficient(F, Fneu, method="smoothness", q=5, smooth=3)
 
 
 # -- the command line -----------------------------------------------------------------------
@@ -228,6 +283,18 @@ def test_cli_estimate_running_baseline_and_deconvolve(folder):
         (["--baseline", "maximin", "--baseline-q", "5"], "--baseline-q 5.0 does not apply"),
         (["--baseline", "maximin", "--baseline-window", "ten"], "--baseline-window"),
         (["--deconvolve", "--deconvolve-tau", "0.1,x"], "--deconvolve-tau 0.1,x"),
+        (
+            ["--baseline", "maximin"],
+            "--baseline maximin: the default window (1800 frames) is not shorter",
+        ),
+        (
+            ["--baseline", "inactive_median", "--baseline-window", "300"],
+            "--baseline inactive_median needs an odd window",
+        ),
+        (
+            ["--baseline", "percentile", "--baseline-sigma", "2"],
+            "which takes --baseline-window, --baseline-q; leave --baseline-sigma out",
+        ),
         (
             ["--deconvolve", "--deconvolve-model", "ar2", "--deconvolve-tau", "0.5"],
             "--deconvolve-model ar2 takes (rise, decay)",

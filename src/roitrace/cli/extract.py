@@ -220,6 +220,7 @@ def extract(
         )
     client = _cluster(workers, scheduler, threads)
     run = _execution(frames, chunk_frames, no_progress, client, threads)
+    _check_windows(f0, spikes, m, run, movie)
     cells = source.cells(m, axes, run)
     with _speaking(method="--how"):
         ds = run_extract(
@@ -417,6 +418,23 @@ def _baseline_options(method, q, window, sigma, noise_window) -> Any:
             noise_window=_frames_or_text(noise_window),
         )
     return None if f0 == Baseline() else f0
+
+
+def _check_windows(f0: Any, spikes: Any, m: Any, run: Any, movie: Path) -> None:
+    """The baseline's windows and the deconvolution's time constant against the movie's
+    frame rate and frames, before the pass (in this command's words: extract's own
+    ``method`` is --how)."""
+    from ..engine import n_selected, resolve_frames
+    from ..options import Baseline
+
+    n = n_selected(resolve_frames(m.n_frames, run.frames))
+    with _speaking(method="--baseline", q="--baseline-q"):
+        (f0 or Baseline()).in_frames(m.frame_rate, n)
+    if spikes is not None and spikes.tau is not None and not m.frame_rate:
+        raise ParameterError(
+            f"--deconvolve-tau is in seconds and {movie} records no frame rate: pass "
+            "--frame-rate (frames per second), or leave --deconvolve-tau out to estimate it"
+        )
 
 
 def _frames_or_text(text: str | None) -> int | str | None:

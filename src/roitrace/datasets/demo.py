@@ -128,7 +128,16 @@ def _write_cells(out: Path, seed: int) -> list[Path]:
     (Y, X, T) like some acquisition systems do (dataset ``imaging``)."""
     import h5py
 
-    sim = simulate(shape=(96, 96), n_frames=900, n_cells=12, frame_rate=30.0, seed=seed + 1)
+    # each cell takes in 40-90 % of the neuropil around it, as in real recordings, so
+    # that --neuropil-factor estimate has something to find
+    sim = simulate(
+        shape=(96, 96),
+        n_frames=900,
+        n_cells=12,
+        frame_rate=30.0,
+        seed=seed + 1,
+        contamination=(0.4, 0.9),
+    )
     tif = sim.to_tiff(out / "cells.tif")
     h5 = out / "cells.h5"
     with atomic_path(h5) as tmp, h5py.File(tmp, "w") as f:

@@ -2,8 +2,8 @@
 
 Columns ``roi, name, frame, time, F, Fneu, F_corrected, F0, dff, calcium, spikes``
 (those the result holds; a name with a comma, quote or line break is quoted), then
-the per-ROI values ``neuropil_factor``, ``neuropil_converged`` (1 or 0) and
-``noise`` repeated on each of the ROI's rows, preceded by ``#``
+the per-ROI values ``neuropil_factor``, ``neuropil_converged`` (1 or 0), ``noise``
+and ``deconvolution_noise`` repeated on each of the ROI's rows, preceded by ``#``
 comment lines holding the result's attributes (the parameters, the roitrace
 version). Read it with ``pandas.read_csv(path, comment="#")``, or back into a result
 with :func:`roitrace.load`.
@@ -21,6 +21,7 @@ import numpy as np
 from .._atomic import atomic_path
 from ..errors import ResultError, ResultFormatError
 from ..result import (
+    DECONVOLUTION_NOISE,
     FRAME,
     NAME,
     NEUROPIL_CONVERGED,
@@ -37,7 +38,7 @@ from ._base import Format
 __all__ = ["CSVFormat", "read_csv", "write_csv"]
 
 #: Per-ROI values written as columns (one value repeated on the ROI's rows).
-_ROI_COLUMNS = (NEUROPIL_FACTOR, NEUROPIL_CONVERGED, NOISE)
+_ROI_COLUMNS = (NEUROPIL_FACTOR, NEUROPIL_CONVERGED, NOISE, DECONVOLUTION_NOISE)
 
 
 class CSVFormat(Format):

@@ -117,6 +117,7 @@ _COLUMN_DESCRIPTIONS = {
     "neuropil_converged": "whether the estimate of r converged (r <= 1); if not, r was "
     "filled in with the mean of the converged ROIs",
     "noise": "noise standard deviation of the trace dF/F0 was made from",
+    "deconvolution_noise": "noise standard deviation of dF/F0 the spikes were inferred with",
 }
 _UNIT = "a.u."
 #: The Fluorescence interface holding deconvolved traces (suite2p's name for it).
@@ -1172,7 +1173,8 @@ def _notes(version: str, attrs: Mapping[str, Any]) -> str:
 def _series_description(var: str, var_attrs: Mapping[str, Any], version: str) -> str:
     text = str(var_attrs.get("long_name") or var)
     if "aggregation" in var_attrs:
-        text += f": the {var_attrs['aggregation']} of the pixels of each ROI"
+        whose = "each ROI's neuropil ring" if var == "Fneu" else "each ROI"
+        text += f": the {var_attrs['aggregation']} of the pixels of {whose}"
     if "formula" in var_attrs:
         text += f": {var_attrs['formula']}"
     return f"{text}, per frame (roitrace {version}; columns are the rows of the ROI table)"

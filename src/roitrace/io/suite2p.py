@@ -37,8 +37,11 @@ from ..errors import (
     ShapeMismatchError,
 )
 from ..result import (
+    DECONVOLUTION_NOISE,
     FRAME,
+    NEUROPIL_CONVERGED,
     NEUROPIL_FACTOR,
+    NOISE,
     NPIX,
     PARAMETERS,
     ROI,
@@ -46,8 +49,10 @@ from ..result import (
     SOURCE,
     TIME,
     TRACE_VARS,
+    VAR_CALCIUM,
     VAR_DFF,
     VAR_F,
+    VAR_F0,
     VAR_F_CORRECTED,
     VAR_FNEU,
     VAR_SPIKES,
@@ -71,12 +76,23 @@ __all__ = [
 #: Pickled files holding the image size and frame rate, in order of preference.
 _OPS_FILES = ("ops.npy", "db.npy")
 #: (roi, time) traces a plane folder may hold.
-TRACE_FILES = ("F.npy", "Fneu.npy", "spks.npy", "F_corrected.npy", "dff.npy")
-#: The files roitrace writes in a plane folder (with ``extra=("F_corrected", "dff")``):
+TRACE_FILES = (
+    "F.npy",
+    "Fneu.npy",
+    "spks.npy",
+    "F_corrected.npy",
+    "dff.npy",
+    "F0.npy",
+    "calcium.npy",
+)
+#: The files roitrace writes in a plane folder (with ``extra=("F_corrected", "dff", "F0",
+#: "calcium")``):
 #: one run's set. A new run removes those it does not write, so that an earlier run's
 #: files never lie beside its own.
 WRITTEN = ("F.npy", "Fneu.npy", "spks.npy", "iscell.npy", "stat.npy", "ops.npy")
-OWNED = (*WRITTEN, "F_corrected.npy", "dff.npy")
+OWNED = (*WRITTEN, "F_corrected.npy", "dff.npy", "F0.npy", "calcium.npy")
+#: Per-ROI values of a result that ``ops.npy`` records, by their result names.
+OPS_PER_ROI = (NEUROPIL_FACTOR, NEUROPIL_CONVERGED, NOISE, DECONVOLUTION_NOISE)
 
 
 # -- the io registries' entries ---------------------------------------------------------
@@ -544,9 +560,11 @@ def write_suite2p(
         ops["fs"] = fs
     else:
         log.info("the result's frame rate is unknown: %s/ops.npy has no 'fs'", folder)
-    if NEUROPIL_FACTOR in result.variables:
-        r = np.asarray(result[NEUROPIL_FACTOR].values, np.float64)
-        ops["neuropil_factor"] = r
+    for name in OPS_PER_ROI:
+        if name in result.variables:
+            ops[name] = np.asarray(result[name].values)
+    if NEUROPIL_FACTOR in ops:
+        r = ops[NEUROPIL_FACTOR]
         if r.size and np.all(r == r[0]):
             ops["neucoeff"] = float(r[0])
     ops["roitrace_version"] = __version__
@@ -666,7 +684,7 @@ class Suite2pResultFormat(Format):
         return read_suite2p_result(path, allow_pickle=allow_pickle)
 
     def _write(self, result: Any, path: str | os.PathLike, *, rois: RoiSet | None = None) -> Path:
-        extra = (VAR_F_CORRECTED, VAR_DFF)
+        extra = (VAR_F_CORRECTED, VAR_DFF, VAR_F0, VAR_CALCIUM)
         return write_suite2p(result, rois or result_rois(result), path, extra=extra)
 
 
@@ -682,6 +700,7 @@ def read_suite2p_result(folder: str | os.PathLike, *, allow_pickle: bool = False
     folder = Path(folder)
     if not (folder / "F.npy").exists() and (folder / "plane0" / "F.npy").exists():
         folder = folder / "plane0"
+    spks: dict[str, np.ndarray] = {}
 
     def read() -> tuple[tuple[dict[str, Any], dict[str, Any]], dict[str, tuple[int, ...]]]:
         # Inside the consistent read: a folder being created has no F.npy for a moment.
@@ -690,6 +709,11 @@ def read_suite2p_result(folder: str | os.PathLike, *, allow_pickle: bool = False
             try:
                 data[v] = ((ROI, TIME), _load_traces(folder / f"{v}.npy"))
             except FileNotFoundError:  # absent, or removed now by a writer (then read again)
+                pass
+        if allow_pickle:
+            try:
+                spks["spks.npy"] = _load_traces(folder / "spks.npy")
+            except FileNotFoundError:
                 pass
         ops: dict[str, Any] = {}
         if allow_pickle and (folder / "ops.npy").exists():
@@ -713,6 +737,12 @@ def read_suite2p_result(folder: str | os.PathLike, *, allow_pickle: bool = False
         for k in (ROITRACE_VERSION, PARAMETERS):
             if k in ops:
                 attrs[k] = ops[k]
+        for k in OPS_PER_ROI:
+            if k in ops and np.shape(ops[k]) == (n_roi,):
+                coords[k] = (ROI, np.asarray(ops[k]))
+        # spks.npy holds zeros unless roitrace deconvolved: its parameters say which
+        if "spks.npy" in spks and '"deconvolve": {' in str(ops.get(PARAMETERS, "")):
+            data_vars[VAR_SPIKES] = ((ROI, TIME), spks["spks.npy"])
     return xr.Dataset(data_vars, coords=coords, attrs=attrs)
 
 
