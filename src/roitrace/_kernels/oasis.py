@@ -451,7 +451,8 @@ def _ar2_exact(z, g1, g2, lam, c, s, ins, cn, sn, w, ra, rp, rk):
         if not ins[t]:
             s[t] = 0.0
     best = np.inf
-    for _ in range(500):
+    single = False
+    for _ in range(5000):
         _ar2_support_fit(z, g1, g2, lam, ins, cn, ra, rp, rk)
         _ar2_spikes(cn, g1, g2, sn)
         alpha = 1.0
@@ -484,8 +485,15 @@ def _ar2_exact(z, g1, g2, lam, c, s, ins, cn, sn, w, ra, rp, rk):
             r = z[t] - c[t]
             obj += 0.5 * r * r + lam * s[t]
         if obj >= best - 1e-13 * abs(best):
-            break
-        best = obj
+            # no progress: frames added together can all be dropped again (a new
+            # spike going negative stops the step at once); then add the single
+            # best frame, which Lawson-Hanson guarantees to lower the objective
+            if single:
+                break
+            single = True
+        else:
+            best = obj
+            single = False
         # where would a new spike lower the objective: K^T (z - c) - lam > 0
         a1 = 0.0
         a2 = 0.0
@@ -495,11 +503,20 @@ def _ar2_exact(z, g1, g2, lam, c, s, ins, cn, sn, w, ra, rp, rk):
             a2 = a1
             a1 = v
         added = 0
-        for t in range(total):
-            if not ins[t] and w[t] > 1e-9 * scale:
-                if (t == 0 or w[t] >= w[t - 1]) and (t == total - 1 or w[t] >= w[t + 1]):
-                    ins[t] = True
-                    added += 1
+        if single:
+            top = -1
+            for t in range(total):
+                if not ins[t] and w[t] > 1e-9 * scale and (top < 0 or w[t] > w[top]):
+                    top = t
+            if top >= 0:
+                ins[top] = True
+                added = 1
+        else:
+            for t in range(total):
+                if not ins[t] and w[t] > 1e-9 * scale:
+                    if (t == 0 or w[t] >= w[t - 1]) and (t == total - 1 or w[t] >= w[t + 1]):
+                        ins[t] = True
+                        added += 1
         if added == 0:
             break
 
@@ -508,7 +525,8 @@ def _ar2_refine(x, g1, g2, thresh, fix_b, b, lam, c, zz, s, ins, cn, sn, w, ra, 
     """From the greedy solution (b, lam, c): the exact solution at lam, then lam (and
     b) moved to meet the constraint, c being affine in lam on a fixed support."""
     total = x.shape[0]
-    for _ in range(8):
+    done = False
+    for _ in range(30):
         for t in range(total):
             zz[t] = x[t] - b
         _ar2_exact(zz, g1, g2, lam, c, s, ins, cn, sn, w, ra, rp, rk)
@@ -520,6 +538,7 @@ def _ar2_refine(x, g1, g2, thresh, fix_b, b, lam, c, zz, s, ins, cn, sn, w, ra, 
             nb += x[t] - c[t]
         nb = b if fix_b else nb / total
         if abs(rss - thresh) <= TOL * thresh and abs(nb - b) <= 1e-6 * math.sqrt(thresh / total):
+            done = True
             break
         _ar2_support_fit(zz, g1, g2, lam + 1.0, ins, cn, ra, rp, rk)
         a2 = 0.0
@@ -534,6 +553,11 @@ def _ar2_refine(x, g1, g2, thresh, fix_b, b, lam, c, zz, s, ins, cn, sn, w, ra, 
         step = (rd + math.sqrt(disc)) / a2 if disc > 0.0 else rd / a2
         lam = max(0.0, lam + step)
         b = nb
+    if not done:
+        # the calcium of the (b, lam) returned, not of the previous round's
+        for t in range(total):
+            zz[t] = x[t] - b
+        _ar2_exact(zz, g1, g2, lam, c, s, ins, cn, sn, w, ra, rp, rk)
     return b, lam
 
 
