@@ -354,7 +354,7 @@ def test_a_running_method_needs_a_window_or_a_frame_rate(method):
         ({"method": "inactive_median", "window": 41}, "not shorter than the trace"),
         ({"method": "inactive_median", "window": 21, "noise_window": 41}, "noise_window=41"),
         ({"method": "inactive_median", "window": 10}, r"odd window .* window=11"),
-        ({"method": "maximin", "frame_rate": 10.0}, "window=600 frames is longer"),
+        ({"method": "maximin", "frame_rate": 10.0}, r"the default window \(600 frames\)"),
     ],
 )
 def test_a_window_longer_than_the_trace_is_an_error(kwargs, match):

@@ -373,8 +373,8 @@ def test_rewritten_folder_drops_the_earlier_runs_files(tmp_path):
     rt.save(small, folder)
     names = sorted(os.listdir(folder))
     assert names == [
-        "F.npy", "Fneu.npy", "data.bin", "dff.npy", "iscell.npy", "notes.txt", "ops.npy",
-        "spks.npy", "stat.npy",
+        "F.npy", "F0.npy", "Fneu.npy", "data.bin", "dff.npy", "iscell.npy", "notes.txt",
+        "ops.npy", "spks.npy", "stat.npy",
     ]  # fmt: skip
     back = rt.load(folder, allow_pickle=True)
     assert back.sizes == {"roi": 2, "time": 20} and "F_corrected" not in back
