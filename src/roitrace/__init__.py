@@ -41,6 +41,7 @@ from .errors import (
     RoiNotFoundError,
     RoitraceError,
     ShapeMismatchError,
+    ShortTraceError,
     WeightsError,
 )
 from .extract import extract
@@ -94,6 +95,7 @@ __all__ = [
     "RoiSet",
     "RoitraceError",
     "ShapeMismatchError",
+    "ShortTraceError",
     "Simulation",
     "WeightsError",
     "__version__",

@@ -23,22 +23,17 @@ from ._kernels import oasis as _oasis
 from ._parallel import by_rows
 from ._validate import choice, number
 from ._warnings import warn_user
-from .errors import NonFiniteError, ParameterError
+from .errors import NonFiniteError, ParameterError, ShortTraceError
+from .options import DECONVOLUTION_MODELS, DECONVOLUTION_PENALTIES
 
 log = logging.getLogger(__name__)
 
 __all__ = ["Deconvolution", "deconvolve", "detect_events", "estimate_ar", "estimate_noise"]
 
-DECONVOLUTION_MODELS = ("ar1", "ar2")
-DECONVOLUTION_PENALTIES = ("l1", "l0")
 #: Fewest frames for estimating the time constant or the noise from a trace.
 MIN_FRAMES = 20
 #: The paper's shrinkage of estimated AR roots (the autocovariance over-estimates them).
 FUDGE = 0.98
-
-
-class ShortTraceError(ParameterError):
-    """A trace has too few frames to deconvolve (or to estimate its parameters)."""
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,10 @@ class ParameterError(RoitraceError, ValueError):
     """An option has a value roitrace cannot use (unknown method, bad proportion...)."""
 
 
+class ShortTraceError(ParameterError):
+    """A trace has too few frames to deconvolve (or to estimate its parameters)."""
+
+
 class ResultError(ParameterError):
     """A result Dataset lacks what is asked of it (a variable, the ROIs' pixel table) or
     holds an attribute roitrace cannot read (see :mod:`roitrace.result`).
@@ -177,5 +181,6 @@ __all__ = [
     "RoiNotFoundError",
     "RoitraceError",
     "ShapeMismatchError",
+    "ShortTraceError",
     "WeightsError",
 ]

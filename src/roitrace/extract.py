@@ -179,7 +179,7 @@ def extract(
         # the first run on a machine also compiles OASIS (about a minute): say what runs
         with status("deconvolving (OASIS)", show=ex.progress):
             traces["calcium"], traces["spikes"], per_roi["deconvolution_noise"] = _spikes(
-                traces["dff"], spikes, movie.frame_rate
+                traces["dff"], spikes, movie.frame_rate, plan.ids
             )
         attrs["calcium"] = attrs["spikes"] = {"deconvolution": _describe(spikes)}
     params = {
@@ -441,7 +441,7 @@ def _deconvolve_options(value: Any, frame_rate: float | None) -> Deconvolve | No
 
 
 def _spikes(
-    dff_values: np.ndarray, options: Deconvolve, frame_rate: float | None
+    dff_values: np.ndarray, options: Deconvolve, frame_rate: float | None, ids: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Calcium, spikes and the noise used, of each dF/F0 trace (NaN rows, whose F0 was
     <= 0, stay NaN)."""
@@ -452,14 +452,24 @@ def _spikes(
     noise = np.full(dff_values.shape[0], np.nan)
     ok = np.all(np.isfinite(dff_values), axis=1)
     if ok.any():
-        got = oasis(
-            dff_values[ok],
-            frame_rate=frame_rate,
-            model=options.model,
-            tau=options.tau,
-            penalty=options.penalty,
-        )
+        with warnings.catch_warnings():
+            # said below by ROI id: deconvolve() counts the rows it was given
+            warnings.filterwarnings("ignore", "traces of ROIs .* are constant", UserWarning)
+            got = oasis(
+                dff_values[ok],
+                frame_rate=frame_rate,
+                model=options.model,
+                tau=options.tau,
+                penalty=options.penalty,
+            )
         calcium[ok], spikes[ok], noise[ok] = got.calcium, got.spikes, got.noise
+    flat = ok & (np.ptp(np.where(ok[:, None], dff_values, 0.0), axis=1) == 0)
+    if flat.any():
+        warn_user(
+            f"the dff of ROIs {', '.join(map(str, ids[flat][:10]))}"
+            f"{', ...' if flat.sum() > 10 else ''} is constant: nothing to deconvolve; "
+            "their calcium and spikes are 0"
+        )
     return calcium, spikes, noise
 
 

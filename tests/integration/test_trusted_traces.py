@@ -116,6 +116,17 @@ def test_percentile_default_keeps_a_flat_f0_and_no_spikes(movie, sim):
     assert rt.result.result_parameters(ds)["deconvolve"] is None
 
 
+def test_a_constant_dff_is_named_by_roi_id():
+    data = np.full((200, 10, 10), 100.0)
+    data[:, 1:4, 1:4] += np.random.default_rng(0).normal(0, 1, (200, 3, 3))
+    labels = np.zeros((10, 10), int)
+    labels[1:4, 1:4], labels[6:9, 6:9] = 4, 9
+    with pytest.warns(UserWarning, match="the dff of ROIs 9 is constant") as rec:
+        ds = rt.extract(data, labels, deconvolve=True)
+    assert not any("traces of ROIs" in str(w.message) for w in rec)  # said once, by id
+    assert np.all(ds["spikes"].values[1] == 0)
+
+
 def test_rois_whose_f0_is_not_positive_get_nan_spikes_not_an_error():
     data = np.full((200, 10, 10), 100.0)
     data[:, 1:4, 1:4] += np.random.default_rng(0).normal(0, 1, (200, 3, 3))
