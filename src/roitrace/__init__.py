@@ -52,6 +52,8 @@ from .normalize import Dff, baseline, dff, minmax, noise_level, zscore
 from .options import Baseline, Deconvolve, Execution, Neuropil, NWBImagingPlane, NWBSession
 from .plan import ExtractionPlan, plan_extraction
 from .projection import projection, projections
+from .quality import quality_control
+from .report import report
 from .rois import Roi, RoiSet, label
 from .save import load, save
 from .segment import find_rois
@@ -122,7 +124,9 @@ __all__ = [
     "plan_extraction",
     "projection",
     "projections",
+    "quality_control",
     "read_rois",
+    "report",
     "save",
     "simulate",
     "threshold",

@@ -1,4 +1,4 @@
-"""The ``roitrace`` command line: demo, project, extract, rois, fetch, batch.
+"""The ``roitrace`` command line: demo, project, extract, rois, report, fetch, batch.
 
 Each command is a thin adapter in its own module over the library and the shared
 option definitions (:mod:`._options`). Errors the user can fix (a
@@ -15,7 +15,7 @@ import typer
 
 # isort: off
 # the commands register themselves, in this order (that of --help)
-from . import demo, project, extract, rois, fetch, batch  # noqa: F401
+from . import demo, project, extract, rois, report, fetch, batch  # noqa: F401
 
 # isort: on
 from ._app import app, err, handle_errors

@@ -57,6 +57,11 @@ ChannelOpt = Annotated[int | None, typer.Option(help="Channel to use when the fi
 RateOpt = Annotated[
     float | None, typer.Option("--frame-rate", help="Frames per second (overrides the file's).")
 ]
+#: The quality file of a report (roitrace report, extract --report).
+QcOpt = Annotated[
+    Path | None,
+    typer.Option("--qc", help="Quality-control JSON; default quality_control.json beside it."),
+]
 ChunkOpt = Annotated[int | None, typer.Option("--chunk-frames", help="Frames read at once.")]
 NoProgress = Annotated[bool, typer.Option("--no-progress", help="Hide the progress bar.")]
 WorkersOpt = Annotated[

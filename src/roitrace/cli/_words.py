@@ -41,6 +41,11 @@ _OPTION_OF = {
     "model": "--deconvolve-model",
     "penalty": "--deconvolve-penalty",
     "tau": "--deconvolve-tau",
+    "max_mb": "--max-mb",
+    "min_snr": "--min-snr",
+    "max_negative": "--max-negative",
+    "min_ring_fraction": "--min-ring-fraction",
+    "min_f0_noise": "--min-f0-noise",
 }
 _PHRASES = (
     (re.compile(r"truncated='keep'"), "--keep-truncated"),

@@ -34,6 +34,7 @@ from ._options import (
     Overlap,
     Penalty,
     ProjOpt,
+    QcOpt,
     QOpt,
     RateOpt,
     SchedulerOpt,
@@ -161,6 +162,11 @@ def extract(
         typer.Option(help="NWB --rois: the PlaneSegmentation to read, when there are several."),
     ] = None,
     figures: Annotated[Path | None, typer.Option(help="Folder for PNG figures.")] = None,
+    report: Annotated[
+        Path | None,
+        typer.Option(help="HTML quality report (quality_control.json beside it)."),
+    ] = None,
+    qc: QcOpt = None,
     subject_id: Annotated[str | None, typer.Option(help="NWB: subject id.")] = None,
     species: Annotated[str | None, typer.Option(help="NWB: e.g. 'Mus musculus'.")] = None,
     sex: Annotated[str | None, typer.Option(help="NWB: M, F, U or O.")] = None,
@@ -191,6 +197,8 @@ def extract(
             f"--figures {figures} is the -o/--output folder: the figures would mix with the "
             "traces' files; give the figures a folder of their own"
         )
+    if report is None:
+        _not_applicable({"qc": qc}, "without --report")
     nwb = _nwb_options(output, subject_id, species, sex, age, indicator, location)
     rings = _neuropil_options(
         neuropil_gap, neuropil_width, neuropil_exclude_gap, neuropil_min_pixels, neuropil_factor
@@ -209,6 +217,7 @@ def extract(
     _check_outputs(
         movie, [("-o/--output", target, "traces"), ("--figures", figures, "folder")], rois
     )
+    report_paths = _check_report(report, qc, movie, rois, output)
     row = batch_row.get()
     if row is not None and row.get("check_only"):
         return
@@ -252,6 +261,32 @@ def extract(
         ):
             if row is None:
                 out.print(f"  figure: {f}")
+    if report_paths is not None:
+        _write_report(ds, report_paths, m, movie, output, run)
+        if row is None:
+            out.print(f"  report: {report_paths[0]} (quality: {report_paths[1]})")
+
+
+def _check_report(report, qc, movie: Path, rois, output: Path):
+    """The report's and quality file's paths, checked before the movie is read."""
+    if report is None:
+        return None
+    from ..report import check_report_paths
+
+    if os.path.abspath(report) == os.path.abspath(output):
+        raise ParameterError(f"--report {report} is the -o/--output file; give it its own name")
+    inputs = [("the input movie", movie), ("the ROI source --rois", rois),
+              ("the -o/--output traces", output)]  # fmt: skip
+    return check_report_paths(report, qc, inputs=inputs, name="--report", quality_name="--qc")
+
+
+def _write_report(ds, paths, m, movie: Path, output: Path, run) -> None:
+    from ..report import write_report
+
+    write_report(
+        ds, paths[0], paths[1], movie=m, progress=run.progress,
+        inputs={"result": str(output), "movie": str(movie)},
+    )  # fmt: skip
 
 
 def _check_aggregation(how: Any, proportion: float | None) -> None:

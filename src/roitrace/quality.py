@@ -1,0 +1,475 @@
+"""Quality control of an extraction: per-ROI metrics and flags, each flag with one
+documented rule, in a document that scripts read (``quality_control.json``).
+
+After an extraction a scientist decides which ROIs to trust. :func:`quality_control`
+measures each ROI from a result (and, when given, the movie) and flags what makes its
+trace doubtful; :func:`roitrace.report` shows the same numbers in a page, and writes
+this document beside it, so that a pipeline filters cells without parsing HTML (as
+the Allen Institute's pipeline writes ``quality_control.json`` for its portal).
+
+The document (``schema``: ``"roitrace.quality_control/1"``; JSON Schema in
+:data:`SCHEMA`)::
+
+    {"schema": "roitrace.quality_control/1",
+     "roitrace_version": "...", "created": "...",          # this document
+     "recording": {"source": ..., "created": ..., "roitrace_version": ...,
+                   "frame_rate": ..., "frame_shape": [Y, X], "n_rois": ...,
+                   "n_frames": ..., "parameters": {...}},  # the result's provenance
+     "thresholds": {"min_snr": 5.0, ...},
+     "flags": {"edge": {"rule": "...", "evaluated": true, "count": 3}, ...},
+     "rois": [{"id": 1, "name": "roi 1",
+               "metrics": {"snr": 0.42, "npix": 80, ...},
+               "flags": ["edge"]}, ...]}
+
+A metric that could not be computed is ``null`` (JSON has no NaN); a flag that could
+not be evaluated (``saturated`` without the movie, ``neuropil_not_converged`` when r
+was not estimated) has ``"evaluated": false`` and flags no ROI.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ._version import __version__
+from .errors import ParameterError
+from .result import (
+    NEUROPIL_CONVERGED,
+    NEUROPIL_FACTOR,
+    ROI,
+    result_frame_rate,
+    result_frame_shape,
+    result_parameters,
+    result_rois,
+)
+from .rois import RoiSet
+
+__all__ = ["FLAGS", "SCHEMA", "SCHEMA_ID", "THRESHOLDS", "quality_control", "write_quality"]
+
+SCHEMA_ID = "roitrace.quality_control/1"
+
+#: Default thresholds of the rules (keywords of :func:`quality_control`).
+THRESHOLDS: dict[str, float] = {
+    "min_snr": 5.0,
+    "max_negative": 0.5,
+    "min_ring_fraction": 0.5,
+    "min_f0_noise": 3.0,
+}
+
+#: Every flag and its rule; ``{...}`` are the thresholds in force.
+FLAGS: dict[str, str] = {
+    "neuropil_empty": "the neuropil ring holds no pixel (npix_neuropil = 0)",
+    "neuropil_small": (
+        "the neuropil ring holds fewer pixels than asked: fewer than min_pixels when "
+        "min_pixels was given, else fewer than {min_ring_fraction} of the ring's "
+        "unclipped area for its gap and width (clipped by the frame, or mostly covered by "
+        "other cells)"
+    ),
+    "neuropil_grown": (
+        "the neuropil ring was widened beyond its width to reach min_pixels "
+        "(npix_neuropil > the pixels its gap and width give)"
+    ),
+    "low_snr": (
+        "peak_snr below {min_snr}: the largest rise of F_corrected (F without a "
+        "neuropil) above its median, in noise SDs (noise_level: the MAD of "
+        "frame-to-frame differences); pure noise reaches about 3.5 in 500 frames and "
+        "4.4 in 50,000"
+    ),
+    "negative": (
+        "F_corrected (F without a neuropil) is below 0 in more than {max_negative} of the "
+        "frames: the neuropil was over-subtracted"
+    ),
+    "f0_nonpositive": "F0 <= 0 in some frame: dF/F is undefined there (NaN)",
+    "f0_small": (
+        "F0 falls below {min_f0_noise} times the trace's noise SD in some frame: dF/F "
+        "is inflated by a near-zero baseline"
+    ),
+    "saturated": (
+        "a pixel of the ROI reaches the largest value of the movie's integer dtype in "
+        "some frame (needs the movie)"
+    ),
+    "edge": "a pixel of the ROI lies on the frame's border (the cell may be cut off)",
+    "nan_frames": "a trace is NaN in some frame",
+    "neuropil_not_converged": (
+        "the estimated neuropil coefficient r fell outside [0, 1] and was filled in "
+        "(neuropil_converged is false)"
+    ),
+}
+
+#: Metrics taken from the result's per-ROI coordinates, when present.
+_COORD_METRICS = (
+    "npix",
+    "npix_neuropil",
+    "centroid_y",
+    "centroid_x",
+    "snr",
+    "skewness",
+    NEUROPIL_FACTOR,
+    "noise",
+    "deconvolution_noise",
+)
+
+_NUMBER = {"type": ["number", "null"]}
+#: The document's JSON Schema (draft 2020-12).
+SCHEMA: dict[str, Any] = {
+    "$schema": "https://json-schema.org/draft/2020-12/schema",
+    "title": "roitrace quality control",
+    "type": "object",
+    "required": ["schema", "roitrace_version", "created", "recording", "thresholds", "flags",
+                 "rois"],
+    "properties": {
+        "schema": {"const": SCHEMA_ID},
+        "roitrace_version": {"type": "string"},
+        "created": {"type": "string"},
+        "report": {"type": ["string", "null"]},
+        "recording": {
+            "type": "object",
+            "required": ["source", "frame_shape", "n_rois", "n_frames", "parameters"],
+            "properties": {
+                "source": {"type": ["string", "null"]},
+                "created": {"type": ["string", "null"]},
+                "roitrace_version": {"type": ["string", "null"]},
+                "frame_rate": _NUMBER,
+                "frame_shape": {"type": ["array", "null"], "items": {"type": "integer"}},
+                "n_rois": {"type": "integer", "minimum": 0},
+                "n_frames": {"type": "integer", "minimum": 0},
+                "parameters": {"type": "object"},
+                "movie": {"type": ["string", "null"]},
+            },
+        },
+        "thresholds": {"type": "object", "additionalProperties": {"type": "number"}},
+        "flags": {
+            "type": "object",
+            "propertyNames": {"enum": list(FLAGS)},
+            "additionalProperties": {
+                "type": "object",
+                "required": ["rule", "evaluated", "count"],
+                "properties": {
+                    "rule": {"type": "string"},
+                    "evaluated": {"type": "boolean"},
+                    "count": {"type": "integer", "minimum": 0},
+                },
+            },
+        },
+        "rois": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["id", "name", "metrics", "flags"],
+                "properties": {
+                    "id": {"type": ["integer", "string"]},
+                    "name": {"type": "string"},
+                    "metrics": {"type": "object", "additionalProperties": _NUMBER},
+                    "flags": {
+                        "type": "array",
+                        "items": {"enum": list(FLAGS)},
+                        "uniqueItems": True,
+                    },
+                },
+            },
+        },
+    },
+}  # fmt: skip
+
+
+def quality_control(
+    result: Any,
+    *,
+    movie: Any = None,
+    min_snr: float = THRESHOLDS["min_snr"],
+    max_negative: float = THRESHOLDS["max_negative"],
+    min_ring_fraction: float = THRESHOLDS["min_ring_fraction"],
+    min_f0_noise: float = THRESHOLDS["min_f0_noise"],
+) -> dict[str, Any]:
+    """Per-ROI metrics and quality flags of an extraction result.
+
+    Parameters
+    ----------
+    result : xarray.Dataset
+        As returned by :func:`roitrace.extract` or :func:`roitrace.load`.
+    movie : Movie, (T, Y, X) array_like or path, optional
+        The movie the result was extracted from: needed for the ``saturated`` flag
+        (its maximum projection is computed, one pass over the movie).
+    min_snr, max_negative, min_ring_fraction, min_f0_noise : float
+        The thresholds of the rules (see :data:`FLAGS`).
+
+    Returns
+    -------
+    document : dict
+        JSON-ready (see the module's docstring for its keys, :data:`SCHEMA` for its
+        schema); ``document["rois"][i]["flags"]`` lists the flags of the i-th ROI.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import roitrace as rt
+    >>> movie = np.random.default_rng(0).poisson(100, (50, 20, 20)).astype(np.uint16)
+    >>> mask = np.zeros((20, 20), bool); mask[0:4, 8:12] = True
+    >>> qc = quality_control(rt.extract(movie, mask))
+    >>> qc["rois"][0]["flags"]
+    ['low_snr', 'edge']
+    """
+    thresholds = _check_thresholds(
+        min_snr=min_snr,
+        max_negative=max_negative,
+        min_ring_fraction=min_ring_fraction,
+        min_f0_noise=min_f0_noise,
+    )
+    max_image = saturation = None
+    if movie is not None:
+        from .movie import as_movie
+        from .projection import projection
+
+        m = as_movie(movie)
+        saturation = saturation_level(m.dtype)
+        if saturation is not None:
+            max_image = projection(m, "max")
+    return evaluate(result, thresholds, max_image=max_image, saturation=saturation)
+
+
+def saturation_level(dtype: Any) -> float | None:
+    """The value a saturated pixel takes: the integer dtype's maximum; None for floats."""
+    dtype = np.dtype(dtype)
+    return float(np.iinfo(dtype).max) if dtype.kind in "ui" else None
+
+
+def evaluate(
+    result: Any,
+    thresholds: dict[str, float] | None = None,
+    *,
+    max_image: np.ndarray | None = None,
+    saturation: float | None = None,
+    movie_name: str | None = None,
+    rois: RoiSet | None = None,
+) -> dict[str, Any]:
+    """:func:`quality_control` from a maximum projection already computed (the report
+    computes its projections in one pass and passes the maximum here)."""
+    thresholds = {**THRESHOLDS, **(thresholds or {})}
+    n_rois = int(result.sizes.get(ROI, 0))
+    metrics: dict[str, np.ndarray] = {}
+    flags: dict[str, np.ndarray | None] = {}
+    for name in _COORD_METRICS:
+        if name in result.coords and result[name].dims == (ROI,):
+            metrics[name] = np.asarray(result[name].values, float)
+    _trace_rules(result, thresholds, metrics, flags)
+    rois = rois if rois is not None else _rois_or_none(result)
+    _geometry_rules(result, rois, thresholds, metrics, flags)
+    _saturation_rule(rois, max_image, saturation, metrics, flags)
+    converged = (
+        np.asarray(result[NEUROPIL_CONVERGED].values, bool)
+        if NEUROPIL_CONVERGED in result.coords
+        else None
+    )
+    flags["neuropil_not_converged"] = None if converged is None else ~converged
+    return _document(result, thresholds, metrics, flags, n_rois, movie_name)
+
+
+def write_quality(document: dict[str, Any], path: str | os.PathLike) -> Path:
+    """Write a :func:`quality_control` document as JSON, atomically."""
+    from ._atomic import write_bytes
+
+    text = json.dumps(document, indent=1, allow_nan=False, ensure_ascii=False)
+    return write_bytes(path, (text + "\n").encode("utf-8"))
+
+
+# -- rules --------------------------------------------------------------------------------
+def _check_thresholds(**values: float) -> dict[str, float]:
+    for name, value in values.items():
+        v = float(value)
+        if not math.isfinite(v) or v < 0 or (name == "max_negative" and v > 1):
+            raise ParameterError(
+                f"{name} must be a number >= 0{' and <= 1' if name == 'max_negative' else ''}, "
+                f"got {value!r}"
+            )
+    return {k: float(v) for k, v in values.items()}
+
+
+def _trace(result: Any, name: str) -> np.ndarray | None:
+    return np.asarray(result[name].values, float) if name in result.data_vars else None
+
+
+def _trace_rules(result, thresholds, metrics, flags) -> None:
+    n = int(result.sizes.get(ROI, 0))
+    nan = np.zeros(n, int)
+    for name in ("F", "Fneu", "F_corrected"):
+        x = _trace(result, name)
+        if x is not None:
+            nan = np.maximum(nan, np.isnan(x).sum(axis=1))
+    metrics["nan_frames"] = nan.astype(float)
+    flags["nan_frames"] = nan > 0
+    signal = _trace(result, "F_corrected")
+    if signal is None:
+        signal = _trace(result, "F")
+    if signal is not None and signal.shape[1]:
+        with np.errstate(invalid="ignore"):
+            negative = np.mean(signal < 0, axis=1)
+        metrics["negative_fraction"] = negative
+        flags["negative"] = negative > thresholds["max_negative"]
+    if signal is not None and signal.shape[1] >= 3:
+        metrics["peak_snr"] = _peak_snr(signal)
+        flags["low_snr"] = ~(metrics["peak_snr"] >= thresholds["min_snr"])
+    f0 = _trace(result, "F0")
+    if f0 is not None and f0.shape[1]:
+        low = np.nanmin(np.where(np.isnan(f0), np.inf, f0), axis=1)
+        metrics["f0_min"] = low
+        flags["f0_nonpositive"] = low <= 0
+        if "noise" in metrics:
+            small = low < thresholds["min_f0_noise"] * metrics["noise"]
+            flags["f0_small"] = small & (low > 0)
+    dff = _trace(result, "dff")
+    if dff is not None and dff.shape[1]:
+        with warnings.catch_warnings():  # a ROI with dF/F all NaN (F0 <= 0) is fine here
+            warnings.simplefilter("ignore", RuntimeWarning)
+            metrics["dff_peak"] = np.nanmax(np.where(np.isfinite(dff), dff, np.nan), axis=1)
+    spikes = _trace(result, "spikes")
+    if spikes is not None:
+        metrics["spike_sum"] = np.nansum(spikes, axis=1)
+
+
+def _peak_snr(x: np.ndarray) -> np.ndarray:
+    """(max - median) / noise SD of each row; NaN frames left out."""
+    from .normalize import noise_level
+
+    out = np.full(x.shape[0], np.nan)
+    for i, row in enumerate(x):
+        row = row[np.isfinite(row)]
+        if row.size < 3:
+            continue
+        sd = float(noise_level(row))
+        if sd > 0:
+            out[i] = (row.max() - np.median(row)) / sd
+    return out
+
+
+def _rois_or_none(result: Any) -> RoiSet | None:
+    from .errors import ResultError
+
+    try:
+        return result_rois(result)
+    except ResultError:  # no pixel table (CSV, a suite2p folder read without stat.npy)
+        return None
+
+
+def _geometry_rules(result, rois, thresholds, metrics, flags) -> None:
+    npil = metrics.get("npix_neuropil")
+    if npil is not None:
+        flags["neuropil_empty"] = npil == 0
+    if rois is None:
+        return
+    shape = result_frame_shape(result) or rois.frame_shape
+    Y, X = shape
+    flags["edge"] = np.array(
+        [
+            bool(r.y.size) and (r.y.min() == 0 or r.x.min() == 0 or r.y.max() == Y - 1
+                                or r.x.max() == X - 1)
+            for r in rois
+        ]
+    )  # fmt: skip
+    ring = (result_parameters(result) or {}).get("neuropil")
+    if npil is None or not isinstance(ring, dict) or "gap" not in ring or "width" not in ring:
+        return
+    gap, width = int(ring["gap"]), int(ring["width"])
+    need = int(ring.get("min_pixels") or 0)
+    nominal = np.array([_ring_area(r.y, r.x, gap, width) for r in rois], float)
+    metrics["ring_area_asked"] = nominal
+    small = (npil > 0) & (npil < thresholds["min_ring_fraction"] * nominal)
+    if need:
+        from .neuropil import neuropil_rings
+
+        plain = neuropil_rings(rois, gap=gap, width=width,
+                               exclude_gap=int(ring.get("exclude_gap") or 0))  # fmt: skip
+        flags["neuropil_grown"] = npil > np.array([p.size for p in plain])
+        small = (npil > 0) & (npil < need)
+    flags["neuropil_small"] = small
+
+
+def _ring_area(y: np.ndarray, x: np.ndarray, gap: int, width: int) -> int:
+    """Pixels at distance in (gap, gap + width] from the cell, with no frame around it:
+    the ring :func:`roitrace.neuropil_ring` makes, before clipping and exclusions."""
+    from scipy import ndimage
+
+    if not y.size:
+        return 0
+    pad = gap + width + 1
+    h, w = int(y.max() - y.min()) + 1 + 2 * pad, int(x.max() - x.min()) + 1 + 2 * pad
+    outside = np.ones((h, w), bool)
+    outside[y - y.min() + pad, x - x.min() + pad] = False
+    d = ndimage.distance_transform_edt(outside)
+    return int(np.count_nonzero((d > gap) & (d <= gap + width)))
+
+
+def _saturation_rule(rois, max_image, saturation, metrics, flags) -> None:
+    if rois is None or max_image is None or saturation is None:
+        return
+    peak = np.asarray(max_image)
+    counts = np.array([int(np.count_nonzero(peak[r.y, r.x] >= saturation)) for r in rois])
+    metrics["saturated_pixels"] = counts.astype(float)
+    flags["saturated"] = counts > 0
+
+
+# -- the document -------------------------------------------------------------------------
+def _document(result, thresholds, metrics, flags, n_rois, movie_name) -> dict[str, Any]:
+    ids = result[ROI].values.tolist() if ROI in result.coords else list(range(n_rois))
+    names = (
+        [str(v) for v in result["name"].values]
+        if "name" in result.coords
+        else [f"roi {i}" for i in ids]
+    )
+    rois = []
+    for i in range(n_rois):
+        rois.append(
+            {
+                "id": _plain(ids[i]),
+                "name": names[i],
+                "metrics": {k: _number(v[i]) for k, v in metrics.items()},
+                "flags": [k for k in FLAGS if flags.get(k) is not None and bool(flags[k][i])],
+            }
+        )
+    summary = {
+        k: {
+            "rule": FLAGS[k].format(**thresholds),
+            "evaluated": flags.get(k) is not None,
+            "count": int(np.count_nonzero(flags[k])) if flags.get(k) is not None else 0,
+        }
+        for k in FLAGS
+    }
+    attrs = getattr(result, "attrs", {}) or {}
+    return {
+        "schema": SCHEMA_ID,
+        "roitrace_version": __version__,
+        "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "recording": {
+            "source": _plain(attrs.get("source")),
+            "movie": movie_name,
+            "created": _plain(attrs.get("created")),
+            "roitrace_version": _plain(attrs.get("roitrace_version")),
+            "frame_rate": _number(result_frame_rate(result)),
+            "frame_shape": list(result_frame_shape(result) or []) or None,
+            "n_rois": n_rois,
+            "n_frames": int(result.sizes.get("time", 0)),
+            "parameters": result_parameters(result),
+        },
+        "thresholds": thresholds,
+        "flags": summary,
+        "rois": rois,
+    }
+
+
+def _number(v: Any) -> float | int | None:
+    if v is None:
+        return None
+    v = float(v)
+    if not math.isfinite(v):
+        return None
+    return int(v) if v.is_integer() and abs(v) < 2**53 else v
+
+
+def _plain(v: Any) -> Any:
+    return v.item() if isinstance(v, np.generic) else v
