@@ -118,9 +118,7 @@ def test_nan_frames_negative_and_f0_flags():
     F0 = ds["F0"].values.copy()
     F0[1] = -5.0
     F0[2] = 0.5 * float(ds["noise"][2])  # positive but under 3 noise SDs
-    crafted = ds.assign(
-        F=(ds["F"].dims, F), F_corrected=(ds["F"].dims, Fc), F0=(ds["F"].dims, F0)
-    )
+    crafted = ds.assign(F=(ds["F"].dims, F), F_corrected=(ds["F"].dims, Fc), F0=(ds["F"].dims, F0))
     rois = _by_id(quality_control(crafted))
     assert "nan_frames" in rois[1]["flags"] and rois[1]["metrics"]["nan_frames"] == 2
     assert {"negative", "f0_nonpositive"} <= set(rois[2]["flags"])
@@ -185,3 +183,15 @@ def test_bad_thresholds_are_refused(kw, value):
     ds = rt.extract(_movie(T=50), _labels((40, 40), [(5, 9, 5, 9)]))
     with pytest.raises(ParameterError, match=kw):
         quality_control(ds, **{kw: value})
+
+
+def test_documented_schema_and_rules_match_the_code():
+    from pathlib import Path
+
+    docs = Path(__file__).resolve().parents[1] / "docs"
+    assert json.loads((docs / "quality_control.schema.json").read_text()) == SCHEMA
+    text = (docs / "quality_control.md").read_text()
+    for flag in FLAGS:
+        assert f"| `{flag}` |" in text, flag
+    for name in THRESHOLDS:
+        assert f"`{name}`" in text, name

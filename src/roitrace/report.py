@@ -167,7 +167,7 @@ def check_report_paths(
     quality = Path(quality) if quality is not None else path.with_name(QUALITY_NAME)
     if quality.suffix.lower() != ".json":
         raise ParameterError(
-            f"{quality_name} {quality}: the quality file is JSON; end it in .json"
+            f"{quality_name} {quality}: the quality file is JSON; end its name in .json"
         )
     if os.path.abspath(quality) == os.path.abspath(path):
         raise ParameterError(f"{quality_name} {quality} is the report {path} itself")

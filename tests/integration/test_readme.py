@@ -7,6 +7,7 @@ through the installed entry point (a real process, as a user types it).
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import subprocess
@@ -114,3 +115,19 @@ def test_readme_python_examples_run_in_the_demo_folder(demo_folder):
             timeout=300,
         )
         assert proc.returncode == 0, f"{code}\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_readme_report_examples_run_as_written(demo_folder):
+    """The commands of "Quality report", after the command-line examples (whose
+    cells_spikes.nc and labels.tif they read)."""
+    if not (demo_folder / "cells_spikes.nc").is_file():
+        test_readme_examples_run_as_written(demo_folder)
+    commands = readme_commands("## Quality report")
+    assert len(commands) >= 2 and any(c[1] == "report" for c in commands)
+    for words in commands:
+        run_as_written(words, demo_folder)
+    for name in ("cells_report.html", "quality_control.json", "cells_qc.html",
+                 "cells_qc.quality_control.json"):  # fmt: skip
+        assert (demo_folder / name).is_file(), name
+    qc = json.loads((demo_folder / "quality_control.json").read_text())
+    assert qc["report"] == "cells_report.html" and qc["recording"]["n_rois"] > 0

@@ -1,0 +1,157 @@
+"""The HTML report: self-contained, its data faithful to the result, within its size
+budget, and its inputs and outputs checked before any work."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+import re
+
+import numpy as np
+import pytest
+
+import roitrace as rt
+from roitrace.errors import OutputError, ParameterError
+from roitrace.report import QUALITY_NAME
+
+
+@pytest.fixture(scope="module")
+def session():
+    sim = rt.simulate(n_cells=12, n_frames=900, shape=(64, 64), seed=4)
+    ds = rt.extract(sim.movie, sim.labels, neuropil={"gap": 2, "width": 3}, deconvolve=True)
+    return sim, ds
+
+
+def _benchmark(name):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _page_data(path):
+    """The report's inlined metadata and traces, decoded as the page's script does."""
+    text = path.read_text(encoding="utf-8")
+
+    def script(name):
+        m = re.search(rf'<script type="[^"]+" id="rt-{name}">(.*?)</script>', text, re.S)
+        return m.group(1)
+
+    meta = json.loads(script("meta").replace("<\\/", "</"))
+    codes = np.frombuffer(gzip.decompress(base64.b64decode(script("traces"))), "<u2")
+    return text, meta, codes
+
+
+def _decoded(meta, codes, var):
+    t = meta["traces"]
+    n, per = len(meta["ids"]), t["points"] * (2 if t["pairs"] else 1)
+    v = t["names"].index(var)
+    block = codes[v * n * per : (v + 1) * n * per].reshape(n, per).astype(float)
+    lo, hi = np.asarray(t["scales"][v]).reshape(-1, 2).T
+    values = lo[:, None] + block / 65534 * (hi - lo)[:, None]
+    values[block == 65535] = np.nan
+    return values, (hi - lo) / 65534
+
+
+def test_report_is_self_contained_and_holds_every_trace(session, tmp_path):
+    sim, ds = session
+    out = rt.report(ds, tmp_path / "report.html", movie=sim.movie)
+    text, meta, codes = _page_data(out)
+    assert not re.search(r"https?://", text, re.I), "the page must load nothing from the web"
+    assert not re.search(r"<(link|iframe|object|embed)\b", text, re.I)
+    assert re.findall(r'\bsrc="([^"]*)"', text) == []  # images are data: URLs in JSON
+    assert "Content-Security-Policy" in text and "default-src 'none'" in text
+    assert meta["ids"] == ds["roi"].values.tolist()
+    assert meta["traces"]["step"] == 1 and not meta["traces"]["pairs"]
+    assert set(meta["traces"]["names"]) == {
+        "F", "Fneu", "F_corrected", "F0", "dff", "calcium", "spikes"
+    }  # fmt: skip
+    for var in meta["traces"]["names"]:
+        got, quantum = _decoded(meta, codes, var)
+        want = ds[var].values
+        assert np.all(np.abs(got - want) <= quantum[:, None] * 0.51 + 1e-12), var
+    # the projections of the movie, as PNG data URLs
+    images = json.loads(re.search(r'id="rt-images">(.*?)</script>', text, re.S).group(1))
+    assert set(images) == {"mean", "std", "max", "correlation"}
+    assert all(v.startswith("data:image/png;base64,") for v in images.values())
+    qc = json.loads((tmp_path / QUALITY_NAME).read_text())
+    assert qc["report"] == "report.html"
+    assert [r["flags"] for r in qc["rois"]] == [
+        [meta["flag_names"][k] for k in f] for f in meta["flags"]
+    ]
+
+
+def test_long_traces_are_binned_to_min_and_max_within_the_budget(session, tmp_path):
+    _, ds = session
+    out = rt.report(ds, tmp_path / "small.html", max_mb=0.25)
+    assert out.stat().st_size <= 250_000
+    _, meta, codes = _page_data(out)
+    step = meta["traces"]["step"]
+    assert step > 1 and meta["traces"]["pairs"]
+    got, quantum = _decoded(meta, codes, "dff")
+    x = ds["dff"].values
+    T = x.shape[1]
+    pad = np.pad(x, ((0, 0), (0, (-T) % step)), constant_values=np.nan).reshape(len(x), -1, step)
+    want = np.stack([np.nanmin(pad, axis=2), np.nanmax(pad, axis=2)], axis=2).reshape(len(x), -1)
+    assert np.all(np.abs(got - want) <= quantum[:, None] * 0.51 + 1e-12)
+    # every transient survives: the largest value of each trace is in the envelope
+    assert np.allclose(np.nanmax(got, axis=1), x.max(axis=1), atol=float(quantum.max()))
+
+
+def test_size_of_a_2000_roi_session_is_within_the_target(tmp_path):
+    simulated_result = _benchmark("report_size").simulated_result
+    ds = simulated_result(2000, 6000, seed=0)
+    out = rt.report(ds, tmp_path / "big.html")
+    assert out.stat().st_size <= 20_000_000
+    _, meta, _ = _page_data(out)
+    assert len(meta["ids"]) == 2000
+
+
+def test_report_from_files_and_without_pixels(session, tmp_path):
+    _sim, ds = session
+    rt.save(ds, tmp_path / "r.nc")
+    out = rt.report(tmp_path / "r.nc", tmp_path / "from-file.html", quality=tmp_path / "a.json")
+    _, meta, _ = _page_data(out)
+    assert meta["geometry"] and meta["report"]["inputs"]["result"].endswith("r.nc")
+    rt.save(ds, tmp_path / "r.csv")
+    with pytest.warns(UserWarning, match="no ROI pixels"):
+        out = rt.report(tmp_path / "r.csv", tmp_path / "csv.html", quality=tmp_path / "c.json")
+    _, meta, _ = _page_data(out)
+    assert not meta["geometry"] and len(meta["ids"]) == 12
+
+
+def test_refused_before_any_work(session, tmp_path):
+    sim, ds = session
+    nc = tmp_path / "r.nc"
+    rt.save(ds, nc)
+    with pytest.raises(ParameterError, match=r"end its name in \.html"):
+        rt.report(ds, tmp_path / "report.png")
+    with pytest.raises(ParameterError, match=r"end its name in \.json"):
+        rt.report(nc, tmp_path / "r.html", quality=nc)
+    with pytest.raises(ParameterError, match="max_mb"):
+        rt.report(ds, tmp_path / "r.html", max_mb=0)
+    with pytest.raises(ParameterError, match="thresholds"):
+        rt.report(ds, tmp_path / "r.html", min_snrr=3)
+    with pytest.raises(ParameterError, match="frames are 32 x 32"):
+        rt.report(ds, tmp_path / "r.html", movie=sim.movie[:, :32, :32])
+    assert not (tmp_path / "r.html").exists() and not (tmp_path / QUALITY_NAME).exists()
+
+
+def test_quality_file_of_another_report_is_not_replaced(session, tmp_path):
+    _, ds = session
+    rt.report(ds, tmp_path / "one.html")
+    before = (tmp_path / QUALITY_NAME).read_bytes()
+    with pytest.raises(OutputError, match=r"belongs to the report one\.html"):
+        rt.report(ds, tmp_path / "two.html")
+    assert (tmp_path / QUALITY_NAME).read_bytes() == before
+    assert not (tmp_path / "two.html").exists()
+    rt.report(ds, tmp_path / "one.html")  # its own report may replace it
+    rt.report(ds, tmp_path / "two.html", quality=tmp_path / "two.quality_control.json")
+    (tmp_path / "foreign.json").write_text('{"mine": true}')
+    with pytest.raises(OutputError, match="not written by a roitrace report"):
+        rt.report(ds, tmp_path / "three.html", quality=tmp_path / "foreign.json")
