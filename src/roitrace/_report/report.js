@@ -342,10 +342,10 @@
       $("crop").hidden = true;
       return;
     }
-    const select = $("image-select");
-    for (const k in IMAGES) select.append(el("option", { value: k, text: k }));
+    const chooser = $("image-select");
+    for (const k in IMAGES) chooser.append(el("option", { value: k, text: k }));
     state.image = Object.keys(IMAGES)[0];
-    select.addEventListener("change", () => { state.image = select.value; drawOverview(); drawCrop(); });
+    chooser.addEventListener("change", () => { state.image = chooser.value; drawOverview(); drawCrop(); });
     const [Y, X] = M.frame_shape;
     labelMap = new Int32Array(Y * X).fill(-1);
     // larger ROIs first, so that a small ROI inside or over a larger one stays clickable
