@@ -35,7 +35,7 @@ def _benchmark(name):
 
 
 def _page_data(path):
-    """The report's inlined metadata and traces, decoded as the page's script does."""
+    """The report's inlined metadata and traces' codes, decoded as the page's script does."""
     text = path.read_text(encoding="utf-8")
 
     def script(name):
@@ -43,19 +43,26 @@ def _page_data(path):
         return m.group(1)
 
     meta = json.loads(script("meta").replace("<\\/", "</"))
-    codes = np.frombuffer(gzip.decompress(base64.b64decode(script("traces"))), "<u2")
+    codes = {}
+    for name, info in zip(meta["traces"]["names"], meta["traces"]["vars"], strict=True):
+        raw = gzip.decompress(base64.b64decode(script(f"trace-{name}")))
+        codes[name] = np.frombuffer(raw, "<u2" if info["bits"] == 16 else "u1")
     return text, meta, codes
 
 
 def _decoded(meta, codes, var):
+    """Values of one trace (NaN where the code says so) and each ROI's quantum."""
     t = meta["traces"]
-    n, per = len(meta["ids"]), t["points"] * (2 if t["pairs"] else 1)
     v = t["names"].index(var)
-    block = codes[v * n * per : (v + 1) * n * per].reshape(n, per).astype(float)
+    info = t["vars"][v]
+    top = 65534 if info["bits"] == 16 else 254
+    n = len(meta["ids"])
+    block = codes[var].reshape(n, -1).astype(float)
+    assert block.shape[1] == info["points"] * (2 if info["pairs"] else 1)
     lo, hi = np.asarray(t["scales"][v]).reshape(-1, 2).T
-    values = lo[:, None] + block / 65534 * (hi - lo)[:, None]
-    values[block == 65535] = np.nan
-    return values, (hi - lo) / 65534
+    values = lo[:, None] + block / top * (hi - lo)[:, None]
+    values[block == top + 1] = np.nan
+    return values, (hi - lo) / top
 
 
 def test_report_is_self_contained_and_holds_every_trace(session, tmp_path):
@@ -67,7 +74,7 @@ def test_report_is_self_contained_and_holds_every_trace(session, tmp_path):
     assert re.findall(r'\bsrc="([^"]*)"', text) == []  # images are data: URLs in JSON
     assert "Content-Security-Policy" in text and "default-src 'none'" in text
     assert meta["ids"] == ds["roi"].values.tolist()
-    assert meta["traces"]["step"] == 1 and not meta["traces"]["pairs"]
+    assert all(v["step"] == 1 and v["bits"] == 16 for v in meta["traces"]["vars"])
     assert set(meta["traces"]["names"]) == {
         "F", "Fneu", "F_corrected", "F0", "dff", "calcium", "spikes"
     }  # fmt: skip
@@ -88,11 +95,16 @@ def test_report_is_self_contained_and_holds_every_trace(session, tmp_path):
 
 def test_long_traces_are_binned_to_min_and_max_within_the_budget(session, tmp_path):
     _, ds = session
-    out = rt.report(ds, tmp_path / "small.html", max_mb=0.25)
-    assert out.stat().st_size <= 250_000
+    out = rt.report(ds, tmp_path / "small.html", max_mb=0.1)
+    assert out.stat().st_size <= 100_000
     _, meta, codes = _page_data(out)
-    step = meta["traces"]["step"]
-    assert step > 1 and meta["traces"]["pairs"]
+    info = dict(zip(meta["traces"]["names"], meta["traces"]["vars"], strict=True))
+    step = info["dff"]["step"]
+    assert step > 1 and info["dff"]["pairs"] and info["dff"]["bits"] == 8
+    # dF/F, what cells are chosen by, gets the finest step
+    assert step == min(v["step"] for v in info.values() if v["step"] > 1) or step <= min(
+        info[v]["step"] for v in ("F", "Fneu", "F_corrected")
+    )
     got, quantum = _decoded(meta, codes, "dff")
     x = ds["dff"].values
     T = x.shape[1]

@@ -51,7 +51,6 @@ __all__ = ["QUALITY_NAME", "report"]
 QUALITY_NAME = "quality_control.json"
 #: Projections shown when the movie is given, in this order.
 PROJECTIONS = ("mean", "std", "max", "correlation")
-_NAN_CODE = 65535
 _STEPS = sorted({max(1, round(1.2**i)) for i in range(80)})
 
 
@@ -313,12 +312,10 @@ def render(
     geometry = base64.b64encode(_geometry(ds, rois, rings, shape)).decode("ascii")
     meta = _meta(ds, rois, qc, shape, title, inputs, rings is not None)
     names = [v for v in TRACE_VARS if v in ds.data_vars and ds[v].dims == (ROI, "time")]
-    n_frames = int(ds.sizes["time"])
     meta["traces"] = {"names": names, "scales": [_scale(ds[v]) for v in names]}
     page_title = title or meta["recording"]["source"] or "roitrace report"
 
-    def page(traces: str, step: int) -> str:
-        meta["traces"].update(step=step, points=math.ceil(n_frames / step), pairs=step > 1)
+    def page(traces: str) -> str:
         return _fill(
             _TEMPLATE(),
             TITLE=html.escape(f"{page_title} — roitrace report"),
@@ -330,17 +327,28 @@ def render(
             GEOMETRY=geometry,
         )
 
-    # everything but the traces, with room for the step's digits
-    fixed = len(page("", 1).encode("utf-8")) + 32
+    # everything but the traces' data, with room for their steps
+    fixed = len(page(_trace_scripts(names, [""] * len(names))).encode("utf-8"))
+    fixed += 64 * len(names)
     budget = (max_bytes - fixed) * 3 // 4  # base64 takes 4 characters per 3 bytes
-    traces, step = _pack_traces(ds, names, meta["traces"]["scales"], budget)
-    if traces is None:
+    packed = _pack_traces(ds, names, meta["traces"]["scales"], budget)
+    if packed is None:
         raise ParameterError(
             f"max_mb={max_bytes / 1e6:g} leaves no room for the traces of "
             f"{ds.sizes[ROI]} ROIs beside the rest of the page ({fixed / 1e6:.2f} MB); "
             "allow more"
         )
-    return page(base64.b64encode(traces).decode("ascii"), step)
+    meta["traces"]["vars"] = [info for info, _ in packed]
+    data = [base64.b64encode(blob).decode("ascii") for _, blob in packed]
+    return page(_trace_scripts(names, data))
+
+
+def _trace_scripts(names: list[str], data: list[str]) -> str:
+    # one element per trace: a JavaScript string holds at most 2**29 characters
+    return "\n".join(
+        f'<script type="application/octet-stream" id="rt-trace-{name}">{text}</script>'
+        for name, text in zip(names, data, strict=True)
+    )
 
 
 def _TEMPLATE() -> str:
@@ -485,32 +493,61 @@ def _runs(flat: np.ndarray, X: int) -> np.ndarray:
 
 
 # -- traces -------------------------------------------------------------------------------
-def _pack_traces(ds: Any, names: list[str], scales: list[list[float]], budget: int):
-    """The traces as gzip-compressed uint16 codes at the finest step that fits the
-    budget (bytes): returns ``(data, step)``, or ``(None, 0)`` when none fits."""
-    n, T = int(ds.sizes[ROI]), int(ds.sizes["time"])
-    raw = {k: _raw_size(n, len(names), T, k) for k in _STEPS}
-    fits = [k for k in _STEPS if raw[k] <= budget] if budget > 0 else []
+#: How much of the traces' budget each trace may take, relative to the others: dF/F
+#: (what cells are chosen by) most, then the corrected and raw traces.
+_WEIGHTS = {"dff": 4.0, "F_corrected": 2.0, "F": 2.0}
+
+
+def _pack_traces(
+    ds: Any, names: list[str], scales: list[list[float]], budget: int
+) -> list[tuple[dict[str, Any], bytes]] | None:
+    """Each trace as gzip-compressed codes at the finest step its share of the budget
+    (bytes) allows: ``[(info, data), ...]`` in the order of ``names``, or None.
+
+    The traces that compress best (spikes, F0, calcium) go first and leave what they
+    do not use to the others; each takes its weight's share of what is left."""
+    order = sorted(names, key=lambda v: _WEIGHTS.get(v, 1.0))
+    left, packed = budget, {}
+    for k, name in enumerate(order):
+        weights = [_WEIGHTS.get(v, 1.0) for v in order[k:]]
+        share = int(left * weights[0] / sum(weights))
+        fit = _fit(ds[name], scales[names.index(name)], share)
+        if fit is None:
+            return None
+        packed[name] = fit
+        left -= len(fit[1])
+    return [packed[name] for name in names]
+
+
+def _fit(var: Any, scale: list[float], share: int) -> tuple[dict[str, Any], bytes] | None:
+    """One trace at the finest step that fits ``share`` bytes once compressed."""
+    n, T = int(var.sizes[ROI]), int(var.sizes["time"])
+    raw = {k: _raw_size(n, T, k) for k in _STEPS}
+    fits = [k for k in _STEPS if raw[k] <= share]
     if not fits:
-        return None, 0
+        return None
     # the finest step that fits uncompressed is sure to fit; compression may allow a
     # finer one: guess it from the ratio seen, then check
     step = fits[0]
-    data = _encode(ds, names, scales, step)
+    data = _encode(var, scale, step)
     ratio = len(data) / max(raw[step], 1)
     for k in reversed([k for k in _STEPS if k < step]):
-        if raw[k] * ratio * 1.15 > budget:
+        if raw[k] * ratio * 1.1 > share:
             continue
-        finer = _encode(ds, names, scales, k)
-        if len(finer) <= budget:
+        finer = _encode(var, scale, k)
+        if len(finer) <= share:
             data, step = finer, k
         break
-    return data, step
+    info = {"step": step, "points": math.ceil(T / step), "pairs": step > 1,
+            "bits": 16 if step == 1 else 8}  # fmt: skip
+    return info, data
 
 
-def _raw_size(n: int, n_vars: int, T: int, step: int) -> int:
-    points = math.ceil(T / step) if T else 0
-    return n * n_vars * points * (2 if step > 1 else 1) * 2
+def _raw_size(n: int, T: int, step: int) -> int:
+    """Bytes of one trace's codes: 16 bits a frame, or an 8-bit (min, max) pair per step."""
+    if step == 1:
+        return 2 * n * T
+    return 2 * n * math.ceil(T / step)
 
 
 _BLOCK = 256  # ROIs converted at once: bounded memory for 50,000-frame traces
@@ -534,20 +571,22 @@ def _scale(var: Any) -> list[float]:
     return out
 
 
-def _encode(ds: Any, names: list[str], scales: list[list[float]], step: int) -> bytes:
-    """Each trace of each ROI to codes 0..65534 over its own [lo, hi] (65535: NaN);
-    with ``step > 1`` the (min, max) of each run of ``step`` frames."""
+def _encode(var: Any, scale: list[float], step: int) -> bytes:
+    """A trace's codes over each ROI's own [lo, hi], gzip-compressed: uint16 per frame
+    (0..65534, 65535 for NaN), or with ``step > 1`` the uint8 (min, max) of each run of
+    ``step`` frames (0..254, 255 for NaN): a display envelope, its precision 1/254 of the
+    ROI's range."""
+    pairs = np.asarray(scale, np.float64).reshape(-1, 2)
     buf = io.BytesIO()
     with gzip.GzipFile(fileobj=buf, mode="wb", compresslevel=6, mtime=0) as out:
-        for name, scale in zip(names, scales, strict=True):
-            pairs = np.asarray(scale, np.float64).reshape(-1, 2)
-            for start, block in _blocks(ds[name]):
-                lo, hi = pairs[start : start + len(block)].T
-                out.write(_codes(block, step, lo, hi).astype("<u2").tobytes())
+        for start, block in _blocks(var):
+            lo, hi = pairs[start : start + len(block)].T
+            out.write(_codes(block, step, lo, hi))
     return buf.getvalue()
 
 
-def _codes(x: np.ndarray, step: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+def _codes(x: np.ndarray, step: int, lo: np.ndarray, hi: np.ndarray) -> bytes:
+    top, dtype = (65534, "<u2") if step == 1 else (254, "u1")
     finite = np.isfinite(x)
     span = np.where(hi > lo, hi - lo, 1.0)
     if step > 1:
@@ -562,8 +601,9 @@ def _codes(x: np.ndarray, step: int, lo: np.ndarray, hi: np.ndarray) -> np.ndarr
         maxs[none] = np.nan
         x = np.stack([mins, maxs], axis=2).reshape(n, -1)
     with np.errstate(invalid="ignore"):
-        codes = np.rint((x - lo[:, None]) / span[:, None] * (_NAN_CODE - 1))
-    return np.where(np.isfinite(codes), np.clip(codes, 0, _NAN_CODE - 1), _NAN_CODE)
+        codes = np.rint((x - lo[:, None]) / span[:, None] * top)
+    codes = np.where(np.isfinite(codes), np.clip(codes, 0, top), top + 1)
+    return codes.astype(dtype).tobytes()
 
 
 # -- inputs -------------------------------------------------------------------------------

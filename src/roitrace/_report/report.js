@@ -4,7 +4,8 @@
 (function () {
   const root = document.documentElement;
   const $ = (id) => document.getElementById(id);
-  const NAN_CODE = 65535, CODE_MAX = 65534;
+  // codes: 0..max over each ROI's [lo, hi], max + 1 for NaN; 16 bits per frame, 8 bits for min/max pairs
+  const CODES = { 16: { max: 65534, nan: 65535 }, 8: { max: 254, nan: 255 } };
   const DPR = Math.max(1, window.devicePixelRatio || 1);
   const COLORS = { F: "#2b8a3e", Fneu: "#c2255c", F_corrected: "#1c7ed6", F0: "#495057",
     dff: "#1d2330", calcium: "#f08c00", spikes: "#e03131" };
@@ -17,7 +18,7 @@
     spike_sum: "spike sum" };
   const THRESHOLD_OF = { peak_snr: "min_snr", negative_fraction: "max_negative" };
 
-  let M, IMAGES, n, P, step, names, codes, scales, cells, rings, labelMap;
+  let M, IMAGES, n, T, names, vars, codes, scales, cells, rings, labelMap;
   const state = { sel: -1, sortKey: null, sortDir: 1, flag: "all", text: "", ranges: {},
     view: { z: 1, cx: 0, cy: 0 }, tx: null, image: null, visible: null, order: null };
   const imgs = {};
@@ -52,14 +53,20 @@
   }
 
   function traceCodes(v, i) {
-    const per = P * (M.traces.pairs ? 2 : 1);
-    const off = (v * n + i) * per;
-    return codes.subarray(off, off + per);
+    const tv = vars[v], per = tv.points * (tv.pairs ? 2 : 1);
+    return codes[v].subarray(i * per, (i + 1) * per);
   }
   function decode(v, i, c) {
-    if (c === NAN_CODE) return NaN;
+    const k = CODES[vars[v].bits];
+    if (c === k.nan) return NaN;
     const s = scales[v], lo = s[2 * i], hi = s[2 * i + 1];
-    return lo + (c / CODE_MAX) * (hi - lo);
+    return lo + (c / k.max) * (hi - lo);
+  }
+  function resolutionText() {
+    const by = {};
+    names.forEach((name, v) => { const st = vars[v].step; (by[st] = by[st] || []).push(LABELS[name]); });
+    return Object.keys(by).map(Number).sort((a, b) => a - b)
+      .map((st) => `${by[st].join(", ")}: ${st === 1 ? "every frame" : `min and max of each ${st} frames`}`).join("; ");
   }
 
   // ---------- formatting ----------
@@ -85,7 +92,7 @@
   }
   function flagsOf(i) { return M.flags[i].map((k) => M.flag_names[k]); }
   function timeUnit() { return M.frame_rate ? "s" : "frame"; }
-  function pointToTime(p) { const f = p * step; return M.frame_rate ? f / M.frame_rate : f; }
+  function frameToTime(f) { return M.frame_rate ? f / M.frame_rate : f; }
 
   // ---------- header ----------
   function header() {
@@ -116,7 +123,7 @@
     $("provenance-text").textContent = JSON.stringify({ recording: rec, report: M.report,
       thresholds: M.thresholds, rules: Object.fromEntries(M.flag_names.map((k) => [k, M.flag_rules[k].rule])) }, null, 1);
     $("footer").textContent = `Written by roitrace ${M.report.roitrace_version} on ${M.report.created}. `
-      + `Traces: ${step === 1 ? "every frame" : `min and max of each ${step} frames`}. `
+      + `Traces: ${resolutionText()}. `
       + "The same metrics and flags are in quality_control.json beside this file.";
   }
 
@@ -212,7 +219,7 @@
     const i = Number(canvas.closest("tr").dataset.index);
     const v = sparkVar();
     if (v < 0) return;
-    const c = traceCodes(v, i), ctx = canvas.getContext("2d");
+    const c = traceCodes(v, i), ctx = canvas.getContext("2d"), k = CODES[vars[v].bits];
     const W = canvas.width, H = canvas.height;
     ctx.strokeStyle = M.flags[i].length ? "#b35000" : "#1d2330";
     ctx.lineWidth = DPR;
@@ -220,10 +227,10 @@
     const len = c.length;
     for (let x = 0; x < W; x++) {
       const a = Math.floor((x * len) / W), b = Math.max(a + 1, Math.floor(((x + 1) * len) / W));
-      let lo = NAN_CODE, hi = -1;
-      for (let j = a; j < b; j++) { const q = c[j]; if (q === NAN_CODE) continue; if (q < lo) lo = q; if (q > hi) hi = q; }
+      let lo = k.nan, hi = -1;
+      for (let j = a; j < b; j++) { const q = c[j]; if (q === k.nan) continue; if (q < lo) lo = q; if (q > hi) hi = q; }
       if (hi < 0) continue;
-      const y0 = H - 1 - (lo / CODE_MAX) * (H - 2), y1 = H - 1 - (hi / CODE_MAX) * (H - 2);
+      const y0 = H - 1 - (lo / k.max) * (H - 2), y1 = H - 1 - (hi / k.max) * (H - 2);
       ctx.moveTo(x + 0.5, y0 + 0.5); ctx.lineTo(x + 0.5, Math.min(y1, y0 - 1) + 0.5);
     }
     ctx.stroke();
@@ -529,14 +536,15 @@
     });
     window.addEventListener("resize", () => { drawPlots(); drawOverview(); });
   }
-  function range() { return state.tx || [0, P]; }
+  // the frames shown, [first, end)
+  function range() { return state.tx || [0, T]; }
   function zoomTraces(f, centre) {
     const [a, b] = range();
     const c = centre === undefined ? (a + b) / 2 : centre;
-    let w = Math.min(P, Math.max(8, (b - a) * f));
+    let w = Math.min(T, Math.max(8, (b - a) * f));
     let lo = c - (c - a) * (w / (b - a));
-    lo = Math.max(0, Math.min(P - w, lo));
-    state.tx = w >= P ? null : [lo, lo + w];
+    lo = Math.max(0, Math.min(T - w, lo));
+    state.tx = w >= T ? null : [lo, lo + w];
     drawPlots();
   }
   function attachPlotEvents(canvas) {
@@ -552,8 +560,8 @@
       if (!drag) return;
       const [a, b] = drag.r, rect = canvas.getBoundingClientRect();
       const shift = ((drag.x - e.clientX) / (rect.width - 58)) * (b - a);
-      const lo = Math.max(0, Math.min(P - (b - a), a + shift));
-      if (b - a < P) { state.tx = [lo, lo + (b - a)]; drawPlots(); }
+      const lo = Math.max(0, Math.min(T - (b - a), a + shift));
+      if (b - a < T) { state.tx = [lo, lo + (b - a)]; drawPlots(); }
     });
     canvas.addEventListener("pointerup", () => { drag = null; });
     canvas.addEventListener("dblclick", () => { state.tx = null; drawPlots(); });
@@ -561,10 +569,9 @@
   function drawPlots() {
     const i = state.sel;
     const [a, b] = range();
-    const frames = (b - a) * step;
-    $("resolution").textContent = step === 1
-      ? `every frame (${Math.round(frames)} frames shown)`
-      : `each point: min and max of ${step} frames (${Math.round(frames)} frames shown); the result file holds every frame`;
+    const all = vars.every((tv) => tv.step === 1);
+    $("resolution").textContent = `frames ${Math.round(a)}–${Math.round(b)} of ${T}. ${resolutionText()}`
+      + (all ? "" : " (the result file holds every frame)");
     for (const p of PLOTS) if (p.canvas) drawPlot(p, i, a, b);
   }
   function drawPlot(p, i, a, b) {
@@ -577,10 +584,9 @@
     if (i < 0) return;
     const L = 50 * DPR, R = 8 * DPR, T = 16 * DPR, B = 18 * DPR;
     const pw = W - L - R, ph = H - T - B;
-    const p0 = Math.max(0, Math.floor(a)), p1 = Math.min(P, Math.ceil(b));
     // the y range: every visible value of the plot's traces
     let lo = Infinity, hi = -Infinity;
-    const cols = p.present.map((v) => columnsOf(names.indexOf(v), i, p0, p1, pw, a, b));
+    const cols = p.present.map((v) => columnsOf(names.indexOf(v), i, pw, a, b));
     for (const c of cols) for (let x = 0; x < c.lo.length; x++) { if (c.lo[x] < lo) lo = c.lo[x]; if (c.hi[x] > hi) hi = c.hi[x]; }
     if (!isFinite(lo)) { lo = 0; hi = 1; }
     if (hi === lo) { hi += 1; lo -= 1; }
@@ -588,7 +594,7 @@
     const yOf = (v) => T + ph - ((v - lo) / (hi - lo)) * ph;
     axes(ctx, L, T, pw, ph, a, b, lo, hi);
     if (p.spikes && names.includes(p.spikes)) {
-      const c = columnsOf(names.indexOf(p.spikes), i, p0, p1, pw, a, b);
+      const c = columnsOf(names.indexOf(p.spikes), i, pw, a, b);
       let top = 0;
       for (let x = 0; x < c.hi.length; x++) if (c.hi[x] > top) top = c.hi[x];
       if (top > 0) {
@@ -613,25 +619,27 @@
       ctx.setLineDash([]);
     });
   }
-  function columnsOf(v, i, p0, p1, pw, a, b) {
-    // per pixel column, the min and max of the stored points (each itself a min/max pair or a value)
-    const c = traceCodes(v, i), pairs = M.traces.pairs;
+  function columnsOf(v, i, pw, a, b) {
+    // per pixel column, the min and max of the stored points under it (each a value, or a
+    // min/max pair of `step` frames); frames a..b span the plot
+    const c = traceCodes(v, i), tv = vars[v], pairs = tv.pairs, st = tv.step, nan = CODES[tv.bits].nan;
     const W = Math.max(1, Math.floor(pw));
     const lo = new Float64Array(W).fill(NaN), hi = new Float64Array(W).fill(NaN);
-    const span = b - a;
+    const span = b - a, last = tv.points - 1;
     for (let x = 0; x < W; x++) {
-      let q0 = Math.floor(a + (x / W) * span), q1 = Math.floor(a + ((x + 1) / W) * span);
-      q0 = Math.max(p0, q0); q1 = Math.min(p1 - 1, Math.max(q0, q1 - (q1 > q0 ? 1 : 0)));
-      if (q0 >= p1) continue;
-      let mn = NAN_CODE, mx = -1;
+      const f0 = a + (x / W) * span, f1 = a + ((x + 1) / W) * span;
+      const q0 = Math.max(0, Math.floor(f0 / st));
+      const q1 = Math.min(last, Math.max(q0, Math.ceil(f1 / st) - 1));
+      if (q0 > last) continue;
+      let mn = nan, mx = -1;
       for (let q = q0; q <= q1; q++) {
         if (pairs) {
           const u = c[2 * q], w = c[2 * q + 1];
-          if (u !== NAN_CODE && u < mn) mn = u;
-          if (w !== NAN_CODE && w > mx) mx = w;
+          if (u !== nan && u < mn) mn = u;
+          if (w !== nan && w > mx) mx = w;
         } else {
           const u = c[q];
-          if (u === NAN_CODE) continue;
+          if (u === nan) continue;
           if (u < mn) mn = u; if (u > mx) mx = u;
         }
       }
@@ -657,7 +665,7 @@
       ctx.moveTo(L - 3 * DPR, y); ctx.lineTo(L, y);
       ctx.fillText(fmt(Math.abs(v) < dy * 1e-6 ? 0 : v), L - 5 * DPR, y);
     }
-    const t0 = pointToTime(a), t1 = pointToTime(b), dt = nice(t1 - t0, 8);
+    const t0 = frameToTime(a), t1 = frameToTime(b), dt = nice(t1 - t0, 8);
     ctx.textAlign = "center"; ctx.textBaseline = "top";
     for (let t = Math.ceil(t0 / dt) * dt; t <= t1; t += dt) {
       const x = L + ((t - t0) / (t1 - t0)) * pw;
@@ -731,10 +739,11 @@
     const t0 = performance.now();
     M = JSON.parse($("rt-meta").textContent);
     IMAGES = JSON.parse($("rt-images").textContent);
-    n = M.ids.length; names = M.traces.names; step = M.traces.step; P = M.traces.points;
+    n = M.ids.length; names = M.traces.names; vars = M.traces.vars; T = M.n_frames;
     scales = M.traces.scales;
-    const [traceBytes, geomBytes] = await Promise.all([gunzip(bytesOf("rt-traces")), gunzip(bytesOf("rt-geometry"))]);
-    codes = u16(traceBytes);
+    const blobs = await Promise.all([...names.map((name) => gunzip(bytesOf(`rt-trace-${name}`))), gunzip(bytesOf("rt-geometry"))]);
+    codes = names.map((name, v) => (vars[v].bits === 16 ? u16(blobs[v]) : blobs[v]));
+    const geomBytes = blobs[names.length];
     [cells, rings] = parseGeometry(u16(geomBytes));
     await loadImages();
     header();
