@@ -166,7 +166,7 @@ def read_manifest(
 
 
 #: The columns that hold paths.
-PATH_COLUMNS = ("movie", "output", "rois", "figures")
+PATH_COLUMNS = ("movie", "output", "rois", "figures", "report", "qc")
 
 
 def absolute_paths(values: Mapping[str, Any], folder: str | os.PathLike = ".") -> dict[str, Any]:
@@ -848,7 +848,7 @@ def batch(
         with ``projection``, ``method``, ``threshold``, ``q``, ``k``,
         ``block_size``, ``offset``, ``min_size``, ``max_size``. (The command
         line's ``roitrace batch`` takes every option of ``roitrace extract``:
-        figures and NWB subject fields too.)
+        figures, reports and NWB subject fields too.)
     client : distributed.Client, optional
         Run each recording as one task on this client (each extraction runs
         whole on its worker); default: one after another here.

@@ -32,7 +32,6 @@ import datetime as _dt
 import json
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -291,46 +290,62 @@ def _check_thresholds(**values: float) -> dict[str, float]:
     return {k: float(v) for k, v in values.items()}
 
 
-def _trace(result: Any, name: str) -> np.ndarray | None:
-    return np.asarray(result[name].values, float) if name in result.data_vars else None
+_BLOCK = 256  # ROIs read at once: a 50,000-frame result never loads whole
+
+
+def _per_roi(result: Any, name: str, fn, min_frames: int = 1) -> np.ndarray | None:
+    """``fn`` of each block of ROIs' rows of one trace, joined; None when the result
+    has no such trace or too few frames."""
+    if name not in result.data_vars or int(result.sizes.get("time", 0)) < min_frames:
+        return None
+    var = result[name]
+    parts = [
+        fn(np.asarray(var[i : i + _BLOCK].values, np.float64))
+        for i in range(0, int(result.sizes[ROI]), _BLOCK)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0)
+
+
+def _lowest(x: np.ndarray) -> np.ndarray:
+    return np.where(np.isnan(x), np.inf, x).min(axis=1)
+
+
+def _highest_finite(x: np.ndarray) -> np.ndarray:
+    top = np.where(np.isfinite(x), x, -np.inf).max(axis=1)
+    return np.where(np.isfinite(top), top, np.nan)  # a ROI with dF/F all NaN (F0 <= 0)
 
 
 def _trace_rules(result, thresholds, metrics, flags) -> None:
     n = int(result.sizes.get(ROI, 0))
-    nan = np.zeros(n, int)
+    nan = np.zeros(n)
     for name in ("F", "Fneu", "F_corrected"):
-        x = _trace(result, name)
-        if x is not None:
-            nan = np.maximum(nan, np.isnan(x).sum(axis=1))
-    metrics["nan_frames"] = nan.astype(float)
+        count = _per_roi(result, name, lambda x: np.isnan(x).sum(axis=1))
+        if count is not None:
+            nan = np.maximum(nan, count)
+    metrics["nan_frames"] = nan
     flags["nan_frames"] = nan > 0
-    signal = _trace(result, "F_corrected")
-    if signal is None:
-        signal = _trace(result, "F")
-    if signal is not None and signal.shape[1]:
-        with np.errstate(invalid="ignore"):
-            negative = np.mean(signal < 0, axis=1)
+    signal = "F_corrected" if "F_corrected" in result.data_vars else "F"
+    negative = _per_roi(result, signal, lambda x: np.mean(x < 0, axis=1))
+    if negative is not None:
         metrics["negative_fraction"] = negative
         flags["negative"] = negative > thresholds["max_negative"]
-    if signal is not None and signal.shape[1] >= 3:
-        metrics["peak_snr"] = _peak_snr(signal)
-        flags["low_snr"] = ~(metrics["peak_snr"] >= thresholds["min_snr"])
-    f0 = _trace(result, "F0")
-    if f0 is not None and f0.shape[1]:
-        low = np.nanmin(np.where(np.isnan(f0), np.inf, f0), axis=1)
+    peak = _per_roi(result, signal, _peak_snr, min_frames=3)
+    if peak is not None:
+        metrics["peak_snr"] = peak
+        flags["low_snr"] = ~(peak >= thresholds["min_snr"])
+    low = _per_roi(result, "F0", _lowest)
+    if low is not None:
         metrics["f0_min"] = low
         flags["f0_nonpositive"] = low <= 0
         if "noise" in metrics:
             small = low < thresholds["min_f0_noise"] * metrics["noise"]
             flags["f0_small"] = small & (low > 0)
-    dff = _trace(result, "dff")
-    if dff is not None and dff.shape[1]:
-        with warnings.catch_warnings():  # a ROI with dF/F all NaN (F0 <= 0) is fine here
-            warnings.simplefilter("ignore", RuntimeWarning)
-            metrics["dff_peak"] = np.nanmax(np.where(np.isfinite(dff), dff, np.nan), axis=1)
-    spikes = _trace(result, "spikes")
-    if spikes is not None:
-        metrics["spike_sum"] = np.nansum(spikes, axis=1)
+    top = _per_roi(result, "dff", _highest_finite)
+    if top is not None:
+        metrics["dff_peak"] = top
+    total = _per_roi(result, "spikes", lambda x: np.nansum(x, axis=1))
+    if total is not None:
+        metrics["spike_sum"] = total
 
 
 def _peak_snr(x: np.ndarray) -> np.ndarray:

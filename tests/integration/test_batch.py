@@ -4,6 +4,7 @@ reruns that skip what is up to date, and outputs that are never someone else's f
 from __future__ import annotations
 
 import csv
+import json
 
 import numpy as np
 import pytest
@@ -219,6 +220,26 @@ def test_rows_may_not_share_a_figures_folder(folder):
                         cwd=folder)  # fmt: skip
     assert proc.returncode == 2 and "both write their figures to" in proc.stderr
     assert not (folder / "a.nc").exists()
+
+
+def test_each_row_its_report_and_no_two_on_one_path(folder):
+    write_manifest(
+        folder / "m.csv",
+        "movie,output,report,qc\ns0.tif,a.nc,rep/a.html,rep/a.json\ns1.tif,b.nc,rep/b.html,rep/b.json\n",
+    )
+    proc = run_roitrace("batch", "m.csv", "--rois", "labels.tif", cwd=folder)
+    assert proc.returncode == 0, proc.stderr
+    for name in ("a", "b"):
+        qc = json.loads((folder / "rep" / f"{name}.json").read_text())
+        assert qc["report"] == f"{name}.html" and qc["recording"]["n_rois"] > 0
+        assert (folder / "rep" / f"{name}.html").stat().st_size > 10_000
+    # two reports in one folder share its quality_control.json: refused before any work
+    write_manifest(
+        folder / "m2.csv", "movie,output,report\ns0.tif,c.nc,r/c.html\ns1.tif,d.nc,r/d.html\n"
+    )
+    proc = run_roitrace("batch", "m2.csv", "--rois", "labels.tif", cwd=folder)
+    assert proc.returncode == 2 and "quality_control.json (qc)" in proc.stderr
+    assert not (folder / "c.nc").exists() and not (folder / "r").exists()
 
 
 def test_a_stopped_batch_leaves_a_table_of_what_is_left(folder):

@@ -158,6 +158,12 @@
       r2.append(th2);
     }
     head.append(r1, r2);
+    // fixed column widths: the browser lays out thousands of rows without measuring them
+    const widths = COLS.map((c) => (c.key === "flags" ? 190 : c.key === "trace" ? 132 : c.key === "name" ? 120 : c.key === "id" ? 64 : 128));
+    const group = el("colgroup");
+    for (const w of widths) group.append(el("col", { style: `width:${w}px` }));
+    $("roi-table").prepend(group);
+    $("roi-table").style.width = `${widths.reduce((a, b) => a + b, 0)}px`;
     r1.addEventListener("click", (e) => {
       const th = e.target.closest("th[data-key]");
       if (th) sortBy(th.dataset.key);

@@ -271,6 +271,7 @@ def batch(
         recordings.append(rec)
         inputs.append([movie, rois])
         _one_figures_folder_each(figures, parsed.params.get("figures"), row.where)
+        _one_report_each(figures, parsed.params.get("report"), parsed.params.get("qc"), row.where)
     check_outputs(recordings, inputs)
     table = summary if summary is not None else _default_summary(manifest)
     _check_summary(table, recordings, inputs)
@@ -293,6 +294,24 @@ def _one_figures_folder_each(seen: dict[str, str], folder: Any, where: str) -> N
             "m1/figs/)"
         )
     seen[key] = where
+
+
+def _one_report_each(seen: dict[str, str], report: Any, qc: Any, where: str) -> None:
+    """Two rows' reports, or quality files, at one path would overwrite each other."""
+    if report is None:
+        return
+    from ..report import QUALITY_NAME
+
+    quality = Path(qc) if qc is not None else Path(report).with_name(QUALITY_NAME)
+    for option, path in (("report", Path(report)), ("qc", quality)):
+        key = "file:" + os.path.abspath(path)
+        if key in seen:
+            raise ParameterError(
+                f"{where} and {seen[key]} both write {path} ({option}): the second would "
+                "overwrite the first; give each row its own report column, and a qc column "
+                "(e.g. m1/quality_control.json) when two reports share a folder"
+            )
+        seen[key] = where
 
 
 def _check_summary(table: Path, recordings: list[Recording], inputs: list[list[Any]]) -> None:
