@@ -273,6 +273,7 @@ def main() -> None:
             report(result, out)
             rows.append(("report write", f"{time.perf_counter() - t0:.1f} s"))
             rows.append(("file size", f"{out.stat().st_size / 1e6:.1f} MB"))
+            rows.append(("frames per stored point (min/max)", _steps(out)))
             qc = out.with_name("quality_control.json")
             if qc.exists():
                 rows.append(("quality_control.json size", f"{qc.stat().st_size / 1e6:.2f} MB"))
@@ -294,6 +295,17 @@ def main() -> None:
         print(f"| {step} | {value} |")
     for note in notes:
         print(f"\n{note}")
+
+
+def _steps(page: Path) -> str:
+    """Each trace's step in the page: 1 is every frame."""
+    import json
+    import re
+
+    text = page.read_text(encoding="utf-8")
+    meta = json.loads(re.search(r'id="rt-meta">(.*?)</script>', text, re.S).group(1))
+    t = meta["traces"]
+    return ", ".join(f"{n} {v['step']}" for n, v in zip(t["names"], t["vars"], strict=True))
 
 
 if __name__ == "__main__":

@@ -226,12 +226,16 @@ def write_report(
         _check_same_frame(movie, ds)
         images = projections(movie, PROJECTIONS, progress=progress)
         saturation = saturation_level(movie.dtype)
-    qc = evaluate(
-        ds, limits, max_image=images.get("max"), saturation=saturation,
-        movie_name=(inputs or {}).get("movie"), rois=rois,
-    )  # fmt: skip
+    from ._progress import status
+
+    with status("quality rules", show=progress):
+        qc = evaluate(
+            ds, limits, max_image=images.get("max"), saturation=saturation,
+            movie_name=(inputs or {}).get("movie"), rois=rois,
+        )  # fmt: skip
     qc["report"] = path.name
-    page = render(ds, rois, rings, images, qc, max_bytes=max_bytes, title=title, inputs=inputs)
+    with status("packing the traces into the page", show=progress):
+        page = render(ds, rois, rings, images, qc, max_bytes=max_bytes, title=title, inputs=inputs)
     write_quality(qc, quality)
     write_bytes(path, page.encode("utf-8"))
     return path

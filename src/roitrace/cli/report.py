@@ -63,7 +63,9 @@ def thresholds(min_snr, max_negative, min_ring_fraction, min_f0_noise) -> dict[s
 def report(
     result: Annotated[
         Path,
-        typer.Argument(help="A result roitrace reads: .nc/.h5, .nwb or a suite2p folder."),
+        typer.Argument(
+            help="A result roitrace reads: .nc/.h5, .nwb, a suite2p folder (or .csv: no image)."
+        ),
     ],
     output: Annotated[Path, typer.Option("-o", "--output", help="The report, an .html file.")],
     movie: Annotated[
@@ -74,7 +76,10 @@ def report(
     max_mb: MaxMbOpt = 20.0,
     title: Annotated[str | None, typer.Option(help="The page's title.")] = None,
     trust_pickle: Annotated[
-        bool, typer.Option("--trust-pickle", help="suite2p folder: read ops.npy (a pickle).")
+        bool,
+        typer.Option(
+            "--trust-pickle", help="suite2p folder: read its pickles (ROI pixels, frame rate)."
+        ),
     ] = False,
     min_snr: MinSnrOpt = None,
     max_negative: MaxNegativeOpt = None,
