@@ -177,7 +177,13 @@ def test_document_validates_against_schema_and_is_json(tmp_path):
 
 
 @pytest.mark.parametrize(
-    ("kw", "value"), [("min_snr", -1), ("max_negative", 1.5), ("min_f0_noise", float("nan"))]
+    ("kw", "value"),
+    [
+        ("min_snr", -1),
+        ("max_negative", 1.5),
+        ("min_ring_fraction", 2),
+        ("min_f0_noise", float("nan")),
+    ],
 )
 def test_bad_thresholds_are_refused(kw, value):
     ds = rt.extract(_movie(T=50), _labels((40, 40), [(5, 9, 5, 9)]))
@@ -195,3 +201,15 @@ def test_documented_schema_and_rules_match_the_code():
         assert f"| `{flag}` |" in text, flag
     for name in THRESHOLDS:
         assert f"`{name}`" in text, name
+
+
+def test_a_path_and_metrics_that_cannot_be_computed(tmp_path):
+    sim = rt.simulate(n_cells=4, n_frames=300, shape=(48, 48), seed=1)
+    ds = rt.extract(sim.movie, sim.labels, deconvolve=True)
+    spikes = ds["spikes"].values.copy()
+    spikes[1] = np.nan  # as for a ROI whose F0 <= 0: not deconvolved
+    ds = ds.assign(spikes=(ds["spikes"].dims, spikes))
+    rt.save(ds, tmp_path / "r.nc")
+    qc = quality_control(tmp_path / "r.nc")
+    assert qc["rois"][1]["metrics"]["spike_sum"] is None
+    assert qc["rois"][0]["metrics"]["spike_sum"] > 0

@@ -167,3 +167,53 @@ def test_quality_file_of_another_report_is_not_replaced(session, tmp_path):
     (tmp_path / "foreign.json").write_text('{"mine": true}')
     with pytest.raises(OutputError, match="not written by a roitrace report"):
         rt.report(ds, tmp_path / "three.html", quality=tmp_path / "foreign.json")
+
+
+def test_movie_must_be_the_results_own(session, tmp_path):
+    sim, ds = session
+    with pytest.raises(ParameterError, match="the movie has 600 frames"):
+        rt.report(ds, tmp_path / "r.html", movie=sim.movie[:600])
+    longer = np.concatenate([sim.movie, sim.movie[:10]])
+    with pytest.raises(ParameterError, match="the movie has 910 frames"):
+        rt.report(ds, tmp_path / "r.html", movie=longer)
+    part = rt.extract(sim.movie, sim.labels, frames=(100, 400))
+    rt.report(part, tmp_path / "part.html", movie=sim.movie)  # frames of a longer movie
+    assert not (tmp_path / "r.html").exists()
+
+
+def test_quality_file_of_a_deleted_report_may_be_replaced(session, tmp_path):
+    _, ds = session
+    rt.report(ds, tmp_path / "old.html")
+    (tmp_path / "old.html").unlink()
+    rt.report(ds, tmp_path / "new.html")
+    assert json.loads((tmp_path / QUALITY_NAME).read_text())["report"] == "new.html"
+
+
+def test_missing_input_is_said_before_the_quality_file(session, tmp_path):
+    from roitrace.errors import ResultNotFoundError
+
+    _, ds = session
+    rt.report(ds, tmp_path / "one.html")
+    with pytest.raises(ResultNotFoundError, match="no such file"):
+        rt.report(tmp_path / "missing.nc", tmp_path / "two.html")
+
+
+def test_result_without_pixels_shows_the_movies_image(session, tmp_path):
+    sim, ds = session
+    rt.save(ds, tmp_path / "r.csv")
+    with pytest.warns(UserWarning, match="no ROI pixels"):
+        out = rt.report(tmp_path / "r.csv", tmp_path / "csv.html", movie=sim.movie)
+    text, meta, _ = _page_data(out)
+    assert not meta["geometry"] and meta["frame_shape"] == [64, 64]
+    assert '"mean":"data:image/png;base64,' in text
+    assert meta["report"]["title"].startswith("r.csv")
+
+
+def test_title_and_footer_name_the_files(session, tmp_path):
+    _, ds = session
+    rt.save(ds, tmp_path / "cells.nc")
+    out = rt.report(tmp_path / "cells.nc", tmp_path / "a.html", quality=tmp_path / "a.qc.json")
+    text, meta, _ = _page_data(out)
+    assert meta["report"]["title"] == "cells.nc — array"
+    assert meta["report"]["quality"] == "a.qc.json"
+    assert "<title>cells.nc — array — roitrace report</title>" in text

@@ -191,8 +191,8 @@ def quality_control(
 
     Parameters
     ----------
-    result : xarray.Dataset
-        As returned by :func:`roitrace.extract` or :func:`roitrace.load`.
+    result : xarray.Dataset or path
+        As returned by :func:`roitrace.extract`, or a file :func:`roitrace.load` reads.
     movie : Movie, (T, Y, X) array_like or path, optional
         The movie the result was extracted from: needed for the ``saturated`` flag
         (its maximum projection is computed, one pass over the movie).
@@ -221,6 +221,10 @@ def quality_control(
         min_ring_fraction=min_ring_fraction,
         min_f0_noise=min_f0_noise,
     )
+    if not (hasattr(result, "data_vars") and hasattr(result, "sizes")):
+        from .save import load
+
+        result = load(result)
     max_image = saturation = None
     if movie is not None:
         from .movie import as_movie
@@ -282,10 +286,10 @@ def write_quality(document: dict[str, Any], path: str | os.PathLike) -> Path:
 def _check_thresholds(**values: float) -> dict[str, float]:
     for name, value in values.items():
         v = float(value)
-        if not math.isfinite(v) or v < 0 or (name == "max_negative" and v > 1):
+        fraction = name in ("max_negative", "min_ring_fraction")
+        if not math.isfinite(v) or v < 0 or (fraction and v > 1):
             raise ParameterError(
-                f"{name} must be a number >= 0{' and <= 1' if name == 'max_negative' else ''}, "
-                f"got {value!r}"
+                f"{name} must be a number >= 0{' and <= 1' if fraction else ''}, got {value!r}"
             )
     return {k: float(v) for k, v in values.items()}
 
@@ -313,6 +317,11 @@ def _lowest(x: np.ndarray) -> np.ndarray:
 def _highest_finite(x: np.ndarray) -> np.ndarray:
     top = np.where(np.isfinite(x), x, -np.inf).max(axis=1)
     return np.where(np.isfinite(top), top, np.nan)  # a ROI with dF/F all NaN (F0 <= 0)
+
+
+def _finite_sum(x: np.ndarray) -> np.ndarray:
+    ok = np.isfinite(x)
+    return np.where(ok.any(axis=1), np.where(ok, x, 0.0).sum(axis=1), np.nan)
 
 
 def _trace_rules(result, thresholds, metrics, flags) -> None:
@@ -343,7 +352,7 @@ def _trace_rules(result, thresholds, metrics, flags) -> None:
     top = _per_roi(result, "dff", _highest_finite)
     if top is not None:
         metrics["dff_peak"] = top
-    total = _per_roi(result, "spikes", lambda x: np.nansum(x, axis=1))
+    total = _per_roi(result, "spikes", _finite_sum)
     if total is not None:
         metrics["spike_sum"] = total
 

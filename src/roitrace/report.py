@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from ._version import __version__
-from .errors import OutputError, ParameterError
+from .errors import OutputError, ParameterError, ResultNotFoundError
 from .quality import FLAGS, THRESHOLDS, evaluate, saturation_level, write_quality
 from .result import (
     CENTROID_X,
@@ -130,15 +130,17 @@ def report(
     result_path = None
     if not _is_dataset(result):
         result_path = Path(result)
+        if not result_path.exists():
+            raise ResultNotFoundError(f"{result_path}: no such file or folder")
+    m = None
+    if movie is not None:  # a missing or unreadable movie is said before the outputs
+        from .movie import as_movie
+
+        m = as_movie(movie)
     path, quality = check_report_paths(
         path, quality, inputs=[("the result", result_path), ("the movie", movie)]
     )
     ds = _load(result_path, allow_pickle) if result_path is not None else result
-    m = None
-    if movie is not None:
-        from .movie import as_movie
-
-        m = as_movie(movie)
     return write_report(
         ds, path, quality, movie=m, limits=limits, max_bytes=max_bytes, title=title,
         inputs={"result": str(result_path) if result_path else None,
@@ -190,7 +192,7 @@ def _check_quality_owner(quality: Path, report_path: Path, quality_name: str) ->
             f"{quality} exists and was not written by a roitrace report; give the quality "
             f"file another path ({quality_name}) or move that file away"
         )
-    if Path(owner).name != report_path.name:
+    if Path(owner).name != report_path.name and (quality.parent / Path(owner).name).exists():
         raise OutputError(
             f"{quality} belongs to the report {owner}, not to {report_path.name}; give "
             f"this report's quality file its own path ({quality_name}), e.g. "
@@ -223,7 +225,7 @@ def write_report(
     if movie is not None:
         from .projection import projections
 
-        _check_same_frame(movie, ds)
+        _check_movie(movie, ds)
         images = projections(movie, PROJECTIONS, progress=progress)
         saturation = saturation_level(movie.dtype)
     from ._progress import status
@@ -235,7 +237,10 @@ def write_report(
         )  # fmt: skip
     qc["report"] = path.name
     with status("packing the traces into the page", show=progress):
-        page = render(ds, rois, rings, images, qc, max_bytes=max_bytes, title=title, inputs=inputs)
+        page = render(
+            ds, rois, rings, images, qc, max_bytes=max_bytes, title=title, inputs=inputs,
+            quality_name=quality.name,
+        )  # fmt: skip
     write_quality(qc, quality)
     write_bytes(path, page.encode("utf-8"))
     return path
@@ -307,17 +312,23 @@ def render(
     max_bytes: int,
     title: str | None = None,
     inputs: dict[str, Any] | None = None,
+    quality_name: str = QUALITY_NAME,
 ) -> str:
     """The report's HTML text."""
-    shape = result_frame_shape(ds) or (rois.frame_shape if rois is not None else (1, 1))
+    shape = result_frame_shape(ds) or (
+        rois.frame_shape if rois is not None
+        else next(iter(images.values())).shape if images else None
+    )  # fmt: skip
     pictures = {k: _png(v) for k, v in images.items()}
     if not pictures and rois is not None:
         pictures["footprints"] = _png(_footprints(rois, shape))
     geometry = base64.b64encode(_geometry(ds, rois, rings, shape)).decode("ascii")
+    title = title or _default_title(_source_name(ds), (inputs or {}).get("result"))
     meta = _meta(ds, rois, qc, shape, title, inputs, rings is not None)
+    meta["report"]["quality"] = quality_name
     names = [v for v in TRACE_VARS if v in ds.data_vars and ds[v].dims == (ROI, "time")]
     meta["traces"] = {"names": names, "scales": [_scale(ds[v]) for v in names]}
-    page_title = title or meta["recording"]["source"] or "roitrace report"
+    page_title = title
 
     def page(traces: str) -> str:
         return _fill(
@@ -337,10 +348,12 @@ def render(
     budget = (max_bytes - fixed) * 3 // 4  # base64 takes 4 characters per 3 bytes
     packed = _pack_traces(ds, names, meta["traces"]["scales"], budget)
     if packed is None:
+        n, T = int(ds.sizes[ROI]), int(ds.sizes["time"])
+        least = sum(_raw_size(n, T, max(_STEPS)) for _ in names) * 4 // 3 + fixed
         raise ParameterError(
-            f"max_mb={max_bytes / 1e6:g} leaves no room for the traces of "
-            f"{ds.sizes[ROI]} ROIs beside the rest of the page ({fixed / 1e6:.2f} MB); "
-            "allow more"
+            f"max_mb={max_bytes / 1e6:g} leaves no room for the traces of {n} ROIs beside "
+            f"the rest of the page ({fixed / 1e6:.2f} MB); give max_mb={least / 1e6 + 0.05:.2f} "
+            "or more"
         )
     meta["traces"]["vars"] = [info for info, _ in packed]
     data = [base64.b64encode(blob).decode("ascii") for _, blob in packed]
@@ -353,6 +366,13 @@ def _trace_scripts(names: list[str], data: list[str]) -> str:
         f'<script type="application/octet-stream" id="rt-trace-{name}">{text}</script>'
         for name, text in zip(names, data, strict=True)
     )
+
+
+def _default_title(source: str | None, result: str | None) -> str:
+    """The result's file name (reports of one movie differ by it), then the movie's."""
+    name = Path(result).name if result else None
+    parts = [p for p in (name, source) if p]
+    return " — ".join(parts) if parts else "roitrace report"
 
 
 def _TEMPLATE() -> str:
@@ -387,7 +407,7 @@ def _meta(ds, rois, qc, shape, title, inputs, has_rings) -> dict[str, Any]:
             "inputs": inputs or {},
             "title": title,
         },
-        "frame_shape": list(shape),
+        "frame_shape": list(shape) if shape else None,
         "frame_rate": result_frame_rate(ds),
         "n_frames": int(ds.sizes["time"]),
         "ids": [r["id"] for r in qc["rois"]],
@@ -452,13 +472,25 @@ def _footprints(rois: Any, shape: tuple[int, int]) -> np.ndarray:
     return image
 
 
-def _check_same_frame(movie: Any, ds: Any) -> None:
+def _check_movie(movie: Any, ds: Any) -> None:
+    """The movie must be the one the result was extracted from: the same frame size,
+    and the frames the result's time points came from."""
     shape = result_frame_shape(ds)
     frame = tuple(movie.shape[1:])
     if shape is not None and tuple(shape) != frame:
         raise ParameterError(
-            f"movie: its frames are {frame[0]} x {frame[1]} pixels, the result's "
+            f"the movie's frames are {frame[0]} x {frame[1]} pixels, the result's "
             f"{shape[0]} x {shape[1]}; give the movie the result was extracted from"
+        )
+    n_movie, n_time = int(movie.shape[0]), int(ds.sizes["time"])
+    frames = np.asarray(ds["frame"].values) if "frame" in ds.coords else np.arange(n_time)
+    whole = result_parameters(ds).get("frames") in (None, "all")
+    last = int(frames.max()) + 1 if frames.size else 0
+    if last > n_movie or (whole and n_movie != n_time):
+        raise ParameterError(
+            f"the movie has {n_movie} frames, but the result was extracted from "
+            f"{n_time if whole else f'frames up to {last}'} of its movie; give the movie the "
+            "result was extracted from"
         )
 
 
@@ -466,7 +498,7 @@ def _check_same_frame(movie: Any, ds: Any) -> None:
 def _geometry(ds: Any, rois: Any, rings: list[np.ndarray] | None, shape: tuple[int, int]) -> bytes:
     """Cells then rings as runs ``(y, x0, length)`` of uint16, each group preceded by
     its run count (uint32 as two uint16), gzip-compressed."""
-    X = shape[1]
+    X = shape[1] if shape else 1
     parts: list[np.ndarray] = []
     for r in rois if rois is not None else ():
         parts.append(_runs(np.asarray(r.y, np.int64) * X + np.asarray(r.x, np.int64), X))

@@ -148,10 +148,13 @@ def test_thunder_report_in_chromium(browser, thunder, tmp_path):
     browser.execute_script("arguments[0].scrollIntoView()", canvas)
     size = canvas.size["width"]
     scale = size / max(result_frame_shape(ds))
+    scrolled = browser.execute_script("return window.scrollY")
     ActionChains(browser).move_to_element_with_offset(
         canvas, int((px + 0.5) * scale - size / 2), int((py + 0.5) * scale - size / 2)
     ).click().perform()
     assert _panel(browser) == ids[k]
+    # the table scrolls in its own box; the page stays where the image is
+    assert browser.execute_script("return window.scrollY") == scrolled
     assert (
         browser.find_element(By.CSS_SELECTOR, "#roi-table tr.selected").get_attribute("data-roi")
         == ids[k]
@@ -162,6 +165,11 @@ def test_thunder_report_in_chromium(browser, thunder, tmp_path):
     assert _panel(browser) == order[order.index(ids[k]) - 1]
     browser.find_element(By.TAG_NAME, "body").send_keys("j")
     assert _panel(browser) == ids[k]
+    # the ids of the ROIs shown, in the table's order, to copy into a script
+    Select(browser.find_element(By.ID, "filter-flag")).select_by_value("none")
+    browser.find_element(By.ID, "export-ids").click()
+    box = browser.find_element(By.ID, "export-box")
+    assert box.get_attribute("value").split(", ") == _rows(browser)
     assert console_errors(browser) == []
 
 

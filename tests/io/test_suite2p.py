@@ -295,6 +295,21 @@ def test_round_trip_keeps_weights_and_frame_rate(tmp_path, extracted):
         np.testing.assert_array_equal(a.y, b.y)
 
 
+def test_result_read_back_knows_its_frame_rate_and_size(tmp_path, extracted):
+    from roitrace.io.suite2p import read_suite2p_result
+    from roitrace.result import result_frame_rate, result_frame_shape
+
+    ds, labels = extracted
+    out = write_suite2p(
+        ds.assign_attrs(frame_rate=7.5), RoiSet.from_labels(labels), tmp_path / "p"
+    )
+    back = read_suite2p_result(out, allow_pickle=True)
+    assert result_frame_rate(back) == 7.5
+    assert result_frame_shape(back) == labels.shape
+    plain = read_suite2p_result(out)  # no pickle: neither is known
+    assert result_frame_rate(plain) is None and result_frame_shape(plain) is None
+
+
 def test_without_neuropil_writes_zeros_and_warns(tmp_path, extracted, caplog):
     ds, labels = extracted
     bare = ds.drop_vars(["Fneu", "F_corrected"])

@@ -91,16 +91,15 @@
     return e;
   }
   function flagsOf(i) { return M.flags[i].map((k) => M.flag_names[k]); }
-  function timeUnit() { return M.frame_rate ? "s" : "frame"; }
   function frameToTime(f) { return M.frame_rate ? f / M.frame_rate : f; }
 
   // ---------- header ----------
   function header() {
     const rec = M.recording;
-    $("title").textContent = M.report.title || rec.source || "roitrace report";
+    $("title").textContent = M.report.title;
     const dur = M.frame_rate ? `, ${fmt(M.n_frames / M.frame_rate)} s at ${fmt(M.frame_rate)} frames/s` : ", frame rate unknown";
-    $("summary").textContent = `${n} ROIs · ${M.n_frames} frames${dur} · frame ${M.frame_shape[0]} × ${M.frame_shape[1]} px · `
-      + `extracted with roitrace ${rec.roitrace_version || "?"}${rec.created ? " on " + rec.created : ""}`;
+    $("summary").textContent = `${n} ROIs · ${M.n_frames} frames${dur} · ${M.frame_shape ? `frame ${M.frame_shape[0]} × ${M.frame_shape[1]} px` : "frame size unknown"} · `
+      + `${rec.roitrace_version ? `extracted with roitrace ${rec.roitrace_version}` : "extracted by another tool"}${rec.created ? " on " + rec.created : ""}`;
     const box = $("flag-summary");
     const counts = M.flag_names.map(() => 0);
     for (const f of M.flags) for (const k of f) counts[k]++;
@@ -124,7 +123,7 @@
       thresholds: M.thresholds, rules: Object.fromEntries(M.flag_names.map((k) => [k, M.flag_rules[k].rule])) }, null, 1);
     $("footer").textContent = `Written by roitrace ${M.report.roitrace_version} on ${M.report.created}. `
       + `Traces: ${resolutionText()}. `
-      + "The same metrics and flags are in quality_control.json beside this file.";
+      + `The same metrics and flags are in ${M.report.quality} beside this file.`;
   }
 
   // ---------- table ----------
@@ -183,7 +182,7 @@
       const tr = el("tr", { "data-roi": String(M.ids[i]), "data-index": String(i) });
       for (const c of COLS) {
         if (c.key === "flags") {
-          const td = el("td", { class: "text" });
+          const td = el("td", { class: "text flags", title: flagsOf(i).join(", ") });
           for (const f of flagsOf(i)) td.append(el("span", { class: "badge", text: f, title: M.flag_rules[f].rule }));
           tr.append(td);
         } else if (c.key === "trace") {
@@ -209,6 +208,22 @@
       el("option", { value: "any", text: "any flag" }));
     for (const f of M.flag_names) if (M.flag_rules[f].evaluated) sel.append(el("option", { value: f, text: `flag: ${f}` }));
     sel.addEventListener("change", () => setFlagFilter(sel.value));
+    $("export-ids").addEventListener("click", () => {
+      const box = $("export-box");
+      box.hidden = false;
+      box.value = shownOrder().map((i) => M.ids[i]).join(", ");
+      box.select();
+    });
+    $("export-csv").addEventListener("click", () => {
+      const cols = Object.keys(M.metrics);
+      const quote = (v) => (/[",\n]/.test(String(v)) ? `"${String(v).replace(/"/g, '""')}"` : String(v));
+      const lines = [["id", "name", "flags", ...cols].join(",")];
+      for (const i of shownOrder())
+        lines.push([M.ids[i], quote(M.names[i]), quote(flagsOf(i).join(" ")), ...cols.map((m) => M.metrics[m][i] ?? "")].join(","));
+      const a = el("a", { href: URL.createObjectURL(new Blob([lines.join("\n") + "\n"], { type: "text/csv" })),
+        download: `${(M.report.title || "rois").replace(/[^\w.-]+/g, "_")}_rois.csv` });
+      document.body.append(a); a.click(); a.remove();
+    });
     $("filter-text").addEventListener("input", (e) => { state.text = e.target.value.trim().toLowerCase(); applyFilters(); });
     $("filter-clear").addEventListener("click", () => {
       state.text = ""; $("filter-text").value = ""; state.ranges = {};
@@ -221,10 +236,13 @@
     for (const v of ["dff", "F_corrected", "F"]) { const k = names.indexOf(v); if (k >= 0) return k; }
     return names.length ? 0 : -1;
   }
+  function allNaN(v, i) { const c = traceCodes(v, i), nan = CODES[vars[v].bits].nan; return c.every((q) => q === nan); }
   function drawSpark(canvas) {
     const i = Number(canvas.closest("tr").dataset.index);
-    const v = sparkVar();
+    let v = sparkVar();
     if (v < 0) return;
+    // dF/F is NaN throughout where F0 <= 0: draw the trace it was made from instead
+    for (const alt of ["F_corrected", "F"]) if (allNaN(v, i) && names.includes(alt)) v = names.indexOf(alt);
     const c = traceCodes(v, i), ctx = canvas.getContext("2d"), k = CODES[vars[v].bits];
     const W = canvas.width, H = canvas.height;
     ctx.strokeStyle = M.flags[i].length ? "#b35000" : "#1d2330";
@@ -252,6 +270,10 @@
       const xn = x === null || x === undefined || (typeof x === "number" && !isFinite(x));
       const yn = y === null || y === undefined || (typeof y === "number" && !isFinite(y));
       if (xn || yn) return xn === yn ? a - b : xn ? 1 : -1; // missing values last, both ways
+      if (typeof x === "string" || typeof y === "string") {
+        const c = String(x).localeCompare(String(y), undefined, { numeric: true });
+        return c ? c * d : a - b;
+      }
       if (x < y) return -d;
       if (x > y) return d;
       return a - b;
@@ -348,12 +370,18 @@
 
   // ---------- overview ----------
   function setupOverview() {
-    if (!M.geometry) {
+    if (!M.geometry && !Object.keys(IMAGES).length) {
       $("overview-card").replaceChildren(el("h2", { text: "No ROI image" }),
         el("p", { class: "hint", text: "This result holds no ROI pixels (a CSV table, or a suite2p folder read without "
           + "trusting its stat.npy), so the ROIs cannot be drawn; the traces, metrics and flags are all here." }));
       $("crop").hidden = true;
       return;
+    }
+    if (!M.geometry) {
+      $("overview-card").append(el("p", { class: "hint", text: "This result holds no ROI pixels (a CSV table, or a suite2p "
+        + "folder read without trusting its stat.npy): the image is shown without the ROIs." }));
+      for (const id of ["show-contours", "show-numbers", "show-rings"]) $(id).disabled = true;
+      $("crop").hidden = true;
     }
     const chooser = $("image-select");
     for (const k in IMAGES) chooser.append(el("option", { value: k, text: k }));
@@ -416,7 +444,7 @@
   }
   function drawOverview() {
     const cv = $("overview");
-    if (!cv || !cells || !M.geometry) return;
+    if (!cv || !cells || !M.frame_shape) return;
     const W = Math.round(cv.clientWidth * DPR) || 640;
     if (cv.width !== W || cv.height !== W) { cv.width = W; cv.height = W; }
     const ctx = cv.getContext("2d");
@@ -466,7 +494,7 @@
     if (state.sel >= 0) rows[state.sel].classList.remove("selected");
     state.sel = i;
     rows[i].classList.add("selected");
-    if (fromImage) rows[i].scrollIntoView({ block: "nearest" });
+    if (fromImage) revealRow(rows[i]);
     const panel = $("roi-panel");
     panel.dataset.roi = String(M.ids[i]);
     panel.dataset.index = String(i);
@@ -479,11 +507,19 @@
     const table = $("panel-metrics");
     table.replaceChildren();
     for (const m in M.metrics) table.append(el("tr", {}, el("td", { text: METRIC_LABELS[m] || m, title: m }), el("td", { text: fmt(M.metrics[m][i]) })));
-    state.tx = null;
     drawCrop(); drawPlots(); drawOverview(); drawHistMarks();
   }
+  function revealRow(tr) {
+    // scroll the table's own box, never the page: the image and the panel stay in view
+    const wrap = document.querySelector(".table-wrap");
+    const head = $("roi-table").tHead.offsetHeight;
+    const top = tr.offsetTop - head, bottom = tr.offsetTop + tr.offsetHeight;
+    if (top < wrap.scrollTop) wrap.scrollTop = top;
+    else if (bottom > wrap.scrollTop + wrap.clientHeight) wrap.scrollTop = bottom - wrap.clientHeight;
+  }
+  function shownOrder() { return state.order.filter((i) => state.visible[i]); }
   function moveSelection(delta) {
-    const visibleOrder = state.order.filter((i) => state.visible[i]);
+    const visibleOrder = shownOrder();
     if (!visibleOrder.length) return;
     const at = visibleOrder.indexOf(state.sel);
     const next = at < 0 ? visibleOrder[0] : visibleOrder[Math.min(visibleOrder.length - 1, Math.max(0, at + delta))];
@@ -537,8 +573,8 @@
     $("next-roi").addEventListener("click", () => moveSelection(1));
     document.addEventListener("keydown", (e) => {
       if (e.target.closest && e.target.closest("input, select, textarea")) return;
-      if (e.key === "j" || e.key === "ArrowDown") { e.preventDefault(); moveSelection(1); }
-      if (e.key === "k" || e.key === "ArrowUp") { e.preventDefault(); moveSelection(-1); }
+      if (e.key === "j") { e.preventDefault(); moveSelection(1); }
+      if (e.key === "k") { e.preventDefault(); moveSelection(-1); }
     });
     window.addEventListener("resize", () => { drawPlots(); drawOverview(); });
   }
@@ -547,7 +583,8 @@
   function zoomTraces(f, centre) {
     const [a, b] = range();
     const c = centre === undefined ? (a + b) / 2 : centre;
-    let w = Math.min(T, Math.max(8, (b - a) * f));
+    const finest = Math.min(...vars.map((tv) => tv.step));
+    let w = Math.min(T, Math.max(8, 24 * finest, (b - a) * f));
     let lo = c - (c - a) * (w / (b - a));
     lo = Math.max(0, Math.min(T - w, lo));
     state.tx = w >= T ? null : [lo, lo + w];
@@ -590,40 +627,89 @@
     if (i < 0) return;
     const L = 50 * DPR, R = 8 * DPR, T = 16 * DPR, B = 18 * DPR;
     const pw = W - L - R, ph = H - T - B;
-    // the y range: every visible value of the plot's traces
+    // each trace as pixel columns (several stored points per column), or, zoomed in past
+    // its stored points, as those points: a line (every frame) or a band (min and max)
+    const series = (v) => {
+      const k = names.indexOf(v), perPoint = pw / ((b - a) / vars[k].step);
+      return perPoint > 2 ? pointsOf(k, i, pw, a, b, L) : columnsAsPoints(columnsOf(k, i, pw, a, b), L);
+    };
+    const data = p.present.map(series);
     let lo = Infinity, hi = -Infinity;
-    const cols = p.present.map((v) => columnsOf(names.indexOf(v), i, pw, a, b));
-    for (const c of cols) for (let x = 0; x < c.lo.length; x++) { if (c.lo[x] < lo) lo = c.lo[x]; if (c.hi[x] > hi) hi = c.hi[x]; }
+    for (const d of data) for (let j = 0; j < d.x.length; j++) { if (d.lo[j] < lo) lo = d.lo[j]; if (d.hi[j] > hi) hi = d.hi[j]; }
     if (!isFinite(lo)) { lo = 0; hi = 1; }
     if (hi === lo) { hi += 1; lo -= 1; }
     const pad = (hi - lo) * 0.06; lo -= pad; hi += pad;
     const yOf = (v) => T + ph - ((v - lo) / (hi - lo)) * ph;
     axes(ctx, L, T, pw, ph, a, b, lo, hi);
+    ctx.save();
+    ctx.beginPath(); ctx.rect(L, T, pw, ph); ctx.clip();
     if (p.spikes && names.includes(p.spikes)) {
-      const c = columnsOf(names.indexOf(p.spikes), i, pw, a, b);
+      const d = series(p.spikes);
       let top = 0;
-      for (let x = 0; x < c.hi.length; x++) if (c.hi[x] > top) top = c.hi[x];
+      for (let j = 0; j < d.x.length; j++) if (d.hi[j] > top) top = d.hi[j];
       if (top > 0) {
         ctx.strokeStyle = COLORS.spikes; ctx.lineWidth = DPR; ctx.beginPath();
-        for (let x = 0; x < c.hi.length; x++) if (c.hi[x] > 0) { const h = (c.hi[x] / top) * ph * 0.3; ctx.moveTo(L + x + 0.5, T + ph); ctx.lineTo(L + x + 0.5, T + ph - h); }
+        for (let j = 0; j < d.x.length; j++) if (d.hi[j] > 0) { const h = (d.hi[j] / top) * ph * 0.3; ctx.moveTo(d.x[j], T + ph); ctx.lineTo(d.x[j], T + ph - h); }
         ctx.stroke();
       }
     }
-    p.present.forEach((v, k) => {
-      const c = cols[k];
-      ctx.strokeStyle = COLORS[v]; ctx.lineWidth = (v === "F0" ? 1.5 : 1) * DPR;
-      ctx.setLineDash(v === "F0" ? [4 * DPR, 3 * DPR] : []);
-      ctx.beginPath();
-      let pen = false;
-      for (let x = 0; x < c.lo.length; x++) {
-        if (!isFinite(c.lo[x])) { pen = false; continue; }
-        const y0 = yOf(c.lo[x]), y1 = yOf(c.hi[x]);
-        if (!pen) { ctx.moveTo(L + x + 0.5, (y0 + y1) / 2); pen = true; }
-        ctx.lineTo(L + x + 0.5, y0); ctx.lineTo(L + x + 0.5, Math.min(y1, y0 - 0.5));
+    // the denoised calcium under dF/F, F0 over F_corrected
+    const order = p.present.map((v, k) => k).sort((x, y) => (p.present[x] === "calcium" ? -1 : p.present[y] === "calcium" ? 1 : x - y));
+    for (const k of order) drawSeries(ctx, data[k], p.present[k], yOf);
+    ctx.restore();
+  }
+  function drawSeries(ctx, d, v, yOf) {
+    ctx.strokeStyle = COLORS[v]; ctx.lineWidth = (v === "F0" ? 1.5 : 1) * DPR;
+    ctx.setLineDash(v === "F0" ? [4 * DPR, 3 * DPR] : []);
+    const band = d.band;
+    if (band) {  // min and max of each stored point, joined: a translucent band
+      ctx.globalAlpha = 0.35; ctx.fillStyle = COLORS[v];
+      let j = 0;
+      while (j < d.x.length) {
+        while (j < d.x.length && !isFinite(d.lo[j])) j++;
+        const s0 = j;
+        while (j < d.x.length && isFinite(d.lo[j])) j++;
+        if (j - s0 < 1) continue;
+        ctx.beginPath();
+        for (let q = s0; q < j; q++) ctx.lineTo(d.x[q], yOf(d.hi[q]));
+        for (let q = j - 1; q >= s0; q--) ctx.lineTo(d.x[q], yOf(d.lo[q]));
+        ctx.closePath(); ctx.fill();
       }
-      ctx.stroke();
-      ctx.setLineDash([]);
-    });
+      ctx.globalAlpha = 1;
+    }
+    ctx.beginPath();
+    let pen = false;
+    for (let j = 0; j < d.x.length; j++) {
+      if (!isFinite(d.lo[j])) { pen = false; continue; }
+      const y0 = yOf(d.lo[j]), y1 = yOf(d.hi[j]);
+      if (band || d.line) { const y = band ? (y0 + y1) / 2 : y0; if (!pen) ctx.moveTo(d.x[j], y); else ctx.lineTo(d.x[j], y); pen = true; continue; }
+      if (!pen) { ctx.moveTo(d.x[j], (y0 + y1) / 2); pen = true; }
+      ctx.lineTo(d.x[j], y0); ctx.lineTo(d.x[j], Math.min(y1, y0 - 0.5));
+    }
+    ctx.globalAlpha = band ? 0.8 : 1;
+    ctx.stroke();
+    ctx.globalAlpha = 1;
+    ctx.setLineDash([]);
+  }
+  function columnsAsPoints(c, L) {
+    const x = new Float64Array(c.lo.length);
+    for (let j = 0; j < x.length; j++) x[j] = L + j + 0.5;
+    return { x, lo: c.lo, hi: c.hi };
+  }
+  function pointsOf(v, i, pw, a, b, L) {
+    // the stored points between frames a and b, at the centre of the frames each stands for
+    const c = traceCodes(v, i), tv = vars[v], st = tv.step, nan = CODES[tv.bits].nan;
+    const q0 = Math.max(0, Math.floor(a / st) - 1), q1 = Math.min(tv.points - 1, Math.ceil(b / st));
+    const n = Math.max(0, q1 - q0 + 1);
+    const x = new Float64Array(n), lo = new Float64Array(n), hi = new Float64Array(n);
+    for (let j = 0; j < n; j++) {
+      const q = q0 + j;
+      x[j] = L + (((q + 0.5) * st - a) / (b - a)) * pw;
+      const u = tv.pairs ? c[2 * q] : c[q], w = tv.pairs ? c[2 * q + 1] : c[q];
+      lo[j] = u === nan ? NaN : decode(v, i, u);
+      hi[j] = w === nan ? NaN : decode(v, i, w);
+    }
+    return { x, lo, hi, band: tv.pairs, line: !tv.pairs };
   }
   function columnsOf(v, i, pw, a, b) {
     // per pixel column, the min and max of the stored points under it (each a value, or a
@@ -666,21 +752,23 @@
     ctx.textAlign = "right"; ctx.textBaseline = "middle";
     const dy = nice(hi - lo, 4);
     ctx.beginPath();
-    for (let v = Math.ceil(lo / dy) * dy; v <= hi; v += dy) {
-      const y = T + ph - ((v - lo) / (hi - lo)) * ph;
+    const ydec = Math.max(0, -Math.floor(Math.log10(dy) + 1e-9));
+    for (let k = Math.ceil(lo / dy); k * dy <= hi; k++) {
+      const v = k * dy, y = T + ph - ((v - lo) / (hi - lo)) * ph;
       ctx.moveTo(L - 3 * DPR, y); ctx.lineTo(L, y);
-      ctx.fillText(fmt(Math.abs(v) < dy * 1e-6 ? 0 : v), L - 5 * DPR, y);
+      ctx.fillText(v.toFixed(ydec), L - 5 * DPR, y);
     }
     const t0 = frameToTime(a), t1 = frameToTime(b), dt = nice(t1 - t0, 8);
     ctx.textAlign = "center"; ctx.textBaseline = "top";
-    for (let t = Math.ceil(t0 / dt) * dt; t <= t1; t += dt) {
-      const x = L + ((t - t0) / (t1 - t0)) * pw;
+    const decimals = Math.max(0, -Math.floor(Math.log10(dt) + 1e-9));
+    for (let k = Math.ceil(t0 / dt); k * dt <= t1; k++) {
+      const t = k * dt, x = L + ((t - t0) / (t1 - t0)) * pw;
       ctx.moveTo(x, T + ph); ctx.lineTo(x, T + ph + 3 * DPR);
-      ctx.fillText(fmt(Math.round(t * 1000) / 1000), x, T + ph + 4 * DPR);
+      ctx.fillText(t.toFixed(decimals), x, T + ph + 4 * DPR);
     }
     ctx.stroke();
-    ctx.textAlign = "right";
-    ctx.fillText(timeUnit(), L - 5 * DPR, T + ph + 4 * DPR);
+    ctx.textAlign = "right"; ctx.textBaseline = "bottom";
+    ctx.fillText(M.frame_rate ? "time (s)" : "frame", L + pw, T - 2 * DPR);
   }
 
   // ---------- distributions ----------
@@ -693,11 +781,13 @@
       const vals = M.metrics[m].filter((v) => v !== null && isFinite(v));
       if (!vals.length) continue;
       let lo = Math.min(...vals), hi = Math.max(...vals);
-      if (hi === lo) { lo -= 0.5; hi += 0.5; }
+      const constant = hi === lo;
+      if (constant) { lo -= 0.5; hi += 0.5; }
       const bins = 30, counts = new Array(bins).fill(0);
       for (const v of vals) counts[Math.min(bins - 1, Math.floor(((v - lo) / (hi - lo)) * bins))]++;
       const canvas = el("canvas", { "data-metric": m });
-      const div = el("div", { class: "hist", "data-metric": m }, el("div", { text: `${METRIC_LABELS[m] || m} (${fmt(lo)} – ${fmt(hi)})` }), canvas);
+      const div = el("div", { class: "hist", "data-metric": m }, el("div", { class: "hist-title", text: constant ? `${METRIC_LABELS[m] || m}: all ${fmt(vals[0])}` : `${METRIC_LABELS[m] || m}` }),
+        canvas, el("div", { class: "hist-axis" }, el("span", { text: constant ? "" : fmt(lo) }), el("span", { text: constant ? "" : fmt(hi) })));
       box.append(div);
       const h = { m, lo, hi, bins, counts, canvas };
       hists.push(h);
@@ -705,7 +795,11 @@
         const rect = canvas.getBoundingClientRect();
         const k = Math.min(bins - 1, Math.max(0, Math.floor(((e.clientX - rect.left) / rect.width) * bins)));
         const w = (hi - lo) / bins;
-        setRange(m, lo + k * w, k === bins - 1 ? hi : lo + (k + 1) * w);
+        // rounded outward to 4 significant digits: the box shows a number a person can read
+        const down = (v) => { const p = 10 ** (Math.floor(Math.log10(Math.abs(v) || 1)) - 3); return Math.floor(v / p) * p; };
+        const up = (v) => { const p = 10 ** (Math.floor(Math.log10(Math.abs(v) || 1)) - 3); return Math.ceil(v / p) * p; };
+        const a = lo + k * w, b = k === bins - 1 ? hi : lo + (k + 1) * w;
+        setRange(m, Number(down(a).toPrecision(4)), Number(up(b).toPrecision(4)));
       });
     }
     drawHistMarks();

@@ -111,6 +111,10 @@ def report(
 
         limits = {**THRESHOLDS, **_check_thresholds(**limits)}
         max_bytes = _check_max_mb(max_mb)
+    # a missing or unreadable input is said first, before anything about the outputs
+    ds = load(result, allow_pickle=trust_pickle)
+    m = _open(movie, dataset, axes, channel, None, keep_truncated) if movie else None
+    with _speaking(**FLAGS):
         path, quality = check_report_paths(
             output,
             qc,
@@ -118,8 +122,6 @@ def report(
             name="-o/--output",
             quality_name="--qc",
         )
-    ds = load(result, allow_pickle=trust_pickle)
-    m = _open(movie, dataset, axes, channel, None, keep_truncated) if movie else None
     run = _execution(None, chunk_frames, no_progress, None, None)
     with _speaking(**FLAGS):
         write_report(

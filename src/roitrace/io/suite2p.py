@@ -19,6 +19,7 @@ entries of the io registries (ROI sets: read only; results: read and write).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
@@ -39,6 +40,8 @@ from ..errors import (
 from ..result import (
     DECONVOLUTION_NOISE,
     FRAME,
+    FRAME_RATE,
+    FRAME_SHAPE,
     NEUROPIL_CONVERGED,
     NEUROPIL_FACTOR,
     NOISE,
@@ -734,6 +737,9 @@ def read_suite2p_result(folder: str | os.PathLike, *, allow_pickle: bool = False
     if ops:
         if ops.get("fs"):
             coords[TIME] = (TIME, np.arange(n_t) / float(ops["fs"]), {"units": "s"})
+            attrs[FRAME_RATE] = float(ops["fs"])
+        if ops.get("Ly") and ops.get("Lx"):
+            attrs[FRAME_SHAPE] = json.dumps([int(ops["Ly"]), int(ops["Lx"])])
         for k in (ROITRACE_VERSION, PARAMETERS):
             if k in ops:
                 attrs[k] = ops[k]
