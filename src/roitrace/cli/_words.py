@@ -55,6 +55,8 @@ _PHRASES = (
     (re.compile(r"frames=\((\d+), (\d+)\)"), r"--frames \1:\2"),
     (re.compile(r"; for a single frame use image\[np\.newaxis\]"), ""),
     (re.compile(r"roitrace\.zscore"), "z-scores (roitrace.zscore in Python)"),
+    (re.compile(r"a movie is read with roitrace\.open_movie"), "give a result, not a movie"),
+    (re.compile(r"written by roitrace\.save\?"), "written by roitrace?"),
     # ROI files are always read for the movie's frames: say so instead of shape=
     (
         re.compile(
