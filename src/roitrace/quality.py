@@ -215,7 +215,7 @@ def quality_control(
     >>> qc["rois"][0]["flags"]
     ['low_snr', 'edge']
     """
-    thresholds = _check_thresholds(
+    thresholds = check_thresholds(
         min_snr=min_snr,
         max_negative=max_negative,
         min_ring_fraction=min_ring_fraction,
@@ -283,7 +283,9 @@ def write_quality(document: dict[str, Any], path: str | os.PathLike) -> Path:
 
 
 # -- rules --------------------------------------------------------------------------------
-def _check_thresholds(**values: float) -> dict[str, float]:
+def check_thresholds(**values: float) -> dict[str, float]:
+    """The rules' thresholds as floats; ParameterError for a negative or non-finite
+    one, or a fraction above 1 (``report`` and the command line check them first)."""
     for name, value in values.items():
         v = float(value)
         fraction = name in ("max_negative", "min_ring_fraction")

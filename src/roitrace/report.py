@@ -117,7 +117,7 @@ def report(
     >>> sorted(p.name for p in folder.iterdir())
     ['quality_control.json', 'report.html']
     """
-    from .quality import _check_thresholds
+    from .quality import check_thresholds
 
     unknown = sorted(set(thresholds) - set(THRESHOLDS))
     if unknown:
@@ -125,8 +125,8 @@ def report(
             f"report() got unknown keyword(s) {', '.join(unknown)}; the thresholds are "
             f"{', '.join(THRESHOLDS)}"
         )
-    limits = {**THRESHOLDS, **_check_thresholds(**thresholds)}
-    max_bytes = _check_max_mb(max_mb)
+    limits = {**THRESHOLDS, **check_thresholds(**thresholds)}
+    max_bytes = check_max_mb(max_mb)
     result_path = None
     if not _is_dataset(result):
         result_path = Path(result)
@@ -660,7 +660,8 @@ def _movie_name(movie: Any) -> str | None:
     return str(path) if path else None
 
 
-def _check_max_mb(max_mb: Any) -> int:
+def check_max_mb(max_mb: Any) -> int:
+    """The page's size budget in bytes, from megabytes; ParameterError unless positive."""
     try:
         value = float(max_mb)
     except (TypeError, ValueError):

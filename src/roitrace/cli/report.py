@@ -106,11 +106,11 @@ def report(
         )  # fmt: skip
     limits = thresholds(min_snr, max_negative, min_ring_fraction, min_f0_noise)
     with _speaking(**FLAGS):
-        from ..quality import _check_thresholds
-        from ..report import _check_max_mb
+        from ..quality import check_thresholds
+        from ..report import check_max_mb
 
-        limits = {**THRESHOLDS, **_check_thresholds(**limits)}
-        max_bytes = _check_max_mb(max_mb)
+        limits = {**THRESHOLDS, **check_thresholds(**limits)}
+        max_bytes = check_max_mb(max_mb)
     # a missing or unreadable input is said first, before anything about the outputs
     ds = load(result, allow_pickle=trust_pickle)
     m = _open(movie, dataset, axes, channel, None, keep_truncated) if movie else None
