@@ -32,6 +32,7 @@ import datetime as _dt
 import json
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -398,22 +399,48 @@ def _geometry_rules(result, rois, thresholds, metrics, flags) -> None:
             for r in rois
         ]
     )  # fmt: skip
-    ring = (result_parameters(result) or {}).get("neuropil")
-    if npil is None or not isinstance(ring, dict) or "gap" not in ring or "width" not in ring:
+    ring = ring_options(result)
+    if npil is None or ring is None:
         return
-    gap, width = int(ring["gap"]), int(ring["width"])
-    need = int(ring.get("min_pixels") or 0)
-    nominal = np.array([_ring_area(r.y, r.x, gap, width) for r in rois], float)
+    nominal = np.array([_ring_area(r.y, r.x, ring["gap"], ring["width"]) for r in rois], float)
     metrics["ring_area_asked"] = nominal
     small = (npil > 0) & (npil < thresholds["min_ring_fraction"] * nominal)
-    if need:
-        from .neuropil import neuropil_rings
-
-        plain = neuropil_rings(rois, gap=gap, width=width,
-                               exclude_gap=int(ring.get("exclude_gap") or 0))  # fmt: skip
-        flags["neuropil_grown"] = npil > np.array([p.size for p in plain])
-        small = (npil > 0) & (npil < need)
+    if ring["min_pixels"]:
+        plain = result_rings(result, rois, grown=False)
+        if plain is not None:
+            flags["neuropil_grown"] = npil > np.array([p.size for p in plain])
+        small = (npil > 0) & (npil < ring["min_pixels"])
     flags["neuropil_small"] = small
+
+
+def ring_options(result: Any) -> dict[str, int] | None:
+    """The neuropil ring a result records in its parameters (gap, width, exclude_gap,
+    min_pixels; 0 for those not given), or None when it records none."""
+    ring = (result_parameters(result) or {}).get("neuropil")
+    if not isinstance(ring, dict) or not {"gap", "width"} <= set(ring):
+        return None
+    return {k: int(ring.get(k) or 0) for k in ("gap", "width", "exclude_gap", "min_pixels")}
+
+
+def result_rings(result: Any, rois: RoiSet, *, grown: bool = True) -> list[np.ndarray] | None:
+    """The neuropil rings a result was extracted with, rebuilt from its parameters
+    (flat pixel indices per ROI; ``grown=False``: before widening to min_pixels), or
+    None when it records no ring or a ring comes out empty."""
+    from .errors import EmptyMaskError
+    from .neuropil import neuropil_rings
+
+    ring = ring_options(result)
+    if ring is None:
+        return None
+    try:
+        with warnings.catch_warnings():  # the extraction already warned of short rings
+            warnings.simplefilter("ignore")
+            return neuropil_rings(
+                rois, gap=ring["gap"], width=ring["width"], exclude_gap=ring["exclude_gap"],
+                min_pixels=ring["min_pixels"] if grown else None,
+            )  # fmt: skip
+    except EmptyMaskError:
+        return None
 
 
 def _ring_area(y: np.ndarray, x: np.ndarray, gap: int, width: int) -> int:

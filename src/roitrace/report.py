@@ -32,7 +32,7 @@ import numpy as np
 
 from ._version import __version__
 from .errors import OutputError, ParameterError, ResultNotFoundError
-from .quality import FLAGS, THRESHOLDS, evaluate, saturation_level, write_quality
+from .quality import FLAGS, THRESHOLDS, evaluate, result_rings, saturation_level, write_quality
 from .result import (
     CENTROID_X,
     CENTROID_Y,
@@ -273,32 +273,6 @@ def _rois_of(ds: Any, source: Path | None, allow_pickle: bool) -> Any:
         "traces): the report shows traces, metrics and flags, but no image of the ROIs"
     )
     return None
-
-
-def result_rings(ds: Any, rois: Any) -> list[np.ndarray] | None:
-    """The neuropil rings the result was extracted with, rebuilt from its parameters
-    (flat pixel indices per ROI), or None when it records no ring."""
-    from .neuropil import neuropil_rings
-
-    ring = result_parameters(ds).get("neuropil")
-    if not isinstance(ring, dict) or not {"gap", "width"} <= set(ring):
-        return None
-    from .errors import EmptyMaskError
-
-    try:
-        import warnings
-
-        with warnings.catch_warnings():  # the extraction already warned of short rings
-            warnings.simplefilter("ignore")
-            return neuropil_rings(
-                rois,
-                gap=int(ring["gap"]),
-                width=int(ring["width"]),
-                exclude_gap=int(ring.get("exclude_gap") or 0),
-                min_pixels=ring.get("min_pixels"),
-            )
-    except EmptyMaskError:
-        return None
 
 
 # -- the page -----------------------------------------------------------------------------
