@@ -289,7 +289,7 @@ class TestWorkerProcesses:
         def stats():
             from roitrace import _kernels
 
-            d = _kernels._compiled()._reduce_groups
+            d = _kernels._compiled()._select_frames  # method="median"
             return sum(d.stats.cache_hits.values()), sum(d.stats.cache_misses.values())
 
         for hits, misses in processes.run(stats).values():

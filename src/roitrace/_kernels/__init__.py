@@ -33,6 +33,9 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -113,7 +116,7 @@ def first_compile() -> bool:
     try:
         return any(
             not os.path.exists(d._cache._cache_file._index_path)  # numba internals: a guess
-            for d in (c._reduce_groups, c._moments_update)
+            for d in (c._sum_tiles, c._moments_rows)
             if not d.signatures  # compiled in this process already
         )
     except AttributeError:  # another numba version: no message rather than a wrong one
@@ -164,10 +167,18 @@ class Groups:
         runs = _runs(self.indices, self.indptr)
         kind = self.methods[runs[:, 2]]
         self.mean_runs, self.stripes = _stripes(runs[kind == MEAN])
-        self.direct_stripes = self.stripes.copy()
-        self.direct_stripes[:, 4] = 0
         self.weighted_runs = np.ascontiguousarray(runs[kind == WEIGHTED])
         self.select_runs = np.ascontiguousarray(runs[kind >= MEDIAN])
+        self._tables: dict[bool, SumTables] = {}
+
+    def sum_tables(self, running: bool) -> SumTables:
+        """The compiled kernels' tables of the mean groups: with ``running``, the
+        stripes marked in :attr:`stripes` take running sums (exact for integer
+        pixels only); without, every stripe sums its runs pixel by pixel."""
+        if running not in self._tables:
+            use = self.stripes[:, 4] == 1 if running else np.zeros(len(self.stripes), bool)
+            self._tables[running] = SumTables(self.mean_runs, self.stripes, use)
+        return self._tables[running]
 
     def __len__(self) -> int:
         return self.sizes.size
@@ -218,9 +229,76 @@ def _stripes(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     lo = runs[first, 0]
     hi = np.maximum.reduceat(end, first)
     pixels = np.add.reduceat(runs[:, 1], first)
-    use = pixels > PREFIX_RATIO * (hi - lo)
+    use = pixels > PREFIX_RATIO * _covered(runs, bounds)
     table = np.stack([bounds[:-1], bounds[1:], lo, hi, use], axis=1).astype(np.int64)
     return runs, np.ascontiguousarray(table)
+
+
+def _covered(runs: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Pixels covered by at least one run, per stripe (runs ``bounds[s]:bounds[s+1]``)."""
+    out = np.zeros(bounds.size - 1, np.int64)
+    for s in range(bounds.size - 1):
+        pos, cov = _bounds(runs[bounds[s] : bounds[s + 1]])
+        out[s] = int(np.sum(np.diff(pos) * cov[:-1]))
+    return out
+
+
+def _bounds(runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The runs' ends, sorted and unique, and whether the pixels from each end up
+    to the next one are covered by a run."""
+    start, end = runs[:, 0], runs[:, 0] + runs[:, 1]
+    pos = np.unique(np.concatenate([start, end]))
+    depth = np.zeros(pos.size + 1, np.int64)
+    np.add.at(depth, np.searchsorted(pos, start), 1)
+    np.add.at(depth, np.searchsorted(pos, end), -1)
+    return pos, (np.cumsum(depth)[:-1] > 0).astype(np.int64)
+
+
+class SumTables:
+    """The mean groups' runs as the compiled kernel reads them (uint64 tables).
+
+    ``stripes`` rows ``(kind, first run, end run, first bound, last bound)``: kind 0
+    sums the ``direct`` runs ``(start, length, group)`` pixel by pixel; kind 1 reads
+    the stripe's covered pixels once and takes each ``running`` run ``(first bound,
+    last bound, group)`` as a difference of running sums at ``bounds`` rows
+    ``(position, covered up to the next bound)``.
+    """
+
+    def __init__(self, runs: np.ndarray, stripes: np.ndarray, running: np.ndarray) -> None:
+        direct, indexed, table, bounds = [], [], [], []
+        n_direct = n_indexed = n_bounds = 0
+        self.span = 1
+        for (r0, r1, *_), use in zip(stripes, running, strict=True):
+            part = runs[r0:r1]
+            if use:
+                pos, cov = _bounds(part)
+                ends = part[:, 0] + part[:, 1]
+                rows = np.stack(
+                    [np.searchsorted(pos, part[:, 0]), np.searchsorted(pos, ends), part[:, 2]],
+                    axis=1,
+                )
+                table.append(
+                    (1, n_indexed, n_indexed + len(rows), n_bounds, n_bounds + pos.size - 1)
+                )
+                indexed.append(rows)
+                bounds.append(np.stack([pos, cov], axis=1))
+                n_indexed += len(rows)
+                n_bounds += pos.size
+                self.span = max(self.span, pos.size)
+            else:
+                table.append((0, n_direct, n_direct + len(part), 0, 0))
+                direct.append(part[:, :3])
+                n_direct += len(part)
+        self.direct = _uint_table(direct, 3)
+        self.running = _uint_table(indexed, 3)
+        self.bounds = _uint_table(bounds, 2)
+        self.stripes = _uint_table([np.array(table, np.int64).reshape(-1, 5)], 5)
+
+
+def _uint_table(parts: list[np.ndarray], width: int) -> np.ndarray:
+    if not parts:
+        return np.zeros((0, width), np.uint64)
+    return np.ascontiguousarray(np.concatenate(parts), dtype=np.uint64)
 
 
 def _exact_prefix(dtype: np.dtype) -> bool:
@@ -228,9 +306,38 @@ def _exact_prefix(dtype: np.dtype) -> bool:
     return dtype.kind in "iu" and dtype.itemsize <= 4
 
 
-def _n_parts(n: int) -> int:
-    threads = _numba_module().get_num_threads() if available() else 1
-    return max(1, min(n, threads))
+def threads() -> int:
+    """Threads the compiled kernels use: numba's thread count (``NUMBA_NUM_THREADS``,
+    or what :func:`roitrace.engine.kernel_threads` set)."""
+    return _numba_module().get_num_threads() if available() else 1
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _in_parallel(work: Callable[[int, int], None], n: int, step: int = 1) -> None:
+    """``work(lo, hi)`` over ``0:n`` cut into one part per thread (cuts on
+    multiples of ``step``), the last part on this thread. The kernels release the
+    GIL, so the parts run at once; numba's own parallel loops are not used because
+    compiling them took most of the first run's time."""
+    global _POOL
+    n_parts = max(1, min(threads(), -(-n // step)))
+    per = -(-n // (n_parts * step)) * step
+    cuts = [(lo, min(lo + per, n)) for lo in range(0, n, per)]
+    if len(cuts) <= 1:
+        work(0, n)
+        return
+    with _POOL_LOCK:
+        if _POOL is None or _POOL._max_workers < len(cuts) - 1:
+            _POOL = ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="roitrace-kernel")
+        pool = _POOL
+    futures = [pool.submit(work, lo, hi) for lo, hi in cuts[:-1]]
+    try:
+        work(*cuts[-1])
+    finally:
+        for f in futures:
+            f.result()
 
 
 def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = None) -> np.ndarray:
@@ -264,30 +371,61 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
     if n == 0 or len(groups) == 0:
         return out
     if available():
-        zero = np.zeros(1, np.float64 if flat.dtype.kind in "fc" else np.int64)
-        stripes = groups.stripes if _exact_prefix(flat.dtype) else groups.direct_stripes
-        spans = (stripes[:, 3] - stripes[:, 2])[stripes[:, 4] == 1]
-        _compiled()._reduce_groups(
-            flat,
-            groups.mean_runs,
-            stripes,
-            np.zeros(1, np.int32 if flat.dtype.itemsize <= 2 else np.int64),
-            int(np.max(spans, initial=0)),
-            groups.weighted_runs,
-            groups.select_runs,
-            groups.methods,
-            groups.sizes.astype(np.float64),
-            groups.wsums,
-            groups.cuts,
-            groups.indptr,
-            groups.weights,
-            zero,
-            int(groups.sizes.max()),
-            _n_parts((n + 7) // 8),
-            out,
-        )
+        _reduce_compiled(flat, groups, out)
         return out
     return reference.reduce_groups(flat, groups, out)
+
+
+def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray) -> None:
+    c = _compiled()
+    n, n_groups = flat.shape[0], len(groups)
+    sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
+    has_sums = groups.mean_runs.shape[0] + groups.weighted_runs.shape[0] > 0
+    has_select = groups.select_runs.shape[0] > 0
+    # integer pixels add up exactly in int64 (numpy's mean to the bit); running
+    # sums of 8- and 16-bit pixels in a stripe fit in int32
+    zero = np.float64(0) if flat.dtype.kind in "fc" else np.int64(0)
+    pre_dtype = np.int32 if flat.dtype.itemsize <= 2 else np.int64
+    scale = np.where(groups.methods == WEIGHTED, groups.wsums, groups.sizes.astype(np.float64))
+    select_runs = groups.select_runs.astype(np.uint64)
+    dot_runs = groups.weighted_runs.astype(np.uint64)
+
+    def work(lo: int, hi: int) -> None:
+        if has_sums:
+            c._sum_tiles(
+                flat,
+                lo,
+                hi,
+                sums.direct,
+                sums.running,
+                sums.stripes,
+                sums.bounds,
+                dot_runs,
+                groups.weights,
+                groups.methods,
+                scale,
+                zero,
+                np.zeros((sums.span, 8), pre_dtype),
+                np.zeros((n_groups, 8), type(zero)),
+                np.zeros((n_groups, 8), np.float64),
+                out,
+            )
+        if has_select:
+            c._select_frames(
+                flat,
+                lo,
+                hi,
+                select_runs,
+                groups.methods,
+                groups.indptr,
+                groups.cuts,
+                np.empty(groups.indptr[-1], np.float64),
+                np.empty(int(groups.sizes.max()), np.float64),
+                np.full((n_groups, 2), np.nan),
+                out,
+            )
+
+    _in_parallel(work, n, step=8)
 
 
 def cell_ring(
@@ -328,7 +466,9 @@ def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.
     cancellation: ``var = s2 / n - (s1 / n - shift)**2``.
     """
     if available():
-        _compiled()._moments_update(np.ascontiguousarray(block), shift, s1, s2)
+        block = np.ascontiguousarray(block)
+        kernel = _compiled()._moments_rows
+        _in_parallel(lambda y0, y1: kernel(block, y0, y1, shift, s1, s2), block.shape[1])
     else:
         reference.moments_update(block, shift, s1, s2)
 
@@ -344,8 +484,12 @@ def neighbour_update(
     """Add each pixel's shifted products with its right, down, down-right and
     down-left neighbours (the other 4 of the 8 are these, seen from the neighbour)."""
     if available():
-        _compiled()._neighbour_update(
-            np.ascontiguousarray(block), shift, right, down, down_right, down_left
-        )
+        block = np.ascontiguousarray(block)
+        kernel = _compiled()._neighbour_rows
+
+        def rows(y0: int, y1: int) -> None:
+            kernel(block, y0, y1, shift, right, down, down_right, down_left)
+
+        _in_parallel(rows, block.shape[1])
     else:
         reference.neighbour_update(block, shift, right, down, down_right, down_left)

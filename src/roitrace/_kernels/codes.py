@@ -7,7 +7,9 @@ MEAN, WEIGHTED, MEDIAN, TRIMMED = 0, 1, 2, 3
 #: 8 frames of them (128 KiB) stay in a core's L2 cache.
 STRIPE = 4096
 #: A stripe takes the running-sum path when its runs hold more pixels than this
-#: many times its span: one pass over the span then costs less than reading every
-#: pixel of every run (measured: ~1 ns per pixel and frame either way).
-PREFIX_RATIO = 1.5
+#: many times the pixels they cover: reading each covered pixel once and keeping
+#: running sums at the runs' ends then costs less than reading every pixel of every
+#: run (measured on 512 x 512 int16 frames: 2000 disks' rings, 3.6 reads per covered
+#: pixel, 5 % faster by running sums; 500 disks', 1.5 reads, 15 % slower).
+PREFIX_RATIO = 2.5
 METHOD_CODES = {"mean": MEAN, "weighted": WEIGHTED, "median": MEDIAN, "trimmed_mean": TRIMMED}

@@ -10,8 +10,6 @@ import numba as _nb
 import numpy as np
 
 _jit = _nb.njit(cache=True, nogil=True, fastmath=False)
-_pjit = _nb.njit(cache=True, nogil=True, parallel=True, fastmath=False)
-_prange = _nb.prange
 
 
 @_jit
@@ -127,12 +125,33 @@ def _order_stat(buf, a, b, method, cut):  # pragma: no cover - compiled
 
 
 @_jit
-def _sums8(block, t0, runs, zero, acc):  # pragma: no cover - compiled
-    # 8 frames per pass over the runs: each run's bounds are read once for 8
-    # frames and the 8 sums are independent, so the core overlaps them
-    f0, f1, f2, f3 = block[t0], block[t0 + 1], block[t0 + 2], block[t0 + 3]
-    f4, f5, f6, f7 = block[t0 + 4], block[t0 + 5], block[t0 + 6], block[t0 + 7]
-    for r in range(runs.shape[0]):
+def _frames8(block, t0, m):  # pragma: no cover - compiled
+    # the 8 frames of a tile; a short last tile repeats its last frame, so one
+    # code path serves every tile and the extra lanes are never written out
+    last = t0 + m - 1
+    return (
+        block[t0],
+        block[min(t0 + 1, last)],
+        block[min(t0 + 2, last)],
+        block[min(t0 + 3, last)],
+        block[min(t0 + 4, last)],
+        block[min(t0 + 5, last)],
+        block[min(t0 + 6, last)],
+        block[min(t0 + 7, last)],
+    )
+
+
+# Index arrays are uint64 in the hot loops: numba checks a signed index for a
+# negative value (wraparound) at every access, which cost 40 % of the time of a
+# run's sum; an unsigned index has no such check.
+
+
+@_jit
+def _direct_sums(frames, runs, r0, r1, zero, acc):  # pragma: no cover - compiled
+    # runs r0:r1 (start, length, group): each run's 8 sums from ``zero``, then
+    # added to its group's row of 8 (one cache line of accumulators per group)
+    f0, f1, f2, f3, f4, f5, f6, f7 = frames
+    for r in range(r0, r1):
         a, n, g = runs[r, 0], runs[r, 1], runs[r, 2]
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = zero
         for j in range(a, a + n):
@@ -144,183 +163,181 @@ def _sums8(block, t0, runs, zero, acc):  # pragma: no cover - compiled
             s5 += f5[j]
             s6 += f6[j]
             s7 += f7[j]
-        acc[0, g] += s0
-        acc[1, g] += s1
-        acc[2, g] += s2
-        acc[3, g] += s3
-        acc[4, g] += s4
-        acc[5, g] += s5
-        acc[6, g] += s6
-        acc[7, g] += s7
+        row = acc[g]
+        row[0] += s0
+        row[1] += s1
+        row[2] += s2
+        row[3] += s3
+        row[4] += s4
+        row[5] += s5
+        row[6] += s6
+        row[7] += s7
 
 
 @_jit
-def _prefix8(block, t0, runs, r0, r1, lo, hi, pre, acc):  # pragma: no cover - compiled
-    # runs r0:r1 lie in pixels lo:hi, where they overlap a lot (neuropil rings):
-    # running sums along the pixels of 8 frames, then each run is a difference
-    # of two of them, whatever its length
-    f0, f1, f2, f3 = block[t0], block[t0 + 1], block[t0 + 2], block[t0 + 3]
-    f4, f5, f6, f7 = block[t0 + 4], block[t0 + 5], block[t0 + 6], block[t0 + 7]
-    p0, p1, p2, p3 = pre[0], pre[1], pre[2], pre[3]
-    p4, p5, p6, p7 = pre[4], pre[5], pre[6], pre[7]
-    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = pre[0, 0]
-    for j in range(lo, hi):
-        i = j - lo + 1
-        a0 += f0[j]
-        p0[i] = a0
-        a1 += f1[j]
-        p1[i] = a1
-        a2 += f2[j]
-        p2[i] = a2
-        a3 += f3[j]
-        p3[i] = a3
-        a4 += f4[j]
-        p4[i] = a4
-        a5 += f5[j]
-        p5[i] = a5
-        a6 += f6[j]
-        p6[i] = a6
-        a7 += f7[j]
-        p7[i] = a7
+def _running_sums(frames, runs, r0, r1, bounds, b0, b1, pre, acc):  # pragma: no cover
+    # pixels where groups overlap several deep (neuropil rings): one pass reads
+    # every covered pixel once, keeping running sums of 8 frames only at the runs'
+    # ends (bounds b0:b1: (position, covered up to the next bound)); each run
+    # (first bound, last bound, group) is then a difference of two of them,
+    # whatever its length
+    f0, f1, f2, f3, f4, f5, f6, f7 = frames
+    a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = pre[0, 0] * 0
+    one = np.uint64(1)
+    for q in range(b0, b1):
+        p = pre[q - b0]
+        p[0] = a0
+        p[1] = a1
+        p[2] = a2
+        p[3] = a3
+        p[4] = a4
+        p[5] = a5
+        p[6] = a6
+        p[7] = a7
+        if bounds[q, 1]:
+            for j in range(bounds[q, 0], bounds[q + one, 0]):
+                a0 += f0[j]
+                a1 += f1[j]
+                a2 += f2[j]
+                a3 += f3[j]
+                a4 += f4[j]
+                a5 += f5[j]
+                a6 += f6[j]
+                a7 += f7[j]
+    p = pre[b1 - b0]
+    p[0] = a0
+    p[1] = a1
+    p[2] = a2
+    p[3] = a3
+    p[4] = a4
+    p[5] = a5
+    p[6] = a6
+    p[7] = a7
     for r in range(r0, r1):
-        a, n, g = runs[r, 0] - lo, runs[r, 1], runs[r, 2]
-        b = a + n
-        acc[0, g] += p0[b] - p0[a]
-        acc[1, g] += p1[b] - p1[a]
-        acc[2, g] += p2[b] - p2[a]
-        acc[3, g] += p3[b] - p3[a]
-        acc[4, g] += p4[b] - p4[a]
-        acc[5, g] += p5[b] - p5[a]
-        acc[6, g] += p6[b] - p6[a]
-        acc[7, g] += p7[b] - p7[a]
+        hi = pre[runs[r, 1]]
+        lo = pre[runs[r, 0]]
+        row = acc[runs[r, 2]]
+        row[0] += hi[0] - lo[0]
+        row[1] += hi[1] - lo[1]
+        row[2] += hi[2] - lo[2]
+        row[3] += hi[3] - lo[3]
+        row[4] += hi[4] - lo[4]
+        row[5] += hi[5] - lo[5]
+        row[6] += hi[6] - lo[6]
+        row[7] += hi[7] - lo[7]
 
 
 @_jit
-def _striped_sums8(block, t0, runs, stripes, zero, pre, acc):  # pragma: no cover
-    # stripes: rows (first run, end run, lo, hi, by running sums?)
-    for s in range(stripes.shape[0]):
-        r0, r1, lo, hi = stripes[s, 0], stripes[s, 1], stripes[s, 2], stripes[s, 3]
-        if stripes[s, 4]:
-            _prefix8(block, t0, runs, r0, r1, lo, hi, pre, acc)
-        else:
-            _sums8(block, t0, runs[r0:r1], zero, acc)
-
-
-@_jit
-def _dots8(block, t0, runs, weights, acc):  # pragma: no cover - compiled
-    f0, f1, f2, f3 = block[t0], block[t0 + 1], block[t0 + 2], block[t0 + 3]
-    f4, f5, f6, f7 = block[t0 + 4], block[t0 + 5], block[t0 + 6], block[t0 + 7]
+def _dots(frames, runs, weights, acc):  # pragma: no cover - compiled
+    # runs (start, length, group, offset of the run's weights)
+    f0, f1, f2, f3, f4, f5, f6, f7 = frames
     for r in range(runs.shape[0]):
         a, n, g, o = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
         s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
         for j in range(n):
             w = weights[o + j]
-            s0 += f0[a + j] * w
-            s1 += f1[a + j] * w
-            s2 += f2[a + j] * w
-            s3 += f3[a + j] * w
-            s4 += f4[a + j] * w
-            s5 += f5[a + j] * w
-            s6 += f6[a + j] * w
-            s7 += f7[a + j] * w
-        acc[0, g] += s0
-        acc[1, g] += s1
-        acc[2, g] += s2
-        acc[3, g] += s3
-        acc[4, g] += s4
-        acc[5, g] += s5
-        acc[6, g] += s6
-        acc[7, g] += s7
+            k = a + j
+            s0 += f0[k] * w
+            s1 += f1[k] * w
+            s2 += f2[k] * w
+            s3 += f3[k] * w
+            s4 += f4[k] * w
+            s5 += f5[k] * w
+            s6 += f6[k] * w
+            s7 += f7[k] * w
+        row = acc[g]
+        row[0] += s0
+        row[1] += s1
+        row[2] += s2
+        row[3] += s3
+        row[4] += s4
+        row[5] += s5
+        row[6] += s6
+        row[7] += s7
 
 
 @_jit
-def _sums1(frame, runs, zero, acc):  # pragma: no cover - compiled
-    for r in range(runs.shape[0]):
-        a, n, g = runs[r, 0], runs[r, 1], runs[r, 2]
-        s = zero
-        for j in range(a, a + n):
-            s += frame[j]
-        acc[g] += s
-
-
-@_jit
-def _dots1(frame, runs, weights, acc):  # pragma: no cover - compiled
-    for r in range(runs.shape[0]):
-        a, n, g, o = runs[r, 0], runs[r, 1], runs[r, 2], runs[r, 3]
-        s = 0.0
-        for j in range(n):
-            s += frame[a + j] * weights[o + j]
-        acc[g] += s
-
-
-@_pjit
-def _reduce_groups(  # pragma: no cover - compiled
+def _sum_tiles(  # pragma: no cover - compiled
     block,
-    mean_runs,
+    t_lo,
+    t_hi,
+    direct,
+    running,
     stripes,
-    prefix_zero,
-    span,
-    weighted_runs,
-    select_runs,
-    methods,
-    npix,
-    wsums,
-    cuts,
-    indptr,
+    bounds,
+    dot_runs,
     weights,
+    methods,
+    scale,
     zero,
-    maxlen,
-    n_parts,
+    pre,
+    acc,
+    wacc,
     out,
 ):
-    # runs: (R, 4) rows (start, length, group, offset in indices), sorted by start
-    # so that every frame is read front to back; one table per kind of method so
-    # the hot loops do not branch
-    n, n_groups = block.shape[0], methods.size
-    n_tiles = (n + 7) // 8
-    per = (n_tiles + n_parts - 1) // n_parts
-    for part in _prange(n_parts):
-        acc = np.zeros((8, n_groups), zero.dtype)
-        pre = np.zeros((8, span + 1), prefix_zero.dtype)
-        wacc = np.zeros((8, n_groups), np.float64)
-        buf = np.empty(indptr[-1] if select_runs.shape[0] else 0, np.float64)
-        small = np.empty(maxlen, np.float64)
-        state = np.full((n_groups, 2), np.nan)
-        for tile in range(part * per, min(n_tiles, (part + 1) * per)):
-            t0 = tile * 8
-            m = min(8, n - t0)
-            acc[:] = 0
-            wacc[:] = 0.0
-            if m == 8:
-                _striped_sums8(block, t0, mean_runs, stripes, zero[0], pre, acc)
-                _dots8(block, t0, weighted_runs, weights, wacc)
+    """Frames t_lo:t_hi of the mean and weighted groups, 8 frames at a time.
+
+    ``stripes`` rows (kind, first run, end run, first bound, last bound): kind 0
+    sums ``direct`` runs pixel by pixel, kind 1 takes ``running`` runs from running
+    sums. Means are ``acc / scale``, weighted means ``wacc / scale``."""
+    n_groups = methods.size
+    for t0 in range(t_lo, t_hi, 8):
+        m = min(8, t_hi - t0)
+        acc[:] = 0
+        wacc[:] = 0.0
+        frames = _frames8(block, t0, m)
+        for s in range(stripes.shape[0]):
+            if stripes[s, 0] == 0:
+                _direct_sums(frames, direct, stripes[s, 1], stripes[s, 2], zero, acc)
             else:
+                _running_sums(
+                    frames,
+                    running,
+                    stripes[s, 1],
+                    stripes[s, 2],
+                    bounds,
+                    stripes[s, 3],
+                    stripes[s, 4],
+                    pre,
+                    acc,
+                )
+        _dots(frames, dot_runs, weights, wacc)
+        for g in range(n_groups):
+            method = methods[g]
+            if method == 0:
                 for k in range(m):
-                    _sums1(block[t0 + k], mean_runs, zero[0], acc[k])
-                    _dots1(block[t0 + k], weighted_runs, weights, wacc[k])
-            for k in range(m):
-                t = t0 + k
-                frame = block[t]
-                for r in range(select_runs.shape[0]):
-                    a, c, o = select_runs[r, 0], select_runs[r, 1], select_runs[r, 3]
-                    for j in range(c):
-                        buf[o + j] = frame[a + j]
-                for g in range(n_groups):
-                    method = methods[g]
-                    if method == 0:
-                        out[t, g] = acc[k, g] / npix[g]
-                    elif method == 1:
-                        out[t, g] = wacc[k, g] / wsums[g]
-                    elif method == 2:
-                        out[t, g] = _median(buf, indptr[g], indptr[g + 1], small, state, g)
-                    else:
-                        out[t, g] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
+                    out[t0 + k, g] = acc[g, k] / scale[g]
+            elif method == 1:
+                for k in range(m):
+                    out[t0 + k, g] = wacc[g, k] / scale[g]
 
 
-@_pjit
-def _moments_update(block, shift, s1, s2):  # pragma: no cover - compiled
-    n, ny, nx = block.shape
-    for y in _prange(ny):
+@_jit
+def _select_frames(  # pragma: no cover - compiled
+    block, t_lo, t_hi, runs, methods, indptr, cuts, buf, small, state, out
+):
+    """Frames t_lo:t_hi of the median and trimmed-mean groups: each frame's pixels
+    of these groups gathered (``runs``: start, length, group, offset in ``buf``),
+    then each group's order statistics found in place."""
+    n_groups = methods.size
+    for t in range(t_lo, t_hi):
+        frame = block[t]
+        for r in range(runs.shape[0]):
+            a, c, o = runs[r, 0], runs[r, 1], runs[r, 3]
+            for j in range(c):
+                buf[o + j] = frame[a + j]
+        for g in range(n_groups):
+            method = methods[g]
+            if method == 2:
+                out[t, g] = _median(buf, indptr[g], indptr[g + 1], small, state, g)
+            elif method == 3:
+                out[t, g] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
+
+
+@_jit
+def _moments_rows(block, y0, y1, shift, s1, s2):  # pragma: no cover - compiled
+    n, _, nx = block.shape
+    for y in range(y0, y1):
         for t in range(n):
             for x in range(nx):
                 v = np.float64(block[t, y, x])
@@ -329,10 +346,12 @@ def _moments_update(block, shift, s1, s2):  # pragma: no cover - compiled
                 s2[y, x] += d * d
 
 
-@_pjit
-def _neighbour_update(block, shift, right, down, down_right, down_left):  # pragma: no cover
+@_jit
+def _neighbour_rows(  # pragma: no cover - compiled
+    block, y0, y1, shift, right, down, down_right, down_left
+):
     n, ny, nx = block.shape
-    for y in _prange(ny):
+    for y in range(y0, y1):
         for t in range(n):
             for x in range(nx):
                 v = block[t, y, x] - shift[y, x]
