@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import Groups, reduce_groups
+from ._kernels import Groups, reduce_into
 from ._validate import choice
 from ._warnings import renamed_keywords
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
@@ -146,11 +146,11 @@ class GroupAggregator:
         for m in methods:
             choice("method", m, AGGREGATION_METHODS)
         self.groups = Groups(flats, methods, weights, proportion)
-        # (groups, frames), filled through a transposed view: no copy at the end
+        # (groups, frames), each chunk written into its columns: no copy at the end
         self.out = np.empty((len(flats), n_frames), np.float64)
 
     def update(self, offset: int, block: np.ndarray) -> None:
-        reduce_groups(block, self.groups, out=self.out.T[offset : offset + block.shape[0]])
+        reduce_into(block, self.groups, self.out, offset)
 
     def result(self) -> np.ndarray:
         """The traces, (n_groups, n_frames)."""

@@ -60,6 +60,7 @@ __all__ = [
     "moments_update",
     "neighbour_update",
     "reduce_groups",
+    "reduce_into",
 ]
 
 #: The numpy twin of the compiled ring (tests compare the two).
@@ -349,7 +350,7 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
         A chunk of frames.
     groups : Groups
     out : (n, G) float64 ndarray, optional
-        Where to write (a slice of a bigger output is fine if C-contiguous rows).
+        Where to write (any layout; :func:`reduce_into` writes in place).
 
     Returns
     -------
@@ -364,19 +365,28 @@ def reduce_groups(block: np.ndarray, groups: Groups, out: np.ndarray | None = No
     array([[ 3.,  1.],
            [12., 10.]])
     """
+    traces = np.empty((len(groups), block.shape[0]), np.float64)
+    reduce_into(block, groups, traces, 0)
+    if out is None:
+        return traces.T
+    out[...] = traces.T
+    return out
+
+
+def reduce_into(block: np.ndarray, groups: Groups, traces: np.ndarray, offset: int) -> None:
+    """:func:`reduce_groups` written into ``traces[:, offset : offset + n]``, where
+    ``traces`` is a C-contiguous (G, T) float64 array of every frame's values."""
     n = block.shape[0]
     flat = np.ascontiguousarray(block.reshape(n, -1))
-    if out is None:
-        out = np.empty((n, len(groups)), np.float64)
     if n == 0 or len(groups) == 0:
-        return out
+        return
     if available():
-        _reduce_compiled(flat, groups, out)
-        return out
-    return reference.reduce_groups(flat, groups, out)
+        _reduce_compiled(flat, groups, traces, offset)
+    else:
+        reference.reduce_groups(flat, groups, traces[:, offset : offset + n].T)
 
 
-def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray) -> None:
+def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int) -> None:
     c = _compiled()
     n, n_groups = flat.shape[0], len(groups)
     sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
@@ -409,6 +419,7 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray) -> None:
                 np.zeros((n_groups, 8), type(zero)),
                 np.zeros((n_groups, 8), np.float64),
                 out,
+                col,
             )
         if has_select:
             c._select_frames(
@@ -423,6 +434,7 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray) -> None:
                 np.empty(int(groups.sizes.max()), np.float64),
                 np.full((n_groups, 2), np.nan),
                 out,
+                col,
             )
 
     _in_parallel(work, n, step=8)

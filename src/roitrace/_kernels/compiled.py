@@ -65,7 +65,7 @@ def _bracket_median(buf, a, b, small, guess, spread):  # pragma: no cover - comp
     if below > k1 or k2 >= below + m:
         return np.nan, -1
     i = k1 - below
-    _select(small, 0, m, i)
+    _select(small, m - m, m, i)  # not the constant 0: numba would compile a copy for it
     if k2 == k1:
         return small[i], m
     upper = small[i + 1]
@@ -89,7 +89,7 @@ def _median(buf, a, b, small, state, g):  # pragma: no cover - compiled
             state[g, 0], state[g, 1] = med, spread
             return med
         state[g, 1] = spread * 2.0
-    med = _order_stat(buf, a, b, 2, 0)
+    med = _middle(buf, a, b)
     if med == med:
         state[g, 0] = med
         if not state[g, 1] > 0:
@@ -98,21 +98,30 @@ def _median(buf, a, b, small, state, g):  # pragma: no cover - compiled
 
 
 @_jit
-def _order_stat(buf, a, b, method, cut):  # pragma: no cover - compiled
-    n = b - a
+def _middle(buf, a, b):  # pragma: no cover - compiled
+    # the median of buf[a:b], numpy's: the mean of the two middle values
     for k in range(a, b):
         if buf[k] != buf[k]:  # NaN: numpy's median gives NaN too
             return buf[k]
+    n = b - a
+    half = a + (n >> 1)
+    _select(buf, a, b, half)
+    if n & 1:
+        return buf[half]
+    lower = buf[a]
+    for k in range(a + 1, half):
+        if buf[k] > lower:
+            lower = buf[k]
+    return (lower + buf[half]) / 2.0
+
+
+@_jit
+def _order_stat(buf, a, b, method, cut):  # pragma: no cover - compiled
     if method == 2:
-        half = a + (n >> 1)
-        _select(buf, a, b, half)
-        if n & 1:
-            return buf[half]
-        lower = buf[a]
-        for k in range(a + 1, half):
-            if buf[k] > lower:
-                lower = buf[k]
-        return (lower + buf[half]) / 2.0
+        return _middle(buf, a, b)
+    for k in range(a, b):
+        if buf[k] != buf[k]:  # NaN: numpy's median gives NaN too
+            return buf[k]
     # trimmed mean: the values between the cut-th and (n - cut - 1)-th order statistics
     lo, hi = a + cut, b - cut
     if cut > 0:
@@ -274,12 +283,14 @@ def _sum_tiles(  # pragma: no cover - compiled
     acc,
     wacc,
     out,
+    col,
 ):
     """Frames t_lo:t_hi of the mean and weighted groups, 8 frames at a time.
 
     ``stripes`` rows (kind, first run, end run, first bound, last bound): kind 0
     sums ``direct`` runs pixel by pixel, kind 1 takes ``running`` runs from running
-    sums. Means are ``acc / scale``, weighted means ``wacc / scale``."""
+    sums. Means are ``acc / scale``, weighted means ``wacc / scale``, written to
+    ``out[group, col + frame]`` (always C-contiguous: one layout, one compile)."""
     n_groups = methods.size
     for t0 in range(t_lo, t_hi, 8):
         m = min(8, t_hi - t0)
@@ -306,15 +317,15 @@ def _sum_tiles(  # pragma: no cover - compiled
             method = methods[g]
             if method == 0:
                 for k in range(m):
-                    out[t0 + k, g] = acc[g, k] / scale[g]
+                    out[g, col + t0 + k] = acc[g, k] / scale[g]
             elif method == 1:
                 for k in range(m):
-                    out[t0 + k, g] = wacc[g, k] / scale[g]
+                    out[g, col + t0 + k] = wacc[g, k] / scale[g]
 
 
 @_jit
 def _select_frames(  # pragma: no cover - compiled
-    block, t_lo, t_hi, runs, methods, indptr, cuts, buf, small, state, out
+    block, t_lo, t_hi, runs, methods, indptr, cuts, buf, small, state, out, col
 ):
     """Frames t_lo:t_hi of the median and trimmed-mean groups: each frame's pixels
     of these groups gathered (``runs``: start, length, group, offset in ``buf``),
@@ -329,9 +340,9 @@ def _select_frames(  # pragma: no cover - compiled
         for g in range(n_groups):
             method = methods[g]
             if method == 2:
-                out[t, g] = _median(buf, indptr[g], indptr[g + 1], small, state, g)
+                out[g, col + t] = _median(buf, indptr[g], indptr[g + 1], small, state, g)
             elif method == 3:
-                out[t, g] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
+                out[g, col + t] = _order_stat(buf, indptr[g], indptr[g + 1], method, cuts[g])
 
 
 @_jit
@@ -428,12 +439,17 @@ def _cell_ring(ys, xs, exclude, gap, width, need, margin):  # pragma: no cover -
     ring; within it, the pixels farther than ``gap`` and not excluded, out to the
     narrowest width that gives ``need`` of them."""
     ny, nx = exclude.shape
+    # loops, not ys.min() and the like: each numpy method is one more compile
+    ymin, ymax, xmin, xmax = ys[0], ys[0], xs[0], xs[0]
+    for k in range(ys.size):
+        ymin, ymax = min(ymin, ys[k]), max(ymax, ys[k])
+        xmin, xmax = min(xmin, xs[k]), max(xmax, xs[k])
     while True:
-        y0, y1 = max(ys.min() - margin, 0), min(ys.max() + margin + 1, ny)
-        x0, x1 = max(xs.min() - margin, 0), min(xs.max() + margin + 1, nx)
+        y0, y1 = max(ymin - margin, 0), min(ymax + margin + 1, ny)
+        x0, x1 = max(xmin - margin, 0), min(xmax + margin + 1, nx)
         h, w = y1 - y0, x1 - x0
         d2 = _sq_distances(ys - y0, xs - x0, h, w)
-        ds = np.empty(h * w, np.int64)
+        ds = np.empty(h * w, np.float64)  # exact: squared distances are small integers
         n_free = 0
         for y in range(h):
             for x in range(w):
@@ -448,7 +464,7 @@ def _cell_ring(ys, xs, exclude, gap, width, need, margin):  # pragma: no cover -
                 inside += ds[k] <= lim
             if inside < need:
                 if n_free >= need:
-                    _select(ds, 0, n_free, need - 1)
+                    _select(ds, n_free - n_free, n_free, need - 1)
                     while (gap + wd) * (gap + wd) < ds[need - 1]:
                         wd += 1
                 whole = y0 == 0 and x0 == 0 and y1 == ny and x1 == nx
@@ -456,7 +472,10 @@ def _cell_ring(ys, xs, exclude, gap, width, need, margin):  # pragma: no cover -
                     margin += margin // 2 + 1  # the ring reaches the window's edge
                     continue
                 if n_free < need:
-                    top = d2.max()
+                    top = d2[0, 0]
+                    for y in range(h):
+                        for x in range(w):
+                            top = max(top, d2[y, x])
                     while (gap + wd) * (gap + wd) < top:
                         wd += 1
         lim = (gap + wd) * (gap + wd)
