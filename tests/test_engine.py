@@ -302,3 +302,30 @@ def test_the_first_compile_is_announced_only_when_the_cache_is_empty(tmp_path):
     env["ROITRACE_NUMBA"] = "0"  # no compiled kernels: nothing to compile, nothing to say
     off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert off.stdout.strip() == "False", off.stderr
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int16, np.uint16, np.int32, np.uint32])
+def test_integer_medians_by_counting_equal_numpy(dtype):
+    """Medians of integer pixels are counted around each group's last median
+    (kernels.MEDIAN_BINS values); a median that jumps out of that range (the
+    dtype's extremes, a step far beyond the bins) is found by selection. Both equal
+    numpy's median to the bit, for odd and even pixel counts, over many frames."""
+    if not kernels.available():
+        pytest.skip("counting medians are the compiled kernels' (numba is off)")
+    info = np.iinfo(dtype)
+    rng = np.random.default_rng(7)
+    n, ny, nx = 70, 9, 11
+    mid = (int(info.min) + int(info.max)) // 2
+    block = rng.integers(mid - 20, mid + 20, (n, ny, nx), endpoint=True)
+    block[10:14] += 10 * kernels.MEDIAN_BINS  # a step: out of the counted range and back
+    block[30] = info.max
+    block[31] = info.min
+    block[40:] = np.clip(block[40:] + np.arange(30)[:, None, None] * 3, info.min, info.max)
+    block = block.astype(dtype)
+    flats = [np.arange(size) * 3 % (ny * nx) for size in (1, 2, 7, 8, 33)]
+    flats = [np.unique(f) for f in flats] + [np.arange(ny * nx)]
+    groups = kernels.Groups(flats, ["median"] * len(flats))
+    got = kernels.reduce_groups(block, groups)
+    flat = block.reshape(n, -1)
+    for g, f in enumerate(flats):
+        assert_array_equal(got[:, g], np.median(flat[:, f], axis=1), err_msg=f"group {g}")

@@ -41,7 +41,16 @@ from typing import Any
 import numpy as np
 
 from . import reference
-from .codes import MEAN, MEDIAN, METHOD_CODES, PREFIX_RATIO, STRIPE, TRIMMED, WEIGHTED
+from .codes import (
+    MEAN,
+    MEDIAN,
+    MEDIAN_BINS,
+    METHOD_CODES,
+    PREFIX_RATIO,
+    STRIPE,
+    TRIMMED,
+    WEIGHTED,
+)
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +179,13 @@ class Groups:
         self.mean_runs, self.stripes = _stripes(runs[kind == MEAN])
         self.weighted_runs = np.ascontiguousarray(runs[kind == WEIGHTED])
         self.select_runs = np.ascontiguousarray(runs[kind >= MEDIAN])
+        # median groups' runs group by group, for counting medians of integer pixels
+        by_group = runs[kind == MEDIAN]
+        by_group = by_group[np.lexsort((by_group[:, 0], by_group[:, 2]))]
+        self.median_groups = np.flatnonzero(self.methods == MEDIAN).astype(np.uint64)
+        self.median_runs = np.ascontiguousarray(by_group[:, :2], dtype=np.uint64)
+        counts = np.bincount(by_group[:, 2], minlength=self.sizes.size)[self.median_groups]
+        self.median_ptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.uint64)
         self._tables: dict[bool, SumTables] = {}
 
     def sum_tables(self, running: bool) -> SumTables:
@@ -391,13 +407,19 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
     n, n_groups = flat.shape[0], len(groups)
     sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
     has_sums = groups.mean_runs.shape[0] + groups.weighted_runs.shape[0] > 0
-    has_select = groups.select_runs.shape[0] > 0
+    select_runs = groups.select_runs
+    counting = flat.dtype.kind in "iu" and flat.dtype.itemsize <= 4 and groups.median_groups.size > 0
+    select_methods = groups.methods
+    if counting:  # medians of integer pixels by counting; trimmed means by selection
+        select_runs = select_runs[groups.methods[select_runs[:, 2]] == TRIMMED]
+        select_methods = np.where(select_methods == MEDIAN, MEAN, select_methods)
+    has_select = select_runs.shape[0] > 0
     # integer pixels add up exactly in int64 (numpy's mean to the bit); running
     # sums of 8- and 16-bit pixels in a stripe fit in int32
     zero = np.float64(0) if flat.dtype.kind in "fc" else np.int64(0)
     pre_dtype = np.int32 if flat.dtype.itemsize <= 2 else np.int64
     scale = np.where(groups.methods == WEIGHTED, groups.wsums, groups.sizes.astype(np.float64))
-    select_runs = groups.select_runs.astype(np.uint64)
+    select_runs = select_runs.astype(np.uint64)
     dot_runs = groups.weighted_runs.astype(np.uint64)
 
     def work(lo: int, hi: int) -> None:
@@ -421,13 +443,27 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
                 out,
                 col,
             )
+        if counting:
+            c._median_frames(
+                flat,
+                lo,
+                hi,
+                groups.median_runs,
+                groups.median_ptr,
+                groups.median_groups,
+                np.empty(int(groups.sizes.max()), np.float64),
+                np.zeros(MEDIAN_BINS + 2, np.int64),
+                np.full(groups.median_groups.size, np.nan),
+                out,
+                col,
+            )
         if has_select:
             c._select_frames(
                 flat,
                 lo,
                 hi,
                 select_runs,
-                groups.methods,
+                select_methods,
                 groups.indptr,
                 groups.cuts,
                 np.empty(groups.indptr[-1], np.float64),

@@ -12,4 +12,8 @@ STRIPE = 4096
 #: run (measured on 512 x 512 int16 frames: 2000 disks' rings, 3.6 reads per covered
 #: pixel, 5 % faster by running sums; 500 disks', 1.5 reads, 15 % slower).
 PREFIX_RATIO = 2.5
+#: Values counted around each group's last median, for medians of integer pixels:
+#: a median that moves further than half of this from one frame to the next is
+#: found by selection instead.
+MEDIAN_BINS = 64
 METHOD_CODES = {"mean": MEAN, "weighted": WEIGHTED, "median": MEDIAN, "trimmed_mean": TRIMMED}

@@ -346,6 +346,69 @@ def _select_frames(  # pragma: no cover - compiled
 
 
 @_jit
+def _count_median(frame, runs, r0, r1, n, lo, hist):  # pragma: no cover - compiled
+    """The median of a group of integer pixels (runs r0:r1, n pixels) by counting:
+    values ``lo`` to ``lo + W - 1`` each have a bin of ``hist`` (W + 2 bins, all 0
+    on entry and on return), those below or above one bin each. Returns NaN when
+    the median is not in the counted range. Exact: the counts place every order
+    statistic, and the two middle values are averaged as numpy does."""
+    top = hist.size - 1
+    for r in range(r0, r1):
+        a, c = runs[r, 0], runs[r, 1]
+        for j in range(a, a + c):
+            # branch-free: bin 0 below, bin top above
+            d = min(max(np.int64(frame[j]) - lo + 1, 0), top)
+            hist[np.uint64(d)] += 1
+    k1, k2 = (n - 1) >> 1, n >> 1
+    seen = hist[0]
+    ok = seen <= k1 and n - hist[top] > k2
+    v1 = v2 = -1
+    if ok:
+        for i in range(1, top):
+            seen += hist[i]
+            if v1 < 0 and seen > k1:
+                v1 = i
+            if seen > k2:
+                v2 = i
+                break
+    hist[:] = 0
+    if not ok:
+        return np.nan
+    return ((lo + v1 - 1) + (lo + v2 - 1)) / 2.0
+
+
+@_jit
+def _median_frames(  # pragma: no cover - compiled
+    block, t_lo, t_hi, runs, ptr, groups, small, hist, guess, out, col
+):
+    """Frames t_lo:t_hi of the median groups of an integer movie: each group's
+    median by counting around the last frame's (``guess``, per group), the
+    pixels gathered and selected only when it moved out of the counted range.
+    ``runs`` (start, length) of group ``groups[i]`` are rows ``ptr[i]:ptr[i+1]``."""
+    half = np.int64(hist.size - 2) >> 1
+    for t in range(t_lo, t_hi):
+        frame = block[t]
+        for i in range(groups.size):
+            r0, r1 = ptr[i], ptr[i + 1]
+            n = 0
+            for r in range(r0, r1):
+                n += runs[r, 1]
+            med = np.nan
+            if guess[i] == guess[i]:
+                med = _count_median(frame, runs, r0, r1, n, np.int64(guess[i]) - half, hist)
+            if med != med:
+                m = 0
+                for r in range(r0, r1):
+                    a, c = runs[r, 0], runs[r, 1]
+                    for j in range(a, a + c):
+                        small[m] = frame[j]
+                        m += 1
+                med = _middle(small, m - m, m)
+            guess[i] = np.floor(med)
+            out[groups[i], col + t] = med
+
+
+@_jit
 def _moments_rows(block, y0, y1, shift, s1, s2):  # pragma: no cover - compiled
     n, _, nx = block.shape
     for y in range(y0, y1):
