@@ -1452,14 +1452,14 @@ def ratio_line(what: str, a: float | None, b: float | None, goal: float, na: str
         return f"- {what}: not measured (case not run, or a method skipped or failed)"
     r = a / b
     verdict = "met" if r >= goal else "not met"
-    return f"- {what}: {r:.2f}x ({na} {fmt_fps(a)} frames/s, {nb} {fmt_fps(b)}) -> {verdict}"
+    return f"- {what}: {r:.2f}x -> {verdict} ({na} {fmt_fps(a)} frames/s, {nb} {fmt_fps(b)})"
 
 
 RSS_METHOD = "roitrace-extract"
 
 
 def rss_target(results: dict[str, dict[str, Any]], quick: bool) -> str:
-    what = "12 GB file: roitrace.extract() peak RSS < 1 GiB (1024 MB), case C"
+    what = "12 GB file, roitrace.extract() peak RSS < 1 GiB (1024 MB), case C"
     row = results.get("C", {}).get("rows", {}).get(RSS_METHOD, {})
     if "peak_rss_mb" not in row:
         return f"- {what}: not measured (case not run, or the method skipped or failed)"
