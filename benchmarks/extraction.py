@@ -832,18 +832,23 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         method.load(ctx)
         import_s = time.perf_counter() - t0 - ctx.info.get("suite2p_failed_import_s", 0.0)
         method.inputs(ctx)
+        first_use = FirstUse()
         t0 = time.perf_counter()
         run = method.setup(ctx)
         setup_s = time.perf_counter() - t0
+        ctx.info["setup_first_use"] = first_use.since()
     except (ImportError, RuntimeError) as exc:
         return {"skipped": f"{type(exc).__name__}: {exc}"}
 
     calls: list[dict[str, Any]] = []
 
     def call() -> None:
+        first_use = FirstUse() if not calls else None
         t0 = time.perf_counter()
         out = run()
         seconds = time.perf_counter() - t0
+        if first_use is not None:
+            ctx.info["first_call_first_use"] = first_use.since()
         scaled = out.fixed_s + (seconds - out.fixed_s) * ctx.n_rois / max(out.timed_rois, 1)
         calls.append({"timed": seconds, "seconds": scaled, "checksum": checksum(out)})
         ctx.info["timed_rois"], ctx.info["fixed_s"] = out.timed_rois, out.fixed_s
@@ -891,6 +896,51 @@ def measure(spec: dict[str, Any]) -> dict[str, Any]:
         "python": sys.executable,
         "imported_roitrace": "roitrace" in sys.modules,
     }
+
+
+def top_modules() -> set[str]:
+    """The third-party packages imported so far (not the standard library's)."""
+    names = {name.partition(".")[0] for name in list(sys.modules)}
+    return {n for n in names if not n.startswith("_") and n not in sys.stdlib_module_names}
+
+
+def numba_counts() -> tuple[int, int]:
+    """(compiled, loaded from cache) so far, summed over the numba dispatchers at the
+    top level of roitrace's modules: what a first call compiled or loaded."""
+    if "numba" not in sys.modules or "roitrace" not in sys.modules:
+        return 0, 0
+    try:
+        from numba.core.dispatcher import Dispatcher
+    except ImportError:
+        return 0, 0
+    seen: set[int] = set()
+    compiled = loaded = 0
+    for name, module in list(sys.modules.items()):
+        if module is None or not name.startswith("roitrace"):
+            continue
+        for obj in list(vars(module).values()):
+            if isinstance(obj, Dispatcher) and id(obj) not in seen:
+                seen.add(id(obj))
+                stats = obj.stats
+                compiled += sum(stats.cache_misses.values())
+                loaded += sum(stats.cache_hits.values())
+    return compiled, loaded
+
+
+class FirstUse:
+    """What a step did for the first time: numba kernels compiled or loaded from
+    the cache, and top-level packages imported (lazily, on first use)."""
+
+    def __init__(self) -> None:
+        self.numba, self.modules = numba_counts(), top_modules()
+
+    def since(self) -> dict[str, Any]:
+        (c1, l1), (c0, l0) = numba_counts(), self.numba
+        return {
+            "compiled": c1 - c0,
+            "loaded": l1 - l0,
+            "imported": sorted(top_modules() - self.modules),
+        }
 
 
 def save_traces(path: str, out: Traces) -> None:
@@ -1306,6 +1356,10 @@ def row_note(method: str, row: dict[str, Any], case: Case) -> str:
             f"WARNING: {row['ring_mismatch']} of its rings differ in size from the shared "
             "ones the other methods use (roitrace changed during the run?)"
         )
+    for step, key in (("setup", "setup_first_use"), ("first call", "first_call_first_use")):
+        used = first_use_note(row.get(key))
+        if used:
+            notes.append(f"{step}: {used}")
     if method == "suite2p":
         notes.append(suite2p_note(row))
     if method == "scipy-sparse":
@@ -1321,6 +1375,21 @@ def row_note(method: str, row: dict[str, Any], case: Case) -> str:
     if not row.get("calls_agree", True):
         notes.append("WARNING: the calls' traces differ from each other")
     return "; ".join(notes)
+
+
+def first_use_note(used: dict[str, Any] | None) -> str:
+    if not used:
+        return ""
+    parts = []
+    if used["compiled"]:
+        parts.append(f"numba compiled {used['compiled']} kernel(s)")
+    if used["loaded"]:
+        parts.append(f"loaded {used['loaded']} from numba's cache")
+    if used["imported"]:
+        names = used["imported"]
+        more = f" and {len(names) - 6} more" if len(names) > 6 else ""
+        parts.append(f"imported {', '.join(names[:6])}{more}")
+    return ", ".join(parts)
 
 
 def suite2p_note(row: dict[str, Any]) -> str:
