@@ -236,7 +236,7 @@ def test_scaling_end_to_end_tiny(tmp_path):
     assert frames == [40, 100]  # 100 frames: the 40-frame pattern repeated
     for rows in results.values():
         for row in rows:
-            assert row["seconds"] > 0 and row["ns_per_read"] > 0
+            assert row["seconds"] > 0 and row["ns_per_read"] > 0 and row["read_s"] > 0
             assert row["peak_rss_mb"] >= row["baseline_rss_mb"] > row["pattern_mb"]
     radius = results["ROI radius"]
     assert radius[0]["pixels_per_frame"] != radius[1]["pixels_per_frame"]
