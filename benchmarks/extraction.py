@@ -4,7 +4,7 @@ roitrace against the usual routes (suite2p, scipy.sparse, the notebook, a floor)
 Run from the repository root::
 
     python benchmarks/extraction.py                  # full run: A, B, L, C, D, S (~25 GB disk)
-    python benchmarks/extraction.py --quick          # smoke test of every case: ~2-3 minutes
+    python benchmarks/extraction.py --quick          # smoke test of every case: ~3 minutes
     python benchmarks/extraction.py --cases A,B --out results.json
     python benchmarks/extraction.py --suite2p-python /path/to/bench-venv/bin/python
     python benchmarks/extraction.py --tiff-gb 12 --tmpdir /big/scratch
@@ -60,8 +60,16 @@ once to an ``.npy`` in the work folder and every worker ``np.load``s it with
 ``mmap_mode="r"``: the same bytes for every method and no per-worker generation
 cost. The file is in the page cache, so the first call pays page faults (part of
 "cold") and the warm calls read memory. Every method gets the mapping as a plain
-``ndarray``, as an array in memory (given an ``np.memmap``, roitrace would read it
-with ``pread``, its route for movies larger than memory, which adds a copy).
+``ndarray``, as an array in memory (given an ``np.memmap``, roitrace reads it with
+``pread``, its route for movies larger than memory: a copy per chunk, about half
+the frames/s on a page-cached file when this was written).
+
+Threads: roitrace's kernels and torch use every core (numba's and torch's
+defaults; the suite2p rows say torch's count); scipy.sparse, the notebook routes
+and the floor run on one. Each row's note also says what its setup and first call
+did for the first time: numba kernels compiled or loaded from the cache, packages
+imported on first use (``import roitrace`` is lazy: numba and scipy arrive with the
+first plan).
 
 Reported per row: warm frames/s (frames / seconds of the fastest warm call; a
 route timed on the first ``--subset`` ROIs only has its per-ROI seconds scaled to
@@ -1546,7 +1554,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "peak RSS) against the notebook route, scipy.sparse, suite2p and a streaming "
         "np.sum floor; and roitrace's start-up."
     )
-    p.add_argument("--quick", action="store_true", help="small smoke run (~2-3 min)")
+    p.add_argument("--quick", action="store_true", help="small smoke run (~3 min)")
     p.add_argument(
         "--cases",
         default=None,
