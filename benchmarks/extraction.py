@@ -88,10 +88,12 @@ L, long: 20,000 frames (10.5 GB .npy, the 2000-frame movie repeated, +1 per
 repetition) with 500 ROIs of radius 6, where fixed costs amortise; neuropil rings
 of at least 350 pixels throughout. C, an uncompressed TIFF of at least
 ``--tiff-gb`` GiB (the 2000-frame movie repeated) with 500 ROIs, whose key number
-is roitrace's peak RSS; D, a deflate-compressed (zlib level 6) 2000-frame TIFF.
-A file is read once (a second read would come from the page cache), so C and D
-have one timed call each, after a first call on a 30-frame file of the same kind
-(compile or cache load, reported as the first call). S, start-up: the wall seconds
+is ``roitrace.extract``'s peak RSS; D, a deflate-compressed (zlib level 6)
+2000-frame TIFF; C and D time roitrace mean, ``roitrace.extract``, the notebook
+mean and the floor (through ``roitrace.open_movie``). A file is read once (a
+second read would come from the page cache), so C and D have one timed call
+each, after a first call on a 30-frame file of the same kind (compile or cache
+load, reported as the first call). S, start-up: the wall seconds
 of ``python -m roitrace demo`` and of a first ``roitrace.extract`` in a fresh
 process, with an empty ``NUMBA_CACHE_DIR`` (kernels compiled) and again with the
 same folder (cache loaded). ``--quick`` shrinks A, B, L, C, D to 200, 200, 2000,
