@@ -122,8 +122,9 @@ class GroupAggregator:
 
     Parameters
     ----------
-    flats : list of (P_g,) int arrays
-        Flat pixel indices (``y * X + x``) of each group.
+    flats : list of (P_g,) int arrays, or Groups
+        Flat pixel indices (``y * X + x``) of each group, or the groups built
+        already (then ``methods``, ``weights`` and ``proportion`` are not used).
     methods : list of str
         One of :data:`roitrace.options.AGGREGATION_METHODS` per group.
     n_frames : int
@@ -136,18 +137,21 @@ class GroupAggregator:
 
     def __init__(
         self,
-        flats: list[np.ndarray],
-        methods: list[str],
+        flats: list[np.ndarray] | Groups,
+        methods: list[str] | None,
         n_frames: int,
         *,
         weights: list[np.ndarray | None] | None = None,
         proportion: float = 0.1,
     ) -> None:
-        for m in methods:
-            choice("method", m, AGGREGATION_METHODS)
-        self.groups = Groups(flats, methods, weights, proportion)
+        if isinstance(flats, Groups):  # built already (an ExtractionPlan keeps its own)
+            self.groups = flats
+        else:
+            for m in methods or ():
+                choice("method", m, AGGREGATION_METHODS)
+            self.groups = Groups(flats, methods or [], weights, proportion)
         # (groups, frames), each chunk written into its columns: no copy at the end
-        self.out = np.empty((len(flats), n_frames), np.float64)
+        self.out = np.empty((len(self.groups), n_frames), np.float64)
 
     def update(self, offset: int, block: np.ndarray) -> None:
         reduce_into(block, self.groups, self.out, offset)

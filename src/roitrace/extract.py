@@ -234,11 +234,8 @@ def run_plan(
     if ex.client is not None:
         both = _run_on_cluster(movie, plan, ex)
     else:
-        flats, methods, weights = plan.groups()
         n_t = n_selected(resolve_frames(movie.n_frames, ex.frames))
-        traces = GroupAggregator(
-            flats, methods, n_t, weights=weights, proportion=plan.proportion or 0.1
-        )
+        traces = GroupAggregator(plan.kernel_groups(), None, n_t)
         (both,) = stream(movie, [traces], execution=ex, desc="extracting")
     n = plan.n_rois
     return both[:n], (both[n:] if plan.neuropil is not None else None)

@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from ._kernels import Groups
 from ._validate import choice
 from .aggregate import check_proportion, check_weights
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError
@@ -93,6 +94,10 @@ class ExtractionPlan:
                 if a is not None:
                     a.flags.writeable = False
 
+    def __getstate__(self) -> dict[str, Any]:
+        # the kernels' tables are rebuilt where they are used, not shipped
+        return {k: v for k, v in self.__dict__.items() if k != "_groups"}
+
     def __setstate__(self, state: dict[str, Any]) -> None:
         # unpickled (on a worker): read-only again
         self.__dict__.update(state)
@@ -142,6 +147,17 @@ class ExtractionPlan:
             [self.method] * n + [self.neuropil_method] * len(self.rings),  # type: ignore[list-item]
             weights + [None] * len(self.rings),
         )
+
+    def kernel_groups(self) -> Groups:
+        """:meth:`groups` as the compiled kernels' tables, built once per plan: a
+        plan run again (another recording, another frame range of a cluster run)
+        does not build them again."""
+        cached = self.__dict__.get("_groups")
+        if cached is None:
+            flats, methods, weights = self.groups()
+            cached = Groups(flats, methods, weights, self.proportion or 0.1)
+            object.__setattr__(self, "_groups", cached)  # a cache, not the plan's state
+        return cached
 
     def rois(self) -> RoiSet:
         """The pixels the traces are computed from, as a RoiSet (the result's pixel

@@ -408,7 +408,9 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
     sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
     has_sums = groups.mean_runs.shape[0] + groups.weighted_runs.shape[0] > 0
     select_runs = groups.select_runs
-    counting = flat.dtype.kind in "iu" and flat.dtype.itemsize <= 4 and groups.median_groups.size > 0
+    # counting needs exact int64 values: not for 64-bit integers
+    counting = flat.dtype.kind in "iu" and flat.dtype.itemsize <= 4
+    counting = counting and groups.median_groups.size > 0
     select_methods = groups.methods
     if counting:  # medians of integer pixels by counting; trimmed means by selection
         select_runs = select_runs[groups.methods[select_runs[:, 2]] == TRIMMED]
