@@ -299,6 +299,21 @@ def test_the_first_compile_is_announced_only_when_the_cache_is_empty(tmp_path):
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty")}
     fresh = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert fresh.stdout.strip() == "True", fresh.stderr
+    # after a mean extraction, its kernel is cached (no message), a median's is not
+    used = (
+        "import numpy as np, roitrace as rt; from roitrace import _kernels as k; "
+        "rt.extract(np.ones((9, 8, 8), np.uint16), np.pad(np.ones((2, 2), int), 3)); "
+        "print(k.first_compile(['_sum_tiles']), k.first_compile(['_median_frames']))"
+    )
+    run = subprocess.run([sys.executable, "-c", used], env=env, capture_output=True, text=True)
+    assert run.stdout.split() == ["False", "True"], run.stderr
+    from roitrace.aggregate import GroupAggregator  # the consumers name their kernels
+
+    means = GroupAggregator([np.arange(3)], ["mean"], 4)
+    medians = GroupAggregator([np.arange(3)], ["median"], 4)
+    assert means.kernels(np.uint16) == ("_sum_tiles",)
+    assert medians.kernels(np.uint16) == ("_median_frames",)
+    assert medians.kernels(np.float32) == ("_select_frames",)
     env["ROITRACE_NUMBA"] = "0"  # no compiled kernels: nothing to compile, nothing to say
     off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert off.stdout.strip() == "False", off.stderr

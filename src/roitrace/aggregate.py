@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from ._kernels import Groups, reduce_into
+from ._kernels import Groups, kernels_for, reduce_into
 from ._validate import choice
 from ._warnings import renamed_keywords
 from .errors import EmptyMaskError, ParameterError, ShapeMismatchError, WeightsError
@@ -152,6 +152,10 @@ class GroupAggregator:
             self.groups = Groups(flats, methods or [], weights, proportion)
         # (groups, frames), each chunk written into its columns: no copy at the end
         self.out = np.empty((len(self.groups), n_frames), np.float64)
+
+    def kernels(self, dtype: np.dtype) -> tuple[str, ...]:
+        """The compiled kernels the updates run on pixels of ``dtype``."""
+        return kernels_for(self.groups, np.dtype(dtype))
 
     def update(self, offset: int, block: np.ndarray) -> None:
         reduce_into(block, self.groups, self.out, offset)

@@ -49,7 +49,9 @@ FramesLike = None | slice | range | tuple[int, int] | Sequence[int] | np.ndarray
 class Consumer(Protocol):
     """What :func:`stream` feeds: ``update`` per chunk, ``result`` at the end.
 
-    A consumer that can run on a cluster also has ``part(n_frames)`` (a new, empty
+    A consumer whose updates run compiled kernels names them in ``kernels(dtype)``
+    (so that the progress bar can say when they compile). A consumer that can run
+    on a cluster also has ``part(n_frames)`` (a new, empty
     consumer for a part of the frames, made on a worker), ``merge(offset, part)``
     (that part's sums added in) and, when its sums depend on the first frame (a
     shift), ``prepare(first_frame)``.
@@ -166,6 +168,7 @@ def iter_chunks(
     chunk_frames: int | None = None,
     progress: bool = False,
     desc: str = "reading",
+    kernels: Sequence[str] = (),
 ) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(offset, block)`` over the selected frames, ``block`` (n, Y, X).
 
@@ -200,7 +203,10 @@ def iter_chunks(
     if progress:
         from ._kernels import first_compile
 
-        first = f"{desc} (compiling kernels, once per machine)" if first_compile() else desc
+        # the kernels the consumers will run (their ``kernels`` attribute): the bar
+        # says when they compile, which takes seconds, once per machine
+        compiling = bool(kernels) and first_compile(kernels)
+        first = f"{desc} (compiling kernels, once per machine)" if compiling else desc
         bar = _progress(total, first)
     # one reader thread fetches (reads, decodes) the next chunk while the consumers
     # work on this one; file reading and decompression release the GIL
@@ -253,7 +259,11 @@ def stream(
 
 def _feed(movie: Any, consumers: Sequence[Consumer], ex: Execution, desc: str) -> None:
     with kernel_threads(ex.threads):
-        for off, block in iter_chunks(movie, execution=ex, desc=desc):
+        movie = as_movie(movie)
+        names = sorted(
+            {k for c in consumers if hasattr(c, "kernels") for k in c.kernels(movie.dtype)}
+        )
+        for off, block in iter_chunks(movie, execution=ex, desc=desc, kernels=names):
             for c in consumers:
                 c.update(off, block)
 

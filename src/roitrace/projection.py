@@ -78,6 +78,10 @@ class Moments:
             self.s2 += part.s2
         self.n += part.n
 
+    def kernels(self, dtype: np.dtype) -> tuple[str, ...]:
+        """The compiled kernels the updates run (none for the mean alone)."""
+        return ("_moments_rows",) if self.s2 is not None else ()
+
     def update(self, offset: int, block: np.ndarray) -> None:
         if self.s2 is None:
             self.s1 += block.sum(axis=0, dtype=np.float64)
@@ -167,6 +171,10 @@ class Correlation:
             mine += theirs
         self.g_sums += part.g_sums
         self.xg += part.xg
+
+    def kernels(self, dtype: np.dtype) -> tuple[str, ...]:
+        """The compiled kernels the updates run."""
+        return ("_moments_rows", "_neighbour_rows")
 
     def update(self, offset: int, block: np.ndarray) -> None:
         if self.moments.shift is None:

@@ -34,7 +34,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -66,6 +66,7 @@ __all__ = [
     "available",
     "cell_ring",
     "first_compile",
+    "kernels_for",
     "moments_update",
     "neighbour_update",
     "reduce_groups",
@@ -114,11 +115,12 @@ def available() -> bool:
     return _numba_module() is not None
 
 
-def first_compile() -> bool:
-    """Whether the next pass will compile kernels (none in numba's on-disk cache yet).
+def first_compile(kernels: Iterable[str] = ("_sum_tiles",)) -> bool:
+    """Whether the next pass will compile one of ``kernels`` (the compiled
+    module's function names): none of its code in numba's on-disk cache yet.
 
-    Compiling takes tens of seconds once per machine (and numba version); the
-    progress bar says so, instead of seeming to hang.
+    Compiling takes seconds once per machine (and numba version); the progress
+    bar says so, instead of seeming to hang.
     """
     if not available():
         return False
@@ -126,11 +128,29 @@ def first_compile() -> bool:
     try:
         return any(
             not os.path.exists(d._cache._cache_file._index_path)  # numba internals: a guess
-            for d in (c._sum_tiles, c._moments_rows)
+            for d in (getattr(c, name) for name in kernels)
             if not d.signatures  # compiled in this process already
         )
     except AttributeError:  # another numba version: no message rather than a wrong one
         return False
+
+
+def kernels_for(groups: Groups, dtype: np.dtype) -> tuple[str, ...]:
+    """The compiled kernels :func:`reduce_groups` runs for these groups and pixels."""
+    names = []
+    if groups.mean_runs.shape[0] + groups.weighted_runs.shape[0]:
+        names.append("_sum_tiles")
+    counting = _counting(groups, dtype)
+    if counting:
+        names.append("_median_frames")
+    if np.any(groups.methods == TRIMMED) or (np.any(groups.methods == MEDIAN) and not counting):
+        names.append("_select_frames")
+    return tuple(names)
+
+
+def _counting(groups: Groups, dtype: np.dtype) -> bool:
+    """Whether medians are counted: integer pixels (exact in int64: not 64-bit)."""
+    return dtype.kind in "iu" and dtype.itemsize <= 4 and groups.median_groups.size > 0
 
 
 # -- the public entry points ------------------------------------------------------------------
@@ -408,9 +428,7 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
     sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
     has_sums = groups.mean_runs.shape[0] + groups.weighted_runs.shape[0] > 0
     select_runs = groups.select_runs
-    # counting needs exact int64 values: not for 64-bit integers
-    counting = flat.dtype.kind in "iu" and flat.dtype.itemsize <= 4
-    counting = counting and groups.median_groups.size > 0
+    counting = _counting(groups, flat.dtype)
     select_methods = groups.methods
     if counting:  # medians of integer pixels by counting; trimmed means by selection
         select_runs = select_runs[groups.methods[select_runs[:, 2]] == TRIMMED]
