@@ -196,7 +196,7 @@ def iter_chunks(
 
     def read(frames: slice | np.ndarray) -> np.ndarray:
         if isinstance(frames, slice):
-            return movie.read(frames.start, frames.stop)
+            return movie.stream_range(frames.start, frames.stop)
         return movie.take(frames)
 
     bar = None
@@ -218,6 +218,7 @@ def iter_chunks(
                 if k + 1 < len(blocks):
                     pending = reader.submit(read, blocks[k + 1][1])
                 yield off, block
+                movie.release(block)  # the consumers are done with it
                 if bar is not None:
                     bar.advance(block.shape[0], desc)
         finally:

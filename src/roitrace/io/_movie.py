@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import weakref
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,19 @@ class Movie:
     def _take(self, idx: np.ndarray) -> np.ndarray:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    # -- streaming (the engine) ---------------------------------------------------
+    def stream_range(self, start: int, stop: int) -> np.ndarray:
+        """Frames ``start`` to ``stop - 1`` for the engine, which only reads them and
+        calls :meth:`release` when done: possibly a read-only view of a memory map
+        (no copy), its pages already faulted in. Others use :meth:`read`."""
+        return self.read(start, stop)
+
+    def release(self, block: np.ndarray) -> None:
+        """The engine is done with a block from :meth:`stream_range`: a view of a
+        memory map gives its pages back, so that streaming a movie larger than
+        memory does not fill the process's resident memory."""
+        release_mapped(block)
+
     def __getitem__(self, key: Any) -> np.ndarray:
         rest: tuple = ()
         if isinstance(key, tuple):
@@ -187,6 +201,13 @@ class ArrayMovie(Movie):
             return _read_raw(self._data, idx)
         return np.asarray(self._data[idx])
 
+    def stream_range(self, start: int, stop: int) -> np.ndarray:
+        if isinstance(self._data, np.memmap):
+            view = map_rows(self._data, start, stop)
+            if view is not None:
+                return view
+        return self.read(start, stop)
+
 
 def wrap_array(
     data: Any,
@@ -216,6 +237,71 @@ def wrap_array(
     return ArrayMovie(arr, frame_rate=frame_rate, path=path)
 
 
+#: madvise(2) options that Python's mmap module may not name: fault pages in now
+#: (Linux 5.14+), give them back (pages of a file mapping stay in the page cache).
+_MADV_POPULATE_READ = 22
+_PAGE = mmap.PAGESIZE
+# blocks handed out by map_rows: id -> (weak reference, memory map, first byte, bytes)
+_MAPPED: dict[int, tuple[Any, mmap.mmap, int, int]] = {}
+
+
+def map_rows(mm: np.memmap, start: int, stop: int) -> np.ndarray | None:
+    """Rows ``start:stop`` of a read-only memory map as a view (no copy), its pages
+    faulted in here (the engine's reader thread) rather than by the kernels; None
+    where a view cannot be given back safely (a writable or copy-on-write map,
+    another byte order, a map not made by numpy) and the rows must be read."""
+    base = mm.base
+    while isinstance(base, np.ndarray):  # a view of the map (reordered axes, a slice)
+        base = base.base
+    if (
+        getattr(mm, "mode", None) != "r"
+        or not isinstance(base, mmap.mmap)
+        or not mm.flags.c_contiguous
+        or not mm.dtype.isnative
+        or not hasattr(base, "madvise")
+        or stop <= start
+    ):
+        return None
+    view = np.asarray(mm[start:stop])
+    first = view.__array_interface__["data"][0] - _address(base)
+    lo, hi = first // _PAGE * _PAGE, first + view.nbytes
+    try:
+        base.madvise(_MADV_POPULATE_READ, lo, hi - lo)
+    except (OSError, ValueError):  # an older kernel: touch one value per page
+        flat = view.reshape(-1)
+        int(flat[:: max(1, _PAGE // flat.itemsize)].sum(dtype=np.int64))
+    key = id(view)
+    _MAPPED[key] = (
+        weakref.ref(view, lambda _, k=key: _MAPPED.pop(k, None)),
+        base,
+        first,
+        view.nbytes,
+    )
+    return view
+
+
+def release_mapped(block: np.ndarray) -> None:
+    """Give back the pages of a block :func:`map_rows` handed out (those wholly
+    inside it: a page shared with the next block stays), so that they leave the
+    process's resident memory; its values stay readable (from the page cache)."""
+    entry = _MAPPED.pop(id(block), None)
+    if entry is None or entry[0]() is not block:
+        return
+    _, base, first, nbytes = entry
+    lo = -(-first // _PAGE) * _PAGE
+    hi = (first + nbytes) // _PAGE * _PAGE
+    if hi > lo:
+        try:
+            base.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):  # closed, or not allowed: the kernel evicts them later
+            pass
+
+
+def _address(m: mmap.mmap) -> int:
+    """The address of a memory map's first byte."""
+    return np.frombuffer(m, np.uint8, count=1).__array_interface__["data"][0]
+
+
 def _read_raw(mm: np.memmap, rows: np.ndarray) -> np.ndarray:
     """Rows (frames or pages) of a memory-mapped file, read with ``pread`` into a new
     array instead of through the mapping: pages touched through a mapping count
@@ -224,7 +310,12 @@ def _read_raw(mm: np.memmap, rows: np.ndarray) -> np.ndarray:
     out = np.empty((rows.size, *mm.shape[1:]), mm.dtype)
     if rows.size == 0:
         return out
-    if not hasattr(os, "preadv") or mm.filename is None or not isinstance(mm.base, mmap.mmap):
+    if (
+        not hasattr(os, "preadv")
+        or mm.filename is None
+        or not isinstance(mm.base, mmap.mmap)
+        or getattr(mm, "mode", None) == "c"  # copy-on-write: memory may differ from the file
+    ):
         out[...] = mm[rows]  # a view into a mapping: its offset is not the file's
         return out
     row_bytes = out[0].nbytes if out.ndim > 1 else out.itemsize

@@ -24,7 +24,7 @@ from .._memory import human_bytes as _human
 from .._warnings import warn_user
 from ..errors import MovieFormatError, ParameterError, RoitraceError
 from ._base import MovieFormat
-from ._movie import Movie, _check_channel, _read_raw, check_frame_fits
+from ._movie import Movie, _check_channel, _read_raw, check_frame_fits, map_rows
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +293,13 @@ class TiffMovie(Movie):
             i = int(bad[0])
             return f"{msg}; re-copy it, or use the {i} frames before it with frames=(0, {i})"
         return f"{msg}; re-copy it, or export it again"
+
+    def stream_range(self, start: int, stop: int) -> np.ndarray:
+        if len(self._sources) == 1:  # an uncompressed series: a view of its memory map
+            view = self._sources[0].map_range(start, stop)
+            if view is not None and view.shape == (stop - start, *self.frame_shape):
+                return view
+        return self.read(start, stop)
 
     def _take_sources(self, idx: np.ndarray) -> np.ndarray:
         if len(self._sources) == 1:
@@ -766,6 +773,16 @@ class _SeriesFrames:
     def cut(self, n: int) -> None:
         self.page_of = self.page_of[:n]
         self.sample_of = self.sample_of[:n]
+
+    def map_range(self, start: int, stop: int) -> np.ndarray | None:
+        """Frames ``start:stop`` as a view of the memory map, when they are whole
+        consecutive pages in native byte order (see :func:`map_rows`); else None."""
+        if self.memmap is None or self.sample_axis is not None:
+            return None
+        pages = self.page_of[start:stop]
+        if pages.size == 0 or np.any(np.diff(pages) != 1):
+            return None
+        return map_rows(self.memmap, int(pages[0]), int(pages[-1]) + 1)
 
     def take(self, idx: np.ndarray) -> np.ndarray:
         pages = self.page_of[idx]
