@@ -314,6 +314,8 @@ def test_the_first_compile_is_announced_only_when_the_cache_is_empty(tmp_path):
     assert means.kernels(np.uint16) == ("_sum_tiles",)
     assert medians.kernels(np.uint16) == ("_median_frames",)
     assert medians.kernels(np.float32) == ("_select_frames",)
+    trimmed = GroupAggregator([np.arange(3)], ["trimmed_mean"], 4)
+    assert trimmed.kernels(np.int16) == ("_trimmed_frames",)
     env["ROITRACE_NUMBA"] = "0"  # no compiled kernels: nothing to compile, nothing to say
     off = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert off.stdout.strip() == "False", off.stderr

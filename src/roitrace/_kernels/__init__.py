@@ -140,17 +140,19 @@ def kernels_for(groups: Groups, dtype: np.dtype) -> tuple[str, ...]:
     names = []
     if groups.mean_runs.shape[0] + groups.weighted_runs.shape[0]:
         names.append("_sum_tiles")
-    counting = _counting(groups, dtype)
-    if counting:
-        names.append("_median_frames")
-    if np.any(groups.methods == TRIMMED) or (np.any(groups.methods == MEDIAN) and not counting):
+    medians = bool(np.any(groups.methods == MEDIAN))
+    trimmed = bool(np.any(groups.methods == TRIMMED))
+    if _counts(dtype):
+        names += ["_median_frames"] * medians + ["_trimmed_frames"] * trimmed
+    elif medians or trimmed:
         names.append("_select_frames")
     return tuple(names)
 
 
-def _counting(groups: Groups, dtype: np.dtype) -> bool:
-    """Whether medians are counted: integer pixels (exact in int64: not 64-bit)."""
-    return dtype.kind in "iu" and dtype.itemsize <= 4 and groups.median_groups.size > 0
+def _counts(dtype: np.dtype) -> bool:
+    """Whether medians of these pixels are counted (integers, exact in int64: not
+    64-bit), so that selection serves only the trimmed means."""
+    return dtype.kind in "iu" and dtype.itemsize <= 4
 
 
 # -- the public entry points ------------------------------------------------------------------
@@ -428,9 +430,10 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
     sums = groups.sum_tables(running=_exact_prefix(flat.dtype))
     has_sums = groups.mean_runs.shape[0] + groups.weighted_runs.shape[0] > 0
     select_runs = groups.select_runs
-    counting = _counting(groups, flat.dtype)
+    ints = _counts(flat.dtype)
+    counting = ints and groups.median_groups.size > 0
     select_methods = groups.methods
-    if counting:  # medians of integer pixels by counting; trimmed means by selection
+    if ints:  # medians of integer pixels by counting; trimmed means by selection
         select_runs = select_runs[groups.methods[select_runs[:, 2]] == TRIMMED]
         select_methods = np.where(select_methods == MEDIAN, MEAN, select_methods)
     has_select = select_runs.shape[0] > 0
@@ -477,7 +480,20 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
                 out,
                 col,
             )
-        if has_select:
+        if has_select and ints:
+            c._trimmed_frames(
+                flat,
+                lo,
+                hi,
+                select_runs,
+                select_methods,
+                groups.indptr,
+                groups.cuts,
+                np.empty(groups.indptr[-1], np.float64),
+                out,
+                col,
+            )
+        elif has_select:
             c._select_frames(
                 flat,
                 lo,
