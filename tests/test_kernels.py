@@ -159,3 +159,23 @@ def test_cell_ring_without_numba():
     want = kernels._cell_ring_numpy(np.array([5]), np.array([5]), exclude, 2, 1, 0, 4)
     assert want.size == 16  # the ring of neuropil_ring's doctest
     assert run.stdout.split() == ["int64", *map(str, want)]
+
+
+@needs_numba
+def test_rings_take_the_compiled_kernel_only_when_it_pays(monkeypatch):
+    """Loading the compiled ring kernel (0.6 s; compiling it, 2-3 s once) pays only
+    for thousands of cells or once it is loaded; the scipy twin gives the same rings."""
+    from conftest import crowded_disks
+    from roitrace.neuropil import neuropil_rings
+
+    loaded = bool(kernels._compiled()._cell_ring.signatures)
+    assert kernels.rings_compiled(10) == loaded
+    assert kernels.rings_compiled(kernels.RING_KERNEL_CELLS)
+    rois = rt.RoiSet.from_labels(crowded_disks(96, 60, 1, margin=3))
+    rings = {}
+    for use in (True, False):
+        monkeypatch.setattr(kernels, "rings_compiled", lambda n, use=use: use)
+        rings[use] = neuropil_rings(rois, gap=2, width=3, exclude_gap=1, min_pixels=200)
+    assert len(rings[True]) == len(rings[False]) == len(rois)
+    for a, b in zip(rings[True], rings[False], strict=True):
+        assert_array_equal(a, b)

@@ -161,8 +161,9 @@ def neuropil_rings(
     margin = gap + width + int(np.sqrt(2 * need / np.pi)) + 2 if need else gap + width + 1
     rings = []
     short: list[tuple[Any, int]] = []
+    compiled = kernels.rings_compiled(len(rois))
     for r in rois:
-        flat = kernels.cell_ring(r.y, r.x, exclude, gap, width, need, margin)
+        flat = kernels.cell_ring(r.y, r.x, exclude, gap, width, need, margin, compiled=compiled)
         if flat.size == 0:
             raise EmptyMaskError(
                 f"ROI {r.id} ({r.name}): its neuropil ring (gap={gap}, width={width}) holds no "

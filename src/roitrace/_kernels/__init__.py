@@ -71,8 +71,11 @@ __all__ = [
     "neighbour_update",
     "reduce_groups",
     "reduce_into",
+    "rings_compiled",
 ]
 
+#: Cells from which the compiled ring kernel pays for its loading (:func:`rings_compiled`).
+RING_KERNEL_CELLS = 4000
 #: The numpy twin of the compiled ring (tests compare the two).
 _cell_ring_numpy = reference.cell_ring
 
@@ -520,13 +523,16 @@ def cell_ring(
     width: int,
     need: int,
     margin: int,
+    *,
+    compiled: bool = True,
 ) -> np.ndarray:
     """One cell's neuropil ring as flat indices, ascending (compiled; see
     :func:`roitrace.neuropil.neuropil_rings` for the rule and its scipy twin).
 
     ``ys, xs`` are the cell's pixels, ``exclude`` the (Y, X) pixels no ring may
     hold, ``need`` the fewest pixels wanted (0: none) and ``margin`` the first
-    window's reach around the cell's bounding box. Without numba, the scipy twin.
+    window's reach around the cell's bounding box. Without numba, or with
+    ``compiled=False`` (see :func:`rings_compiled`), the scipy twin: the same rings.
     """
     args = (
         np.ascontiguousarray(ys, np.int64),
@@ -537,9 +543,19 @@ def cell_ring(
         int(need),
         int(margin),
     )
-    if not available():
+    if not (compiled and available()):
         return reference.cell_ring(*args).astype(np.int64)
     return _compiled()._cell_ring(*args)
+
+
+def rings_compiled(n_cells: int) -> bool:
+    """Whether :func:`cell_ring` should run compiled for ``n_cells`` rings: when
+    the kernel is loaded in this process already, or for so many cells that the
+    scipy twin (0.15 ms a ring) costs more than loading it from numba's cache
+    (0.6 s; its first compile, once per machine, takes 2 to 3 s)."""
+    if not available():
+        return False
+    return n_cells >= RING_KERNEL_CELLS or bool(_compiled()._cell_ring.signatures)
 
 
 def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:
