@@ -307,11 +307,14 @@ def repeated_frames(
         yield movie[i] + np.int16(rep) if rep else movie[i]
 
 
-def repeated_range(pattern: np.ndarray, start: int, stop: int) -> np.ndarray:
+def repeated_range(
+    pattern: np.ndarray, start: int, stop: int, out: np.ndarray | None = None
+) -> np.ndarray:
     """Frames ``start`` to ``stop - 1`` of ``pattern`` repeated without end, +1 per
-    repetition (what :func:`repeated_frames` yields), as a new array."""
+    repetition (what :func:`repeated_frames` yields), as a new array (or in ``out``)."""
     n = pattern.shape[0]
-    out = np.empty((stop - start, *pattern.shape[1:]), pattern.dtype)
+    if out is None:
+        out = np.empty((stop - start, *pattern.shape[1:]), pattern.dtype)
     t = start
     while t < stop:
         rep, i = divmod(t, n)
