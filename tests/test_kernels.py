@@ -169,8 +169,16 @@ def test_rings_take_the_compiled_kernel_only_when_it_pays(monkeypatch):
     from roitrace.neuropil import neuropil_rings
 
     loaded = bool(kernels._compiled()._cell_ring.signatures)
+    monkeypatch.setattr(kernels, "_rings_asked", 0)
     assert kernels.rings_compiled(10) == loaded
-    assert kernels.rings_compiled(kernels.RING_KERNEL_CELLS)
+    assert kernels.rings_compiled(kernels.RING_KERNEL_CELLS)  # many cells at once
+    # a new process: the first plans take the twin, until their rings add up
+    code = (
+        "from roitrace import _kernels as k; n = k.RING_KERNEL_CELLS // 2; "
+        "print(k.rings_compiled(n), k.rings_compiled(n))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.split() == ["False", "True"], run.stderr
     rois = rt.RoiSet.from_labels(crowded_disks(96, 60, 1, margin=3))
     rings = {}
     for use in (True, False):

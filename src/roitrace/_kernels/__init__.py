@@ -3,24 +3,32 @@
 The engine (:mod:`roitrace.engine`) hands each chunk of frames to consumers; the
 consumers that touch every pixel of every frame call these kernels:
 
-* :func:`reduce_groups`: gather + reduce. Many pixel *groups* (the cells and their
-  neuropil rings), stored as one CSR table (``indptr``, flat pixel ``indices``,
-  per-pixel ``weights``), are each reduced to one value per frame by their own
-  method (mean, weighted mean, median, trimmed mean), in parallel over frames.
-  Median and trimmed mean use in-place selection (quickselect), not sorting.
-  Plain means of integer movies, where groups overlap a lot (crowded neuropil
-  rings), come from running sums along stripes of the frame: each run of pixels
-  is then the difference of two running sums, whatever its length.
+* :func:`reduce_groups` (:func:`reduce_into`): gather + reduce. Many pixel *groups*
+  (the cells and their neuropil rings), stored as one CSR table (``indptr``, flat
+  pixel ``indices``, per-pixel ``weights``), are each reduced to one value per frame
+  by their own method (mean, weighted mean, median, trimmed mean). Means and
+  weighted means take 8 frames at a time, each group's 8 sums in one cache line;
+  where groups overlap several deep (crowded neuropil rings), the covered pixels
+  of a stripe of the frame are read once and each run of a group's pixels is the
+  difference of two running sums. Medians of integer pixels are counted around
+  the last frame's median; other medians and trimmed means use in-place selection
+  (quickselect), not sorting.
 * :func:`cell_ring`: one cell's neuropil ring from exact squared distances.
 * :func:`moments_update`: per-pixel sum and shifted sum of squares (mean and std).
 * :func:`neighbour_update`: per-pixel sums of products with the 4 forward
   neighbours, for the local correlation image.
 
-Accumulation is float64. For integer movies the sums are exact, so means equal
-numpy's to the last bit; median and trimmed-mean order statistics are exact for
-any dtype. Kernels are compiled once per input dtype and cached on disk (numba's
+The kernels release the GIL; :func:`reduce_groups` splits the frames of a chunk,
+the projections the rows of a frame, between :func:`threads` threads of a Python
+pool (numba's own parallel loops took most of a first run's compile time).
+
+Accumulation is float64 (int64 for the sums of integer pixels). For integer
+movies the sums are exact, so means equal numpy's to the last bit; median and
+trimmed-mean order statistics are exact for any dtype. A kernel is compiled when
+a call first needs it, once per input dtype, and cached on disk (numba's
 ``cache=True``: next to this module, or in the user's cache folder when that is
-read-only), so a new process does not compile again.
+read-only), so a new process only loads it; the progress bar says when a pass
+compiles (:func:`first_compile`).
 
 Without numba (``pip install numba``) or with ``ROITRACE_NUMBA=0`` every kernel
 runs as plain numpy (and scipy for :func:`cell_ring`), slower but with the same
@@ -549,13 +557,20 @@ def cell_ring(
 
 
 def rings_compiled(n_cells: int) -> bool:
-    """Whether :func:`cell_ring` should run compiled for ``n_cells`` rings: when
-    the kernel is loaded in this process already, or for so many cells that the
-    scipy twin (0.15 ms a ring) costs more than loading it from numba's cache
-    (0.6 s; its first compile, once per machine, takes 2 to 3 s)."""
+    """Whether :func:`cell_ring` should run compiled for ``n_cells`` more rings:
+    when the kernel is loaded in this process already, or once this process has
+    asked for so many rings that the scipy twin (0.15 ms a ring) costs more than
+    loading it from numba's cache (0.6 s; its first compile, once per machine,
+    takes 2 to 3 s). A first plan of up to a few thousand cells skips both."""
+    global _rings_asked
     if not available():
         return False
-    return n_cells >= RING_KERNEL_CELLS or bool(_compiled()._cell_ring.signatures)
+    _rings_asked += n_cells
+    return _rings_asked >= RING_KERNEL_CELLS or bool(_compiled()._cell_ring.signatures)
+
+
+#: Rings asked for in this process so far (:func:`rings_compiled`).
+_rings_asked = 0
 
 
 def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.ndarray) -> None:

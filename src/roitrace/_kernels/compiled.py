@@ -1,7 +1,8 @@
 """The compiled kernels (numba): imported on first use, never at ``import roitrace``.
 
 Only :mod:`roitrace._kernels` imports this module, and only when numba is in use;
-see there for what each kernel computes and for the numpy versions.
+see there for what each kernel computes and for the numpy versions. Every kernel
+is serial and releases the GIL: the caller runs them on several threads.
 """
 
 from __future__ import annotations
