@@ -29,8 +29,9 @@ which does, timing each step with :func:`time.perf_counter`:
    ``scipy.sparse``; nothing for the notebook and the floor: numpy is imported by
    every worker before the clock starts);
 2. **setup**: what is built once per set of ROIs and reused for every recording:
-   roitrace's ``plan_extraction`` (the first plan in a process also loads the
-   compiled ring kernel), suite2p's ``create_masks``, the scipy CSR weight
+   roitrace's ``plan_extraction`` (the first plans in a process make their rings
+   with the scipy twin of the compiled ring kernel, until thousands of rings pay for
+   loading it), suite2p's ``create_masks``, the scipy CSR weight
    matrices; nothing for the notebook, the floor and ``roitrace.extract`` (which
    plans inside the call). Turning the ROI label image into a ``RoiSet`` or into
    suite2p's ``stat`` list is input conversion, timed by nobody;
@@ -60,9 +61,9 @@ once to an ``.npy`` in the work folder and every worker ``np.load``s it with
 ``mmap_mode="r"``: the same bytes for every method and no per-worker generation
 cost. The file is in the page cache, so the first call pays page faults (part of
 "cold") and the warm calls read memory. Every method gets the mapping as a plain
-``ndarray``, as an array in memory (given an ``np.memmap``, roitrace reads it with
-``pread``, its route for movies larger than memory: a copy per chunk, about half
-the frames/s on a page-cached file when this was written).
+``ndarray``, as an array in memory (given the ``np.memmap`` itself, roitrace would
+stream it as a file: views of the map whose pages it gives back after each chunk,
+its route for movies larger than memory).
 
 Threads: roitrace's kernels and torch use every core (numba's and torch's
 defaults; the suite2p rows say torch's count); scipy.sparse, the notebook routes
@@ -90,7 +91,9 @@ of at least 350 pixels throughout. C, an uncompressed TIFF of at least
 ``--tiff-gb`` GiB (the 2000-frame movie repeated) with 500 ROIs, whose key number
 is ``roitrace.extract``'s peak RSS; D, a deflate-compressed (zlib level 6)
 2000-frame TIFF; C and D time roitrace mean, ``roitrace.extract``, the notebook
-mean and the floor (through ``roitrace.open_movie``). A file is read once (a
+mean and the floor (through ``roitrace.open_movie``, whose reads are copies, where
+roitrace's engine streams an uncompressed file as views of its memory map). A file
+is read once (a
 second read would come from the page cache), so C and D have one timed call
 each, after a first call on a 30-frame file of the same kind (compile or cache
 load, reported as the first call). S, start-up: the wall seconds

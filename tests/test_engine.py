@@ -346,3 +346,18 @@ def test_integer_medians_by_counting_equal_numpy(dtype):
     flat = block.reshape(n, -1)
     for g, f in enumerate(flats):
         assert_array_equal(got[:, g], np.median(flat[:, f], axis=1), err_msg=f"group {g}")
+
+
+def test_read_only_and_writable_chunks_share_one_compiled_kernel():
+    """Chunks come writable (arrays in memory) and read-only (memory-mapped files):
+    the kernels see both as read-only, so a movie of each kind compiles once."""
+    if not kernels.available():
+        pytest.skip("numba kernels off: nothing compiles")
+    block = np.arange(3 * 4 * 5, dtype=np.int8).reshape(3, 4, 5)
+    frozen = block.copy()
+    frozen.flags.writeable = False
+    groups = kernels.Groups([np.arange(7)], ["mean"])
+    assert_array_equal(kernels.reduce_groups(block, groups), kernels.reduce_groups(frozen, groups))
+    sums = kernels._compiled()._sum_tiles
+    int8 = [sig for sig in sums.signatures if str(sig[0].dtype) == "int8"]
+    assert len(int8) == 1, int8

@@ -426,13 +426,23 @@ def reduce_into(block: np.ndarray, groups: Groups, traces: np.ndarray, offset: i
     """:func:`reduce_groups` written into ``traces[:, offset : offset + n]``, where
     ``traces`` is a C-contiguous (G, T) float64 array of every frame's values."""
     n = block.shape[0]
-    flat = np.ascontiguousarray(block.reshape(n, -1))
+    flat = _read_only(np.ascontiguousarray(block.reshape(n, -1)))
     if n == 0 or len(groups) == 0:
         return
     if available():
         _reduce_compiled(flat, groups, traces, offset)
     else:
         reference.reduce_groups(flat, groups, traces[:, offset : offset + n].T)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view: numba compiles a kernel apart for read-only and writable
+    arrays, and chunks come as both (memory-mapped files, arrays in memory); the
+    kernels only read them, so one kind means one compile."""
+    if a.flags.writeable:
+        a = a.view()
+        a.flags.writeable = False
+    return a
 
 
 def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int) -> None:
@@ -581,7 +591,7 @@ def moments_update(block: np.ndarray, shift: np.ndarray, s1: np.ndarray, s2: np.
     cancellation: ``var = s2 / n - (s1 / n - shift)**2``.
     """
     if available():
-        block = np.ascontiguousarray(block)
+        block = _read_only(np.ascontiguousarray(block))
         kernel = _compiled()._moments_rows
         _in_parallel(lambda y0, y1: kernel(block, y0, y1, shift, s1, s2), block.shape[1])
     else:
@@ -599,7 +609,7 @@ def neighbour_update(
     """Add each pixel's shifted products with its right, down, down-right and
     down-left neighbours (the other 4 of the 8 are these, seen from the neighbour)."""
     if available():
-        block = np.ascontiguousarray(block)
+        block = _read_only(np.ascontiguousarray(block))
         kernel = _compiled()._neighbour_rows
 
         def rows(y0: int, y1: int) -> None:
