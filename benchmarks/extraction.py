@@ -1556,6 +1556,21 @@ def rss_target(results: dict[str, dict[str, Any]], quick: bool) -> str:
 
 
 # -- main ------------------------------------------------------------------------------
+def parse_common(
+    p: argparse.ArgumentParser, argv: list[str] | None, *, timeout: float
+) -> argparse.Namespace:
+    """The options every benchmark script here shares, added to ``p``; the parsed
+    arguments, ``--repeat`` checked."""
+    p.add_argument("--timeout", type=float, default=timeout, help="seconds per worker")
+    p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
+    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' size
+    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
+    return args
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         description="Benchmark roitrace extraction (warm and cold frames/s, one-time costs, "
@@ -1592,13 +1607,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=sys.executable,
         help="the Python the suite2p workers run under (default: this one)",
     )
-    p.add_argument("--timeout", type=float, default=3600, help="seconds per worker")
-    p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
-    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' size
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.repeat < 1:
-        p.error("--repeat must be at least 1")
+    args = parse_common(p, argv, timeout=3600)
     if args.methods is not None:
         args.methods = [m.strip() for m in args.methods.split(",") if m.strip()]
         unknown = [m for m in args.methods if m not in METHOD_NAMES]

@@ -334,14 +334,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--seed", type=int, default=0, help="seed of the movie and ROIs")
     p.add_argument("--tmpdir", default=None, help="where to write the pattern (default: system)")
     p.add_argument("--out", default=None, help="also write the results as JSON here")
-    p.add_argument("--timeout", type=float, default=1800, help="seconds per point")
-    p.add_argument("--verbose", action="store_true", help="show the workers' stderr")
-    p.add_argument("--tiny", action="store_true", help=argparse.SUPPRESS)  # the tests' size
-    p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    args = p.parse_args(argv)
-    if args.repeat < 1:
-        p.error("--repeat must be at least 1")
-    return args
+    return E.parse_common(p, argv, timeout=1800)
 
 
 def main(argv: list[str] | None = None) -> int:

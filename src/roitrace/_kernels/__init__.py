@@ -501,8 +501,8 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
                 out,
                 col,
             )
-        if has_select and ints:
-            c._trimmed_frames(
+        if has_select:
+            gathered = (
                 flat,
                 lo,
                 hi,
@@ -511,24 +511,12 @@ def _reduce_compiled(flat: np.ndarray, groups: Groups, out: np.ndarray, col: int
                 groups.indptr,
                 groups.cuts,
                 np.empty(groups.indptr[-1], np.float64),
-                out,
-                col,
             )
-        elif has_select:
-            c._select_frames(
-                flat,
-                lo,
-                hi,
-                select_runs,
-                select_methods,
-                groups.indptr,
-                groups.cuts,
-                np.empty(groups.indptr[-1], np.float64),
-                np.empty(int(groups.sizes.max()), np.float64),
-                np.full((n_groups, 2), np.nan),
-                out,
-                col,
-            )
+            if ints:  # trimmed means only: the medians were counted
+                c._trimmed_frames(*gathered, out, col)
+            else:
+                small = np.empty(int(groups.sizes.max()), np.float64)
+                c._select_frames(*gathered, small, np.full((n_groups, 2), np.nan), out, col)
 
     _in_parallel(work, n, step=8)
 
