@@ -1625,8 +1625,10 @@ def main(argv: list[str] | None = None) -> int:
     chosen = args.cases or ",".join([*cases, STARTUP_KEY])
     keys = [k.strip().upper() for k in chosen.split(",") if k.strip()]
     unknown = [k for k in keys if k not in cases and k != STARTUP_KEY]
-    if unknown:
-        raise SystemExit(f"unknown case(s) {unknown}: choose from {[*cases, STARTUP_KEY]}")
+    if unknown:  # as argparse does: the message, then exit status 2
+        known = [*cases, STARTUP_KEY]
+        log(f"extraction.py: error: unknown case(s) {unknown}: choose from {known}")
+        return 2
     load_start = os.getloadavg()[0]
     s2p_versions = suite2p_versions(args.suite2p_python)
     log(f"Machine: {machine()}; suite2p workers: {args.suite2p_python} ({s2p_versions})")
