@@ -362,7 +362,8 @@ def threads() -> int:
     return _numba_module().get_num_threads() if available() else 1
 
 
-_POOL: ThreadPoolExecutor | None = None
+#: The kernels' thread pool and its size, made when first needed.
+_POOL: tuple[ThreadPoolExecutor, int] | None = None
 _POOL_LOCK = threading.Lock()
 
 
@@ -379,9 +380,10 @@ def _in_parallel(work: Callable[[int, int], None], n: int, step: int = 1) -> Non
         work(0, n)
         return
     with _POOL_LOCK:
-        if _POOL is None or _POOL._max_workers < len(cuts) - 1:
-            _POOL = ThreadPoolExecutor(len(cuts) - 1, thread_name_prefix="roitrace-kernel")
-        pool = _POOL
+        if _POOL is None or _POOL[1] < len(cuts) - 1:
+            size = len(cuts) - 1
+            _POOL = (ThreadPoolExecutor(size, thread_name_prefix="roitrace-kernel"), size)
+        pool = _POOL[0]
     futures = [pool.submit(work, lo, hi) for lo, hi in cuts[:-1]]
     try:
         work(*cuts[-1])
